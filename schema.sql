@@ -1,0 +1,140 @@
+-- vouchd schema, applied to a new database (PRAGMA user_version 0 → 1).
+-- Money is integer minor units of the row's currency; times are unix seconds (UTC).
+-- Later changes are numbered migrations in src/store/migrate.rs.
+
+-- Groups of API clients: tenancy and scopes are per group.
+CREATE TABLE client_groups (
+    id          TEXT PRIMARY KEY,            -- opaque 16-char id
+    name        TEXT NOT NULL UNIQUE,        -- human name, also accepted where a group is named
+    scopes      TEXT NOT NULL,               -- space-separated scopes every member may hold
+    created_at  INTEGER NOT NULL
+);
+
+-- OAuth2 clients (client credentials grant).
+CREATE TABLE clients (
+    id          TEXT PRIMARY KEY,            -- the public client_id
+    name        TEXT NOT NULL,
+    group_id    TEXT NOT NULL REFERENCES client_groups(id),
+    scopes      TEXT,                        -- space-separated subset of the group's; NULL = the group's
+    secret_hash TEXT NOT NULL,               -- argon2id PHC string; the secret itself is never stored
+    revoked_at  INTEGER,                     -- set by revoke; a revoked client has no live tokens
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX clients_group ON clients(group_id);
+
+-- Issued bearer tokens, by hash only.
+CREATE TABLE tokens (
+    hash        BLOB PRIMARY KEY,            -- BLAKE2s-256 of the token
+    client_id   TEXT NOT NULL REFERENCES clients(id),
+    scopes      TEXT NOT NULL,               -- space-separated scopes granted to this token
+    client_type TEXT,                        -- optional, ≤ 32 chars, statistics only
+    expires_at  INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX tokens_client ON tokens(client_id);
+CREATE INDEX tokens_expiry ON tokens(expires_at);
+
+-- Small settings and counters; `auth_epoch` moves whenever a client is revoked so servers drop
+-- their token caches.
+CREATE TABLE settings (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO settings (key, value) VALUES ('auth_epoch', '0');
+
+CREATE TABLE vouchers (
+    seq               INTEGER PRIMARY KEY,   -- storage order; never shown
+    id                TEXT NOT NULL UNIQUE,  -- 16 chars [A-Z0-9]
+    code              TEXT NOT NULL UNIQUE,  -- normalised 4–8 chars [A-Z0-9]
+    client_id         TEXT NOT NULL REFERENCES clients(id),
+    group_id          TEXT NOT NULL REFERENCES client_groups(id), -- the owner's group: tenancy
+    sku               TEXT,
+    batch             TEXT,
+    label             TEXT,
+    note              TEXT,
+    currency          TEXT NOT NULL,         -- ISO 4217
+    exponent          INTEGER NOT NULL,      -- the currency's decimals, for amount filters
+    amount            INTEGER,               -- value vouchers: issued amount; NULL for discounts
+    remaining         INTEGER,               -- value vouchers: what is left; never below 0
+    discount_type     TEXT CHECK (discount_type IN ('money', 'percentage')),
+    discount_value    INTEGER,               -- minor units (money) or hundredths of a percent
+    max_uses          INTEGER,               -- discount vouchers: how often it may be used
+    uses              INTEGER NOT NULL DEFAULT 0,
+    used_at           INTEGER,               -- when the last use spent it
+    valid_from        INTEGER,
+    valid_until       INTEGER,
+    validity_value    INTEGER,
+    validity_interval TEXT,                  -- days | weeks | months | years
+    status            TEXT NOT NULL CHECK (status IN ('active', 'inactive', 'cancelled')),
+    type              TEXT NOT NULL CHECK (type IN ('digital', 'print')),
+    taxable           INTEGER NOT NULL DEFAULT 0,
+    tax_rate          INTEGER,               -- hundredths of a percent
+    order_number      TEXT,
+    customer_id       TEXT,
+    product_id        TEXT,
+    store_id          TEXT,
+    purchase_id       TEXT,
+    reward_id         TEXT,
+    data              TEXT,                  -- free text (usually JSON) owned by the client
+    entries           INTEGER NOT NULL DEFAULT 0, -- ledger entries; > 0 means not deletable
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    CHECK ((amount IS NULL) <> (discount_type IS NULL)),   -- exactly one kind
+    CHECK (remaining IS NULL OR (remaining >= 0 AND remaining <= amount)),
+    CHECK (max_uses IS NULL OR uses <= max_uses)
+);
+-- Tenancy-first indexes for the list's default order and the filters a till uses.
+CREATE INDEX vouchers_group_created ON vouchers(group_id, created_at, id);
+CREATE INDEX vouchers_created ON vouchers(created_at, id);
+CREATE INDEX vouchers_batch ON vouchers(batch) WHERE batch IS NOT NULL;
+CREATE INDEX vouchers_customer ON vouchers(customer_id) WHERE customer_id IS NOT NULL;
+CREATE INDEX vouchers_purchase ON vouchers(purchase_id) WHERE purchase_id IS NOT NULL;
+CREATE INDEX vouchers_order ON vouchers(order_number) WHERE order_number IS NOT NULL;
+CREATE INDEX vouchers_client ON vouchers(client_id);
+
+-- The append-only ledger: charges, discount uses and refunds. Never updated, never deleted.
+CREATE TABLE ledger (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    voucher_id   TEXT NOT NULL REFERENCES vouchers(id),
+    client_id    TEXT NOT NULL,
+    type         TEXT NOT NULL CHECK (type IN ('charge', 'use', 'refund')),
+    amount       INTEGER NOT NULL CHECK (amount >= 0), -- minor units of the voucher's currency
+    order_number TEXT,
+    refers_to    TEXT,                       -- refund: the charge; capture: the reservation
+    ticket_total INTEGER,                    -- use: the ticket the discount was granted on
+    created_at   INTEGER NOT NULL
+);
+CREATE INDEX ledger_voucher ON ledger(voucher_id, created_at, id);
+CREATE INDEX ledger_refers ON ledger(refers_to) WHERE refers_to IS NOT NULL;
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+
+-- Holds on a value voucher's balance until captured, released or expired.
+CREATE TABLE reservations (
+    id           TEXT PRIMARY KEY,
+    voucher_id   TEXT NOT NULL REFERENCES vouchers(id),
+    client_id    TEXT NOT NULL,
+    amount       INTEGER NOT NULL CHECK (amount > 0),
+    order_number TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('held', 'captured', 'released')),
+    expires_at   INTEGER NOT NULL,           -- a 'held' row past this no longer counts
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+CREATE INDEX reservations_live ON reservations(voucher_id, expires_at) WHERE status = 'held';
+
+-- Stored responses of POSTs sent with an Idempotency-Key, kept 24 h.
+CREATE TABLE idempotency (
+    client_id    TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash BLOB NOT NULL,              -- BLAKE2s-256 of method, path and body
+    status       INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    body         BLOB NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (client_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_created ON idempotency(created_at);

@@ -1,0 +1,125 @@
+//! `Idempotency-Key` on POSTs: the first reply is kept and replayed, never a second effect.
+//!
+//! A write handler receives the key and saves its reply inside the same transaction as its
+//! effect (see [`finish_write`]), so an effect and its stored reply commit or vanish together.
+//! Replies the handler made without writing (a 404, a 422) are saved here afterwards. Server
+//! errors (5xx) are not kept: the client's retry runs again. While a first request runs, its
+//! key is held in memory and a second one gets 409.
+
+use super::Ctx;
+use crate::auth::token::TokenInfo;
+use crate::error::ApiError;
+use crate::http::response::Reply;
+use crate::store::idempotency::{self, Key};
+use crate::store::in_savepoint;
+use blake2::{Blake2s256, Digest};
+use rusqlite::Connection;
+
+const MAX_KEY: usize = 255;
+
+/// Runs `handler` once per (client, key): replays a stored reply, refuses a key reused with
+/// another request (422) or still running (409).
+pub fn run(
+    ctx: &Ctx,
+    token: &TokenInfo,
+    handler: impl FnOnce(Option<Key>) -> Result<Reply, ApiError>,
+) -> Result<Reply, ApiError> {
+    let Some(value) = ctx.req.header("idempotency-key") else {
+        return handler(None);
+    };
+    if value.is_empty() || value.len() > MAX_KEY {
+        return Err(ApiError::Malformed(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY} characters."
+        )));
+    }
+    let mut hasher = Blake2s256::new();
+    hasher.update(ctx.req.path.as_bytes());
+    hasher.update([0]);
+    hasher.update(&ctx.req.body);
+    let key = Key {
+        client_id: token.client_id.clone(),
+        key: value.to_string(),
+        request_hash: hasher.finalize().into(),
+    };
+    if let Some(reply) = replay(ctx, &key)? {
+        return Ok(reply);
+    }
+    let _claim = Claim::take(ctx, &key)?;
+    // The first request may have finished between the look-up and the claim.
+    if let Some(reply) = replay(ctx, &key)? {
+        return Ok(reply);
+    }
+    let reply = handler(Some(key.clone())).unwrap_or_else(|err| err.to_reply());
+    if reply.status < 500 && idempotency::find(ctx.conn, &key)?.is_none() {
+        let (saved_key, saved_reply) = (key, reply.clone());
+        ctx.app
+            .store
+            .write(move |conn| idempotency::save(conn, &saved_key, &saved_reply))?;
+    }
+    Ok(reply)
+}
+
+fn replay(ctx: &Ctx, key: &Key) -> Result<Option<Reply>, ApiError> {
+    match idempotency::find(ctx.conn, key)? {
+        Some(stored) if stored.request_hash == key.request_hash => Ok(Some(
+            stored.reply.with_header("Idempotent-Replayed", "true"),
+        )),
+        Some(_) => Err(ApiError::Unprocessable(
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with another request.".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The in-memory mark of a key whose first request is running.
+struct Claim<'a> {
+    ctx: &'a Ctx<'a>,
+    id: (String, String),
+}
+
+impl<'a> Claim<'a> {
+    fn take(ctx: &'a Ctx<'a>, key: &Key) -> Result<Claim<'a>, ApiError> {
+        let id = (key.client_id.clone(), key.key.clone());
+        let mut in_flight = ctx
+            .app
+            .in_flight
+            .lock()
+            .map_err(|_| ApiError::Unavailable(1))?;
+        if !in_flight.insert(id.clone()) {
+            return Err(ApiError::Conflict(
+                "idempotency_conflict",
+                "A request with this Idempotency-Key is still being processed.".into(),
+            ));
+        }
+        Ok(Claim { ctx, id })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.ctx.app.in_flight.lock() {
+            in_flight.remove(&self.id);
+        }
+    }
+}
+
+/// Inside a write operation: runs `effect` in its own savepoint, renders its outcome with
+/// `render` (a refused effect is rolled back and rendered as its problem), and saves the reply
+/// under `key` in the same transaction. Server errors are returned, not kept.
+pub fn finish_write<T>(
+    conn: &Connection,
+    key: Option<&Key>,
+    effect: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    render: impl FnOnce(T) -> Reply,
+) -> Result<Reply, ApiError> {
+    let reply = match in_savepoint(conn, effect) {
+        Ok(value) => render(value),
+        Err(err) if err.status() < 500 => err.to_reply(),
+        Err(err) => return Err(err),
+    };
+    if let Some(key) = key {
+        idempotency::save(conn, key, &reply)?;
+    }
+    Ok(reply)
+}

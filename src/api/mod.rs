@@ -1,0 +1,105 @@
+//! The API: per-dialect handlers that parse their input, call the store, and render their
+//! shapes. `Ctx` carries what every handler needs for one request.
+
+pub mod admin;
+pub mod fields;
+pub mod idempotency;
+pub mod ledger;
+pub mod native;
+pub mod views;
+
+use crate::app::App;
+use crate::auth::token::{hash_token, TokenInfo};
+use crate::domain::clock;
+use crate::domain::voucher::Tenant;
+use crate::error::ApiError;
+use crate::http::request::Request;
+use crate::store::clients;
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub conn: &'a Connection,
+    pub req: &'a Request,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(app: &'a App, conn: &'a Connection, req: &'a Request) -> Ctx<'a> {
+        Ctx { app, conn, req }
+    }
+
+    /// Checks the bearer token and that it holds `scope`.
+    pub fn authorize(&self, scope: &'static str) -> Result<TokenInfo, ApiError> {
+        let header = self
+            .req
+            .header("authorization")
+            .ok_or(ApiError::Unauthenticated)?;
+        let (kind, token) = header
+            .trim()
+            .split_once(' ')
+            .ok_or(ApiError::InvalidToken)?;
+        if !kind.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthenticated);
+        }
+        let token = token.trim();
+        let hash = hash_token(token);
+        let now = clock::now();
+        let info = match self.app.tokens.get(&hash) {
+            Some(info) => info,
+            None => {
+                let info =
+                    clients::find_token(self.conn, &hash, now)?.ok_or(ApiError::InvalidToken)?;
+                self.app.tokens.insert(hash, info.clone());
+                info
+            }
+        };
+        if info.expires_at <= now {
+            return Err(ApiError::InvalidToken);
+        }
+        if !info.scopes.contains(scope) {
+            return Err(ApiError::InsufficientScope(scope));
+        }
+        Ok(info)
+    }
+
+    /// The JSON object body; 415 for another content type, 400 for malformed JSON.
+    pub fn json_body(&self) -> Result<Map<String, Value>, ApiError> {
+        if self.req.media_type() != "application/json" {
+            return Err(ApiError::UnsupportedMediaType("application/json"));
+        }
+        if self.req.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::Malformed(
+                "The body is empty; a JSON object is expected.".into(),
+            ));
+        }
+        match serde_json::from_slice::<Value>(&self.req.body) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ApiError::Malformed(
+                "The body must be a JSON object.".into(),
+            )),
+            Err(err) => Err(ApiError::Malformed(format!(
+                "The body is not valid JSON: {err}."
+            ))),
+        }
+    }
+
+    /// `http://host` as the client addressed us, for links.
+    pub fn base_url(&self) -> String {
+        let host = self
+            .req
+            .header("host")
+            .filter(|h| !h.is_empty() && h.len() <= 255)
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}
+
+/// Which vouchers a token may see: all of them for `admin`, else its group's.
+pub fn tenant_of(token: &TokenInfo) -> Tenant {
+    if token.is_admin() {
+        Tenant::All
+    } else {
+        Tenant::Group(token.group_id.clone())
+    }
+}

@@ -1,0 +1,367 @@
+//! The native `/v1/vouchers` routes: create one or a batch, read, change, delete, list.
+
+use super::fields::{Fields, Given};
+use super::idempotency::{self, finish_write};
+use super::views::{Page, VoucherView};
+use super::{tenant_of, Ctx};
+use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
+use crate::auth::token::TokenInfo;
+use crate::domain::clock::{self, add_interval, DayEnd, Interval};
+use crate::domain::code::{new_id, Code, CodeShape};
+use crate::domain::money::Currency;
+use crate::domain::query::{parse_list, ListKind};
+use crate::domain::voucher::{
+    Changes, Discount, DiscountKind, Medium, Restrictions, Status, Voucher, PERCENT_MAX,
+    PERCENT_SCALE,
+};
+use crate::error::ApiError;
+use crate::http::response::Reply;
+use crate::store::vouchers;
+use serde_json::json;
+
+pub const MAX_BATCH: i64 = 100_000;
+const SHORT: usize = 255;
+const NOTE: usize = 1000;
+const DATA: usize = 65_536;
+
+/// Fields a client may send but that the server owns; they are ignored on create.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "client_id",
+    "remaining_amount",
+    "held_amount",
+    "uses",
+    "used_at",
+    "created_at",
+    "updated_at",
+    "deletable",
+];
+
+/// Reads every voucher field but the code into a voucher owned by `token`'s client.
+fn read_voucher(f: &mut Fields, ctx: &Ctx, token: &TokenInfo, now: i64) -> Option<Voucher> {
+    let offset = ctx.app.offset;
+    f.ignore(READ_ONLY);
+    let currency = f
+        .choice("currency", Currency::parse, "an ISO 4217 currency code")
+        .value()
+        .unwrap_or(ctx.app.currency);
+    let amount = f.amount("amount", currency, false).value();
+    let discount = match f.object("discount") {
+        Given::Value(map) => read_discount(f, map, currency),
+        _ => None,
+    };
+    let max_uses = f.integer("max_uses", 1, 1_000_000).value();
+    if amount.is_some() == discount.is_some()
+        && !f
+            .errors
+            .iter()
+            .any(|e| e.field.starts_with("discount") || e.field == "amount")
+    {
+        f.error(
+            "amount",
+            "give either amount (a value voucher) or discount (a discount voucher)",
+        );
+    }
+    if amount.is_some() && max_uses.is_some() {
+        f.error("max_uses", "only discount vouchers have uses");
+    }
+    let valid_from = f.instant("valid_from", offset, DayEnd::Start).value();
+    let mut valid_until = f.instant("valid_until", offset, DayEnd::End).value();
+    let validity_value = f.integer("validity_value", 1, 10_000).value();
+    let validity_interval = f
+        .choice(
+            "validity_interval",
+            Interval::parse,
+            "days, weeks, months or years",
+        )
+        .value();
+    let validity = match (validity_value, validity_interval) {
+        (Some(n), Some(unit)) => Some((n, unit)),
+        (None, None) => None,
+        (Some(_), None) => {
+            f.error("validity_interval", "is required with validity_value");
+            None
+        }
+        (None, Some(_)) => {
+            f.error("validity_value", "is required with validity_interval");
+            None
+        }
+    };
+    if valid_until.is_none() {
+        if let Some((n, unit)) = validity {
+            valid_until = add_interval(now, n, unit, offset);
+            if valid_until.is_none() {
+                f.error("validity_value", "reaches beyond the year 9999");
+            }
+        }
+    }
+    if let (Some(from), Some(until)) = (valid_from, valid_until) {
+        if from > until {
+            f.error("valid_until", "must not be before valid_from");
+        }
+    }
+    let status = f
+        .choice("status", Status::parse, "active, inactive or cancelled")
+        .value()
+        .unwrap_or(Status::Active);
+    let medium = f
+        .choice("type", Medium::parse, "digital or print")
+        .value()
+        .unwrap_or(Medium::Digital);
+    let taxable = f.boolean("taxable").value().unwrap_or(false);
+    let tax_rate = f.decimal("tax_rate", PERCENT_SCALE).value();
+    if tax_rate.is_some_and(|r| r > PERCENT_MAX) {
+        f.error("tax_rate", "must be at most 100");
+    }
+    let mut text = |name: &str, max: usize| f.text(name, max).value();
+    let voucher = Voucher {
+        id: new_id(),
+        code: Code::from_stored(String::new()),
+        client_id: token.client_id.clone(),
+        group_id: token.group_id.clone(),
+        sku: text("sku", SHORT),
+        batch: text("batch", SHORT),
+        label: text("label", SHORT),
+        note: text("note", NOTE),
+        currency,
+        amount,
+        remaining: amount,
+        discount,
+        max_uses: discount.map(|_| max_uses.unwrap_or(1)),
+        uses: 0,
+        used_at: None,
+        valid_from,
+        valid_until,
+        validity,
+        status,
+        medium,
+        taxable,
+        tax_rate,
+        order_number: text("order_number", SHORT),
+        restrictions: Restrictions {
+            customer_id: text("customer_id", SHORT),
+            product_id: text("product_id", SHORT),
+            store_id: text("store_id", SHORT),
+        },
+        purchase_id: text("purchase_id", SHORT),
+        reward_id: text("reward_id", SHORT),
+        data: f.data("data", DATA).value(),
+        created_at: now,
+        updated_at: now,
+        held: 0,
+        entries: 0,
+    };
+    f.errors.is_empty().then_some(voucher)
+}
+
+/// Reads `{"type": "money"|"percentage", "value": …}`.
+fn read_discount(
+    f: &mut Fields,
+    map: serde_json::Map<String, serde_json::Value>,
+    currency: Currency,
+) -> Option<Discount> {
+    let mut d = Fields::new(map);
+    let kind = d.choice("type", DiscountKind::parse, "money or percentage");
+    let kind = d.required("type", kind);
+    let value = match kind {
+        Some(kind) => {
+            let value = d.decimal("value", kind.scale(currency));
+            d.required("value", value)
+        }
+        None => None,
+    };
+    let discount = match (kind, value) {
+        (Some(kind), Some(value)) if value <= 0 => {
+            d.error("value", "must be greater than zero");
+            let _ = kind;
+            None
+        }
+        (Some(DiscountKind::Percentage), Some(value)) if value > PERCENT_MAX => {
+            d.error("value", "a percentage must be at most 100");
+            None
+        }
+        (Some(kind), Some(value)) => Some(Discount { kind, value }),
+        _ => None,
+    };
+    if let Err(ApiError::Invalid(errors)) = d.finish() {
+        for e in errors {
+            f.error(&format!("discount.{}", e.field), e.message);
+        }
+        return None;
+    }
+    discount
+}
+
+pub fn create_voucher(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_WRITE)?;
+    let ctx = &*ctx;
+    idempotency::run(ctx, &token, |key| {
+        let mut f = Fields::new(ctx.json_body()?);
+        let code = match f.text("code", 64) {
+            Given::Value(text) => match Code::parse(&text) {
+                Ok(code) => Some(code),
+                Err(e) => {
+                    f.error("code", e.to_string());
+                    None
+                }
+            },
+            _ => None,
+        };
+        let voucher = read_voucher(&mut f, ctx, &token, clock::now());
+        f.finish()?;
+        let mut voucher = voucher
+            .ok_or_else(|| ApiError::Internal("voucher fields passed but no voucher".into()))?;
+        voucher.code = code.unwrap_or_else(|| {
+            CodeShape::new(None, None)
+                .map(|s| s.generate(&mut rand::thread_rng()))
+                .unwrap_or(voucher.code.clone())
+        });
+        let offset = ctx.app.offset;
+        ctx.app.store.write(move |conn| {
+            finish_write(
+                conn,
+                key.as_ref(),
+                |c| vouchers::insert(c, &voucher).map(|()| voucher),
+                |v| {
+                    Reply::json(201, &VoucherView::new(&v, offset))
+                        .with_header("Location", format!("/v1/vouchers/{}", v.id))
+                },
+            )
+        })
+    })
+}
+
+pub fn create_batch(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_WRITE)?;
+    let ctx = &*ctx;
+    idempotency::run(ctx, &token, |key| {
+        let mut f = Fields::new(ctx.json_body()?);
+        let count = f.integer("count", 1, MAX_BATCH);
+        let count = f.required("count", count);
+        let length = f.integer("code_length", 4, 8).value();
+        let prefix = f.text("code_prefix", 8).value();
+        if f.has("code") {
+            f.error(
+                "code",
+                "a batch generates its codes; use code_prefix and code_length",
+            );
+            f.ignore(&["code"]);
+        }
+        let shape = match CodeShape::new(prefix.as_deref(), length.map(|n| n as usize)) {
+            Ok(shape) => Some(shape),
+            Err((field, message)) => {
+                f.error(field, message);
+                None
+            }
+        };
+        let template = read_voucher(&mut f, ctx, &token, clock::now());
+        f.finish()?;
+        let (Some(count), Some(shape), Some(mut template)) = (count, shape, template) else {
+            return Err(ApiError::Internal(
+                "batch fields passed but incomplete".into(),
+            ));
+        };
+        let batch = template.batch.get_or_insert_with(new_id).clone();
+        ctx.app.store.write(move |conn| {
+            finish_write(
+                conn,
+                key.as_ref(),
+                |c| vouchers::insert_batch(c, &template, &shape, count as u64),
+                |made| {
+                    let data: Vec<_> = made
+                        .iter()
+                        .map(|(id, code)| json!({"id": id, "code": code}))
+                        .collect();
+                    Reply::json(
+                        201,
+                        &json!({"batch": batch, "count": made.len(), "data": data}),
+                    )
+                },
+            )
+        })
+    })
+}
+
+pub fn get_voucher(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_READ)?;
+    let voucher = vouchers::get(ctx.conn, id, &tenant_of(&token))?;
+    Ok(Reply::json(
+        200,
+        &VoucherView::new(&voucher, ctx.app.offset),
+    ))
+}
+
+/// PATCH fields: label, note, status, valid_until, sku, batch, restrictions, data.
+pub fn update_voucher(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_WRITE)?;
+    let mut f = Fields::new(ctx.json_body()?);
+    let offset = ctx.app.offset;
+    let text = |f: &mut Fields, name: &str, max: usize| match f.text(name, max) {
+        Given::Absent => None,
+        Given::Null => Some(None),
+        Given::Value(v) => Some(Some(v)),
+    };
+    let mut changes = Changes {
+        label: text(&mut f, "label", SHORT),
+        note: text(&mut f, "note", NOTE),
+        sku: text(&mut f, "sku", SHORT),
+        batch: text(&mut f, "batch", SHORT),
+        customer_id: text(&mut f, "customer_id", SHORT),
+        product_id: text(&mut f, "product_id", SHORT),
+        store_id: text(&mut f, "store_id", SHORT),
+        ..Changes::default()
+    };
+    changes.status = match f.choice("status", Status::parse, "active, inactive or cancelled") {
+        Given::Null => {
+            f.error("status", "must not be null");
+            None
+        }
+        given => given.value(),
+    };
+    changes.valid_until = match f.instant("valid_until", offset, DayEnd::End) {
+        Given::Absent => None,
+        Given::Null => Some(None),
+        Given::Value(t) => Some(Some(t)),
+    };
+    changes.data = match f.data("data", DATA) {
+        Given::Absent => None,
+        Given::Null => Some(None),
+        Given::Value(v) => Some(Some(v)),
+    };
+    f.finish()?;
+    let tenant = tenant_of(&token);
+    let id = id.to_string();
+    let voucher = ctx
+        .app
+        .store
+        .write(move |conn| vouchers::update(conn, &id, &tenant, &changes))?;
+    Ok(Reply::json(200, &VoucherView::new(&voucher, offset)))
+}
+
+pub fn delete_voucher(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_WRITE)?;
+    let tenant = tenant_of(&token);
+    let id = id.to_string();
+    ctx.app
+        .store
+        .write(move |conn| vouchers::delete(conn, &id, &tenant))?;
+    Ok(Reply::no_content())
+}
+
+pub fn list_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_READ)?;
+    let query = parse_list(&ctx.req.query, ListKind::Vouchers, ctx.app.offset)?;
+    let (items, total) = vouchers::list(ctx.conn, &tenant_of(&token), &query)?;
+    let views: Vec<VoucherView> = items
+        .iter()
+        .map(|v| VoucherView::new(v, ctx.app.offset))
+        .collect();
+    let page = Page {
+        items: views,
+        total,
+        page: query.page,
+        per_page: query.per_page,
+    };
+    let path = format!("{}{}", ctx.base_url(), ctx.req.path);
+    Ok(Reply::json(200, &page.render(&path, &ctx.req.query)))
+}

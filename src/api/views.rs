@@ -1,0 +1,150 @@
+//! The native API's JSON shapes, built from domain values.
+
+use crate::domain::clock::format_rfc3339;
+use crate::domain::money::{format_decimal, format_decimal_trimmed};
+use crate::domain::voucher::{Voucher, PERCENT_SCALE};
+use serde::Serialize;
+use serde_json::{json, Value};
+use time::UtcOffset;
+
+#[derive(Serialize)]
+pub struct DiscountView {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
+}
+
+#[derive(Serialize)]
+pub struct VoucherView<'a> {
+    id: &'a str,
+    code: &'a str,
+    client_id: &'a str,
+    sku: Option<&'a str>,
+    batch: Option<&'a str>,
+    label: Option<&'a str>,
+    note: Option<&'a str>,
+    amount: Option<String>,
+    remaining_amount: Option<String>,
+    held_amount: Option<String>,
+    currency: &'a str,
+    discount: Option<DiscountView>,
+    max_uses: Option<i64>,
+    uses: i64,
+    used_at: Option<String>,
+    valid_from: Option<String>,
+    valid_until: Option<String>,
+    validity_value: Option<i64>,
+    validity_interval: Option<&'static str>,
+    status: &'static str,
+    #[serde(rename = "type")]
+    medium: &'static str,
+    taxable: bool,
+    tax_rate: Option<String>,
+    order_number: Option<&'a str>,
+    customer_id: Option<&'a str>,
+    product_id: Option<&'a str>,
+    store_id: Option<&'a str>,
+    purchase_id: Option<&'a str>,
+    reward_id: Option<&'a str>,
+    data: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+    deletable: bool,
+}
+
+impl<'a> VoucherView<'a> {
+    pub fn new(v: &'a Voucher, offset: UtcOffset) -> VoucherView<'a> {
+        let exp = v.currency.exponent();
+        let money = |minor: Option<i64>| minor.map(|m| format_decimal(m, exp));
+        let at = |t: Option<i64>| t.map(|t| format_rfc3339(t, offset));
+        VoucherView {
+            id: &v.id,
+            code: v.code.as_str(),
+            client_id: &v.client_id,
+            sku: v.sku.as_deref(),
+            batch: v.batch.as_deref(),
+            label: v.label.as_deref(),
+            note: v.note.as_deref(),
+            amount: money(v.amount),
+            remaining_amount: money(v.remaining),
+            held_amount: v.remaining.map(|_| format_decimal(v.held, exp)),
+            currency: v.currency.as_str(),
+            discount: v.discount.map(|d| DiscountView {
+                kind: d.kind.as_str(),
+                value: format_decimal(d.value, d.kind.scale(v.currency)),
+            }),
+            max_uses: v.max_uses,
+            uses: v.uses,
+            used_at: at(v.used_at),
+            valid_from: at(v.valid_from),
+            valid_until: at(v.valid_until),
+            validity_value: v.validity.map(|(n, _)| n),
+            validity_interval: v.validity.map(|(_, unit)| unit.as_str()),
+            status: v.status.as_str(),
+            medium: v.medium.as_str(),
+            taxable: v.taxable,
+            tax_rate: v.tax_rate.map(|r| format_decimal_trimmed(r, PERCENT_SCALE)),
+            order_number: v.order_number.as_deref(),
+            customer_id: v.restrictions.customer_id.as_deref(),
+            product_id: v.restrictions.product_id.as_deref(),
+            store_id: v.restrictions.store_id.as_deref(),
+            purchase_id: v.purchase_id.as_deref(),
+            reward_id: v.reward_id.as_deref(),
+            data: v.data.as_deref(),
+            created_at: format_rfc3339(v.created_at, offset),
+            updated_at: format_rfc3339(v.updated_at, offset),
+            deletable: v.deletable(),
+        }
+    }
+}
+
+/// A page of a list: `data`, `links` and `meta` as the native API shapes them.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl<T: Serialize> Page<T> {
+    /// Renders the page; `path` is the absolute URL without query, `query` the request's pairs
+    /// (everything but `page` is kept in the links).
+    pub fn render(&self, path: &str, query: &[(String, String)]) -> Value {
+        let last_page = self.total.div_ceil(self.per_page).max(1);
+        let link = |page: u64| {
+            let mut parts: Vec<String> = query
+                .iter()
+                .filter(|(k, _)| k != "page")
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        crate::http::request::percent_encode(k),
+                        crate::http::request::percent_encode(v)
+                    )
+                })
+                .collect();
+            parts.push(format!("page={page}"));
+            format!("{path}?{}", parts.join("&"))
+        };
+        let from = (self.page - 1) * self.per_page + 1;
+        let count = self.items.len() as u64;
+        json!({
+            "data": self.items,
+            "links": {
+                "first": link(1),
+                "last": link(last_page),
+                "prev": (self.page > 1).then(|| link((self.page - 1).min(last_page))),
+                "next": (self.page < last_page).then(|| link(self.page + 1)),
+            },
+            "meta": {
+                "current_page": self.page,
+                "per_page": self.per_page,
+                "from": (count > 0).then_some(from),
+                "to": (count > 0).then_some(from + count - 1),
+                "last_page": last_page,
+                "total": self.total,
+                "path": path,
+            }
+        })
+    }
+}

@@ -1,0 +1,185 @@
+//! `POST /oauth/token`: the OAuth 2.0 client credentials grant (RFC 6749 §4.4).
+//!
+//! Errors here are RFC 6749 §5.2 JSON (`{"error", "error_description"}`), not problem+json,
+//! because OAuth client libraries parse that shape. Repeated failures for one client or from
+//! one address are answered 429 with `Retry-After` until the window passes.
+
+use super::scope::Scopes;
+use super::secret;
+use super::token::{hash_token, new_token, TokenInfo, TOKEN_LIFETIME};
+use crate::api::Ctx;
+use crate::domain::clock;
+use crate::error::ApiError;
+use crate::http::request::{decode_pairs, percent_decode};
+use crate::http::response::Reply;
+use crate::store::clients;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::json;
+
+const MAX_CLIENT_TYPE: usize = 32;
+
+/// An RFC 6749 error reply.
+fn oauth_error(status: u16, error: &str, description: &str) -> Reply {
+    let reply = Reply::json(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
+    .with_header("Cache-Control", "no-store")
+    .with_header("Pragma", "no-cache");
+    if status == 401 {
+        reply.with_header("WWW-Authenticate", "Basic realm=\"vouchd\"")
+    } else {
+        reply
+    }
+}
+
+fn invalid_request(description: &str) -> Reply {
+    oauth_error(400, "invalid_request", description)
+}
+
+/// Credentials from an HTTP Basic header: both parts are form-encoded (RFC 6749 §2.3.1).
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((percent_decode(id, true)?, percent_decode(secret, true)?))
+}
+
+pub fn token(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    Ok(issue(ctx).unwrap_or_else(|reply| reply))
+}
+
+fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
+    let req = ctx.req;
+    if req.media_type() != "application/x-www-form-urlencoded" {
+        return Err(invalid_request(
+            "The body must be application/x-www-form-urlencoded.",
+        ));
+    }
+    let body =
+        std::str::from_utf8(&req.body).map_err(|_| invalid_request("The body is not UTF-8."))?;
+    let form = decode_pairs(body)
+        .ok_or_else(|| invalid_request("The body is not valid form encoding."))?;
+    let mut names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid_request("A parameter was given more than once."));
+    }
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match field("grant_type") {
+        None => return Err(invalid_request("grant_type is required.")),
+        Some("client_credentials") => {}
+        Some(_) => {
+            return Err(oauth_error(
+                400,
+                "unsupported_grant_type",
+                "Only client_credentials is supported.",
+            ))
+        }
+    }
+    let client_type = field("client_type");
+    if client_type.is_some_and(|t| t.chars().count() > MAX_CLIENT_TYPE) {
+        return Err(invalid_request("client_type is at most 32 characters."));
+    }
+    let from_header = req
+        .header("authorization")
+        .map(|h| basic_credentials(h).ok_or(()));
+    let from_body = match (field("client_id"), field("client_secret")) {
+        (Some(id), Some(secret)) => Some((id.to_string(), secret.to_string())),
+        (None, None) => None,
+        _ => return Err(invalid_request("client_id and client_secret go together.")),
+    };
+    let (client_id, client_secret) = match (from_header, from_body) {
+        (Some(_), Some(_)) => {
+            return Err(invalid_request(
+                "Credentials were given both in the header and the body.",
+            ))
+        }
+        (Some(Err(())), None) => {
+            return Err(oauth_error(
+                401,
+                "invalid_client",
+                "The Authorization header is not valid Basic credentials.",
+            ))
+        }
+        (Some(Ok(creds)), None) | (None, Some(creds)) => creds,
+        (None, None) => {
+            return Err(oauth_error(
+                401,
+                "invalid_client",
+                "Client credentials are required.",
+            ))
+        }
+    };
+    let throttle = &ctx.app.logins;
+    let (client_key, addr_key) = (
+        format!("client:{client_id}"),
+        format!("addr:{}", req.remote),
+    );
+    if let Some(wait) = throttle
+        .blocked(&client_key)
+        .or_else(|| throttle.blocked(&addr_key))
+    {
+        return Err(
+            oauth_error(429, "slow_down", "Too many failed logins; retry later.")
+                .with_header("Retry-After", wait.to_string()),
+        );
+    }
+    let login = clients::find_login(ctx.conn, &client_id).map_err(|e| e.to_reply())?;
+    let stored_hash = login
+        .as_ref()
+        .map_or(secret::decoy_hash(), |l| l.secret_hash.as_str());
+    let verified = secret::verify_secret(&client_secret, stored_hash).map_err(|e| e.to_reply())?;
+    let Some(login) = login.filter(|_| verified) else {
+        throttle.fail(&client_key);
+        throttle.fail(&addr_key);
+        return Err(oauth_error(
+            401,
+            "invalid_client",
+            "Unknown client or wrong secret.",
+        ));
+    };
+    throttle.succeed(&client_key);
+    let scopes = match field("scope") {
+        Some(list) => match Scopes::parse(list) {
+            Ok(asked) if !asked.is_empty() && asked.is_subset_of(login.scopes) => asked,
+            _ => {
+                return Err(oauth_error(
+                    400,
+                    "invalid_scope",
+                    "The scope is unknown or beyond the client's.",
+                ))
+            }
+        },
+        None => login.scopes,
+    };
+    let token = new_token();
+    let hash = hash_token(&token);
+    let info = TokenInfo {
+        client_id,
+        group_id: login.group_id,
+        scopes,
+        expires_at: clock::now() + TOKEN_LIFETIME,
+    };
+    let (stored_info, client_type) = (info.clone(), client_type.map(str::to_string));
+    ctx.app
+        .store
+        .write(move |conn| clients::insert_token(conn, &hash, &stored_info, client_type.as_deref()))
+        .map_err(|e| e.to_reply())?;
+    ctx.app.tokens.insert(hash, info);
+    Ok(Reply::json(
+        200,
+        &json!({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "scope": scopes.to_space_list()}),
+    )
+    .with_header("Cache-Control", "no-store")
+    .with_header("Pragma", "no-cache"))
+}

@@ -1,0 +1,270 @@
+//! The command line: argv and `VOUCHD_*` environment into a validated command.
+
+use crate::domain::clock::parse_offset;
+use crate::domain::money::Currency;
+use crate::store::SyncMode;
+use std::path::PathBuf;
+use time::UtcOffset;
+
+pub const USAGE: &str = "usage:
+  vouchd serve [--db PATH] [--listen ADDR] [--threads N] [--sync full|normal] [--utc-offset +HH:MM] [--currency EUR]
+  vouchd group create NAME --scopes SCOPE,SCOPE... [--db PATH]
+  vouchd client create NAME --group GROUP [--scopes SCOPE,...] [--db PATH]
+  vouchd client list [--db PATH]
+  vouchd client revoke CLIENT_ID [--db PATH]
+  vouchd backup DEST [--db PATH]
+
+  --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.";
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub db: PathBuf,
+    pub listen: String,
+    pub threads: usize,
+    pub sync: SyncMode,
+    pub offset: UtcOffset,
+    pub currency: Currency,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Serve(ServeConfig),
+    GroupCreate {
+        db: PathBuf,
+        name: String,
+        scopes: String,
+    },
+    ClientCreate {
+        db: PathBuf,
+        name: String,
+        group: String,
+        scopes: Option<String>,
+    },
+    ClientList {
+        db: PathBuf,
+    },
+    ClientRevoke {
+        db: PathBuf,
+        client_id: String,
+    },
+    Backup {
+        db: PathBuf,
+        dest: PathBuf,
+    },
+    Help,
+}
+
+/// Splits arguments into positionals and `--flag value` options (also `--flag=value`).
+fn split(args: &[String], known: &[&str]) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+    let mut positional = Vec::new();
+    let mut options = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if let Some(flag) = arg.strip_prefix("--") {
+            let (name, value) = match flag.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None => (
+                    flag.to_string(),
+                    iter.next()
+                        .ok_or_else(|| format!("--{flag} needs a value"))?
+                        .clone(),
+                ),
+            };
+            if !known.contains(&name.as_str()) {
+                return Err(format!("unknown option --{name}"));
+            }
+            if options.iter().any(|(n, _)| *n == name) {
+                return Err(format!("--{name} given twice"));
+            }
+            options.push((name, value));
+        } else {
+            positional.push(arg.clone());
+        }
+    }
+    Ok((positional, options))
+}
+
+fn option(options: &[(String, String)], name: &str) -> Option<String> {
+    options
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn db_path(options: &[(String, String)]) -> PathBuf {
+    option(options, "db")
+        .or_else(|| std::env::var("VOUCHD_DB").ok())
+        .unwrap_or_else(|| "./vouchd.db".into())
+        .into()
+}
+
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let words: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+    match words.as_slice() {
+        [] | ["help" | "--help" | "-h", ..] => Ok(Command::Help),
+        ["serve", ..] => parse_serve(&args[1..]),
+        ["group", "create", ..] => {
+            let (pos, opts) = split(&args[2..], &["db", "scopes"])?;
+            let [name] = pos.as_slice() else {
+                return Err("group create takes one NAME".into());
+            };
+            let scopes = option(&opts, "scopes").ok_or("group create needs --scopes")?;
+            Ok(Command::GroupCreate {
+                db: db_path(&opts),
+                name: name.clone(),
+                scopes,
+            })
+        }
+        ["client", "create", ..] => {
+            let (pos, opts) = split(&args[2..], &["db", "group", "scopes"])?;
+            let [name] = pos.as_slice() else {
+                return Err("client create takes one NAME".into());
+            };
+            let group = option(&opts, "group").ok_or("client create needs --group")?;
+            Ok(Command::ClientCreate {
+                db: db_path(&opts),
+                name: name.clone(),
+                group,
+                scopes: option(&opts, "scopes"),
+            })
+        }
+        ["client", "list", ..] => {
+            let (pos, opts) = split(&args[2..], &["db"])?;
+            if !pos.is_empty() {
+                return Err("client list takes no arguments".into());
+            }
+            Ok(Command::ClientList { db: db_path(&opts) })
+        }
+        ["client", "revoke", ..] => {
+            let (pos, opts) = split(&args[2..], &["db"])?;
+            let [client_id] = pos.as_slice() else {
+                return Err("client revoke takes one CLIENT_ID".into());
+            };
+            Ok(Command::ClientRevoke {
+                db: db_path(&opts),
+                client_id: client_id.clone(),
+            })
+        }
+        ["backup", ..] => {
+            let (pos, opts) = split(&args[1..], &["db"])?;
+            let [dest] = pos.as_slice() else {
+                return Err("backup takes one DEST".into());
+            };
+            Ok(Command::Backup {
+                db: db_path(&opts),
+                dest: dest.into(),
+            })
+        }
+        _ => Err(format!("unknown command {:?}", args.join(" "))),
+    }
+}
+
+fn parse_serve(args: &[String]) -> Result<Command, String> {
+    let (pos, opts) = split(
+        args,
+        &["db", "listen", "threads", "sync", "utc-offset", "currency"],
+    )?;
+    if !pos.is_empty() {
+        return Err(format!("serve takes no arguments, got {:?}", pos.join(" ")));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match option(&opts, "threads") {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or("--threads must be 1 to 1024")?,
+        None => 4 * cores,
+    };
+    let sync = match option(&opts, "sync") {
+        Some(s) => SyncMode::parse(&s).ok_or("--sync must be full or normal")?,
+        None => SyncMode::Full,
+    };
+    let offset = match option(&opts, "utc-offset") {
+        Some(s) => parse_offset(&s).ok_or("--utc-offset must look like +02:00 or -05:30")?,
+        None => UtcOffset::UTC,
+    };
+    let currency = match option(&opts, "currency") {
+        Some(s) => Currency::parse(&s).ok_or("--currency must be an ISO 4217 code")?,
+        None => Currency::parse("EUR").ok_or("EUR is unknown")?,
+    };
+    let listen = option(&opts, "listen")
+        .or_else(|| std::env::var("VOUCHD_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    Ok(Command::Serve(ServeConfig {
+        db: db_path(&opts),
+        listen,
+        threads,
+        sync,
+        offset,
+        currency,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn serve_takes_every_option() {
+        let Ok(Command::Serve(c)) =
+            parse(&args("serve --db x.db --listen 127.0.0.1:0 --threads 3 --sync normal --utc-offset +02:00 --currency usd"))
+        else {
+            panic!("serve should parse");
+        };
+        assert_eq!(c.db, PathBuf::from("x.db"));
+        assert_eq!(
+            (c.listen.as_str(), c.threads, c.sync),
+            ("127.0.0.1:0", 3, SyncMode::Normal)
+        );
+        assert_eq!(c.currency.as_str(), "USD");
+        assert_eq!(c.offset.whole_hours(), 2);
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for line in [
+            "serve --threads 0",
+            "serve --sync maybe",
+            "serve --utc-offset 2",
+            "serve --currency EURO",
+            "serve --bogus 1",
+            "serve --db",
+            "group create",
+            "group create a --db x",
+            "client create a",
+            "client revoke",
+            "frobnicate",
+        ] {
+            assert!(parse(&args(line)).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        assert!(matches!(
+            parse(&args("group create shop --scopes vouchers:read")),
+            Ok(Command::GroupCreate { .. })
+        ));
+        assert!(matches!(
+            parse(&args("client create till --group shop --db=v.db")),
+            Ok(Command::ClientCreate { .. })
+        ));
+        assert!(matches!(
+            parse(&args("client list")),
+            Ok(Command::ClientList { .. })
+        ));
+        assert!(matches!(
+            parse(&args("client revoke ABC")),
+            Ok(Command::ClientRevoke { .. })
+        ));
+        assert!(matches!(
+            parse(&args("backup /tmp/x.db")),
+            Ok(Command::Backup { .. })
+        ));
+    }
+}

@@ -1,0 +1,212 @@
+//! Voucher codes and ids: what a cashier types, and what the API names.
+//!
+//! A code is 4–8 characters `[A-Z0-9]`; input is normalised once (upper-cased, spaces and `-`
+//! dropped) by [`Code::parse`]. Generated codes and ids come from the OS-seeded CSPRNG over
+//! explicit alphabets.
+
+use rand::Rng;
+use std::fmt;
+
+/// Characters of generated codes: digits and letters without the look-alikes `0 O 1 I L`.
+pub const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// Characters of server-assigned ids.
+pub const ID_ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+pub const ID_LEN: usize = 16;
+pub const CODE_MIN: usize = 4;
+pub const CODE_MAX: usize = 8;
+pub const CODE_DEFAULT_LEN: usize = 8;
+
+/// A normalised voucher code.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Code(String);
+
+/// Why a text is not a code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeError {
+    Length,
+    Characters,
+}
+
+impl fmt::Display for CodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodeError::Length => write!(f, "must be {CODE_MIN} to {CODE_MAX} characters"),
+            CodeError::Characters => f.write_str("may hold only the letters A-Z and digits 0-9"),
+        }
+    }
+}
+
+/// Upper-cases and drops spaces and dashes, the way codes are typed at a till.
+pub fn normalize_code(input: &str) -> String {
+    input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+impl Code {
+    pub fn parse(input: &str) -> Result<Code, CodeError> {
+        let code = normalize_code(input);
+        if !code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return Err(CodeError::Characters);
+        }
+        if !(CODE_MIN..=CODE_MAX).contains(&code.len()) {
+            return Err(CodeError::Length);
+        }
+        Ok(Code(code))
+    }
+
+    /// A code from the database, trusted as already normalised.
+    pub fn from_stored(code: String) -> Code {
+        Code(code)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A checked request for generated codes: a prefix and a total length.
+#[derive(Clone, Debug)]
+pub struct CodeShape {
+    pub prefix: String,
+    pub length: usize,
+}
+
+impl CodeShape {
+    /// Checks the length (4–8, the prefix included) and the prefix (normalised, `[A-Z0-9]`,
+    /// leaving at least one generated character).
+    pub fn new(
+        prefix: Option<&str>,
+        length: Option<usize>,
+    ) -> Result<CodeShape, (&'static str, String)> {
+        let length = length.unwrap_or(CODE_DEFAULT_LEN);
+        if !(CODE_MIN..=CODE_MAX).contains(&length) {
+            return Err(("code_length", format!("must be {CODE_MIN} to {CODE_MAX}")));
+        }
+        let prefix = normalize_code(prefix.unwrap_or(""));
+        if !prefix
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return Err(("code_prefix", CodeError::Characters.to_string()));
+        }
+        if prefix.len() >= length {
+            return Err(("code_prefix", "must be shorter than code_length".into()));
+        }
+        Ok(CodeShape { prefix, length })
+    }
+
+    /// How many distinct codes this shape can make (saturating).
+    pub fn space(&self) -> u64 {
+        (CODE_ALPHABET.len() as u64).saturating_pow((self.length - self.prefix.len()) as u32)
+    }
+
+    pub fn generate(&self, rng: &mut impl Rng) -> Code {
+        let mut code = self.prefix.clone();
+        code.extend(random_chars(
+            rng,
+            CODE_ALPHABET,
+            self.length - self.prefix.len(),
+        ));
+        Code(code)
+    }
+}
+
+/// Most of a shape's space a batch may ask for: beyond half, collisions make generation slow.
+pub fn fits_in_space(wanted: u64, space: u64, taken: u64) -> bool {
+    wanted <= space.saturating_sub(taken) / 2
+}
+
+fn random_chars<'a>(
+    rng: &'a mut impl Rng,
+    alphabet: &'a [u8],
+    n: usize,
+) -> impl Iterator<Item = char> + 'a {
+    (0..n).map(move |_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
+}
+
+/// A fresh server-assigned id: 16 characters `[A-Z0-9]`, about 82 bits.
+pub fn new_id() -> String {
+    random_chars(&mut rand::thread_rng(), ID_ALPHABET, ID_LEN).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_normalised_then_checked() {
+        assert_eq!(
+            Code::parse("wq4m-m3").map(Code::into_string),
+            Ok("WQ4MM3".into())
+        );
+        assert_eq!(
+            Code::parse(" ab cd ").map(Code::into_string),
+            Ok("ABCD".into())
+        );
+        assert_eq!(Code::parse("abc"), Err(CodeError::Length));
+        assert_eq!(Code::parse("ABCDEFGHI"), Err(CodeError::Length));
+        assert_eq!(Code::parse("AB_CD"), Err(CodeError::Characters));
+        assert_eq!(Code::parse("ÄBCD"), Err(CodeError::Characters));
+        assert_eq!(Code::parse(""), Err(CodeError::Length));
+    }
+
+    #[test]
+    fn generated_codes_use_the_alphabet_and_the_shape() {
+        let shape = CodeShape::new(Some("xm-"), Some(6)).expect("valid shape");
+        let mut rng = rand::thread_rng();
+        for _ in 0..2_000 {
+            let code = shape.generate(&mut rng);
+            assert_eq!(code.as_str().len(), 6);
+            assert!(code.as_str().starts_with("XM"));
+            assert!(code.as_str()[2..]
+                .bytes()
+                .all(|b| CODE_ALPHABET.contains(&b)));
+            assert_eq!(Code::parse(code.as_str()).as_ref(), Ok(&code));
+        }
+        for look_alike in b"0O1IL" {
+            assert!(!CODE_ALPHABET.contains(look_alike));
+        }
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        assert!(CodeShape::new(None, Some(3)).is_err());
+        assert!(CodeShape::new(None, Some(9)).is_err());
+        assert!(CodeShape::new(Some("ABCD"), Some(4)).is_err());
+        assert!(CodeShape::new(Some("A_"), Some(6)).is_err());
+        assert_eq!(
+            CodeShape::new(None, None).map(|s| s.space()),
+            Ok(31u64.pow(8))
+        );
+        assert_eq!(
+            CodeShape::new(Some("ABC"), Some(4)).map(|s| s.space()),
+            Ok(31)
+        );
+    }
+
+    #[test]
+    fn space_check_leaves_room() {
+        assert!(fits_in_space(15, 31, 0));
+        assert!(!fits_in_space(16, 31, 0));
+        assert!(!fits_in_space(10, 31, 20));
+        assert!(fits_in_space(100_000, 31u64.pow(4), 0));
+    }
+
+    #[test]
+    fn ids_are_sixteen_of_the_id_alphabet() {
+        let id = new_id();
+        assert_eq!(id.len(), ID_LEN);
+        assert!(id.bytes().all(|b| ID_ALPHABET.contains(&b)));
+        assert_ne!(new_id(), new_id());
+    }
+}

@@ -1,0 +1,64 @@
+//! The route table: one match over method and path segments.
+
+use super::request::{Method, Request};
+use super::response::Reply;
+use crate::api::{admin, ledger, native, Ctx};
+use crate::app::App;
+use crate::auth::oauth;
+use crate::error::ApiError;
+use serde_json::json;
+
+pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Reply, ApiError> {
+    use Method::*;
+    let segments = req.segments();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let mut ctx = Ctx::new(app, conn, req);
+    let ctx = &mut ctx;
+    #[rustfmt::skip]
+    let reply = match (req.method, segs.as_slice()) {
+        (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
+        (Post,   ["oauth", "token"])                             => oauth::token(ctx),
+        (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
+        (Post,   ["v1", "vouchers"])                             => native::create_voucher(ctx),
+        (Post,   ["v1", "vouchers", "batch"])                    => native::create_batch(ctx),
+        (Get,    ["v1", "vouchers", id])                         => native::get_voucher(ctx, id),
+        (Patch,  ["v1", "vouchers", id])                         => native::update_voucher(ctx, id),
+        (Delete, ["v1", "vouchers", id])                         => native::delete_voucher(ctx, id),
+        (Get,    ["v1", "vouchers", id, "charges"])              => ledger::list_charges(ctx, id),
+        (Post,   ["v1", "vouchers", id, "charges"])              => ledger::post_charge(ctx, id),
+        (Post,   ["v1", "vouchers", id, "reservations"])         => ledger::reserve(ctx, id),
+        (Post,   ["v1", "vouchers", id, "reservations", rid, "capture"]) => ledger::capture(ctx, id, rid),
+        (Delete, ["v1", "vouchers", id, "reservations", rid])    => ledger::release(ctx, id, rid),
+        (Post,   ["v1", "validate"])                             => ledger::validate(ctx),
+        (Get,    ["v1", "client-groups"])                        => admin::list_groups(ctx),
+        (Post,   ["v1", "client-groups"])                        => admin::create_group(ctx),
+        (Get,    ["v1", "clients"])                              => admin::list_clients(ctx),
+        (Post,   ["v1", "clients"])                              => admin::create_client(ctx),
+        (Delete, ["v1", "clients", id])                          => admin::revoke_client(ctx, id),
+        _ => Err(match allowed(&segs) {
+            Some(allow) => ApiError::MethodNotAllowed(allow),
+            None => ApiError::NotFound,
+        }),
+    };
+    reply
+}
+
+/// The methods a known path takes, for 405's `Allow`.
+#[rustfmt::skip]
+fn allowed(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["healthz"]                                     => "GET",
+        ["oauth", "token"]                              => "POST",
+        ["v1", "vouchers"]                              => "GET, POST",
+        ["v1", "vouchers", "batch"]                     => "POST",
+        ["v1", "vouchers", _]                           => "GET, PATCH, DELETE",
+        ["v1", "vouchers", _, "charges"]                => "GET, POST",
+        ["v1", "vouchers", _, "reservations"]           => "POST",
+        ["v1", "vouchers", _, "reservations", _, "capture"] => "POST",
+        ["v1", "vouchers", _, "reservations", _]        => "DELETE",
+        ["v1", "validate"]                              => "POST",
+        ["v1", "client-groups"] | ["v1", "clients"]     => "GET, POST",
+        ["v1", "clients", _]                            => "DELETE",
+        _ => return None,
+    })
+}

@@ -1,0 +1,119 @@
+//! The HTTP server: a listener with socket timeouts, N worker threads each owning a reader
+//! connection, and a panic guard around every request.
+//!
+//! tiny_http has no timeouts of its own; accepted sockets inherit `SO_RCVTIMEO`/`SO_SNDTIMEO`
+//! from the listening socket on Linux, so they are set once here.
+
+use super::request::Request;
+use super::response::Reply;
+use super::router;
+use crate::app::App;
+use crate::error::ApiError;
+use std::net::{SocketAddr, TcpListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a connection may stay silent while a request is read or a reply written.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server: its address, and the handles to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    app: Arc<App>,
+}
+
+impl Running {
+    /// Blocks until every worker has stopped.
+    pub fn wait(self) {
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+        self.app.tokens.stop_watching();
+        self.app.store.close();
+    }
+
+    /// Stops accepting, lets the workers finish what they hold, and flushes the writer.
+    pub fn shutdown(self) {
+        for _ in 0..self.workers.len() {
+            self.server.unblock();
+        }
+        self.wait();
+    }
+}
+
+pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::Result<Running> {
+    let sock = socket2::SockRef::from(&listener);
+    sock.set_read_timeout(Some(IO_TIMEOUT))?;
+    sock.set_write_timeout(Some(IO_TIMEOUT))?;
+    let addr = listener.local_addr()?;
+    let server =
+        Arc::new(tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)?);
+    app.tokens.watch(&app.store)?;
+    let mut workers = Vec::with_capacity(threads);
+    for i in 0..threads.max(1) {
+        let server = Arc::clone(&server);
+        let app = Arc::clone(&app);
+        let conn = app.store.reader().map_err(std::io::Error::other)?;
+        let worker = std::thread::Builder::new()
+            .name(format!("vouchd-worker-{i}"))
+            .spawn(move || {
+                while let Ok(mut raw) = server.recv() {
+                    let reply = catch_unwind(AssertUnwindSafe(|| handle(&app, &conn, &mut raw)))
+                        .unwrap_or_else(|_| {
+                            eprintln!(
+                                "vouchd: a request handler panicked: {} {}",
+                                raw.method(),
+                                raw.url()
+                            );
+                            ApiError::Internal("panic".into()).to_reply()
+                        });
+                    respond(raw, reply);
+                }
+            })?;
+        workers.push(worker);
+    }
+    Ok(Running {
+        addr,
+        server,
+        workers,
+        app,
+    })
+}
+
+fn handle(app: &App, conn: &rusqlite::Connection, raw: &mut tiny_http::Request) -> Reply {
+    let result = Request::read(raw).and_then(|req| router::route(app, conn, &req));
+    match result {
+        Ok(reply) => reply,
+        Err(err) => {
+            if let Some(cause) = err.log_message() {
+                eprintln!("vouchd: {} {}: {cause}", raw.method(), raw.url());
+            }
+            let mut reply = err.to_reply();
+            if matches!(err, ApiError::PayloadTooLarge) {
+                // The unread body must not be taken for the next request.
+                reply.headers.push(("Connection", "close".into()));
+            }
+            reply
+        }
+    }
+}
+
+fn respond(raw: tiny_http::Request, reply: Reply) {
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    let mut add = |name: &str, value: &str| {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
+    };
+    if reply.status != 204 {
+        add("Content-Type", reply.content_type);
+    }
+    for (name, value) in &reply.headers {
+        add(name, value);
+    }
+    let _ = raw.respond(response);
+}

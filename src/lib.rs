@@ -1,0 +1,28 @@
+//! vouchd: a self-hosted voucher server in one executable, its data in one SQLite file.
+//!
+//! Requests flow one way: `http` → `api` → `store`, all using `domain`, which uses nothing.
+//! [`serve`] starts the whole server on a listener, so tests can start it in-process too.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod store;
+
+use app::App;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub use http::server::Running;
+
+/// Opens the store and starts serving on `listener` with the configured worker threads.
+pub fn serve(config: &cli::ServeConfig, listener: TcpListener) -> Result<Running, String> {
+    let store = store::Store::open(&config.db, config.sync)?;
+    let app = Arc::new(App::new(store, config.offset, config.currency));
+    http::server::start(app, listener, config.threads)
+        .map_err(|e| format!("cannot start the server: {e}"))
+}

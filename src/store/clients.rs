@@ -1,0 +1,243 @@
+//! Client groups, clients, tokens and the auth epoch.
+
+use crate::auth::scope::Scopes;
+use crate::auth::token::{TokenHash, TokenInfo};
+use crate::domain::{clock, code};
+use crate::error::ApiError;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub group_id: String,
+    pub group_name: String,
+    /// The scopes the client may ask for: its own subset, or its group's.
+    pub scopes: Scopes,
+    pub revoked_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What the token endpoint needs to check a login.
+pub struct Login {
+    pub secret_hash: String,
+    pub group_id: String,
+    pub scopes: Scopes,
+}
+
+fn scopes_column(row: &Row, idx: usize) -> rusqlite::Result<Scopes> {
+    let text: String = row.get(idx)?;
+    Scopes::parse(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown scope {e}").into(),
+        )
+    })
+}
+
+fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
+    Ok(Group {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        scopes: scopes_column(row, 2)?,
+        created_at: row.get(3)?,
+    })
+}
+
+pub fn create_group(conn: &Connection, name: &str, scopes: Scopes) -> Result<Group, ApiError> {
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM client_groups WHERE name = ?1)")?
+        .query_row([name], |r| r.get(0))?;
+    if exists {
+        return Err(ApiError::Conflict(
+            "duplicate_name",
+            format!("A group named {name:?} exists already."),
+        ));
+    }
+    let group = Group {
+        id: code::new_id(),
+        name: name.to_string(),
+        scopes,
+        created_at: clock::now(),
+    };
+    conn.prepare_cached(
+        "INSERT INTO client_groups (id, name, scopes, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        group.id,
+        group.name,
+        scopes.to_space_list(),
+        group.created_at
+    ])?;
+    Ok(group)
+}
+
+pub fn list_groups(conn: &Connection) -> Result<Vec<Group>, ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, scopes, created_at FROM client_groups ORDER BY created_at, id",
+    )?;
+    let groups = stmt
+        .query_map([], group_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(groups)
+}
+
+/// A group by its id or its name.
+pub fn find_group(conn: &Connection, id_or_name: &str) -> Result<Option<Group>, ApiError> {
+    let group = conn
+        .prepare_cached(
+            "SELECT id, name, scopes, created_at FROM client_groups WHERE id = ?1 OR name = ?1",
+        )?
+        .query_row([id_or_name], group_from_row)
+        .optional()?;
+    Ok(group)
+}
+
+const CLIENT_COLUMNS: &str =
+    "c.id, c.name, c.group_id, g.name, COALESCE(c.scopes, g.scopes), c.revoked_at, c.created_at";
+
+fn client_from_row(row: &Row) -> rusqlite::Result<Client> {
+    Ok(Client {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        group_id: row.get(2)?,
+        group_name: row.get(3)?,
+        scopes: scopes_column(row, 4)?,
+        revoked_at: row.get(5)?,
+        created_at: row.get(6)?,
+    })
+}
+
+/// Inserts a client whose secret was hashed by the caller; `scopes` must lie within the group's.
+pub fn create_client(
+    conn: &Connection,
+    name: &str,
+    group: &Group,
+    scopes: Option<Scopes>,
+    secret_hash: &str,
+) -> Result<Client, ApiError> {
+    let id = code::new_id();
+    conn.prepare_cached(
+        "INSERT INTO clients (id, name, group_id, scopes, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, name, group.id, scopes.map(Scopes::to_space_list), secret_hash, clock::now()])?;
+    find_client(conn, &id)?.ok_or_else(|| ApiError::Internal("client vanished after insert".into()))
+}
+
+pub fn find_client(conn: &Connection, id: &str) -> Result<Option<Client>, ApiError> {
+    let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id WHERE c.id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], client_from_row)
+        .optional()?)
+}
+
+pub fn list_clients(conn: &Connection) -> Result<Vec<Client>, ApiError> {
+    let sql = format!(
+        "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id ORDER BY c.created_at, c.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let clients = stmt
+        .query_map([], client_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(clients)
+}
+
+pub fn count_clients(conn: &Connection) -> Result<i64, ApiError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM clients")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Revokes a client: its tokens are deleted and the auth epoch moves so caches notice.
+/// Returns false when there is no such live client.
+pub fn revoke_client(conn: &Connection, id: &str) -> Result<bool, ApiError> {
+    let changed = conn
+        .prepare_cached("UPDATE clients SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .execute(params![id, clock::now()])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    conn.prepare_cached("DELETE FROM tokens WHERE client_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached(
+        "UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'auth_epoch'",
+    )?
+    .execute([])?;
+    Ok(true)
+}
+
+pub fn auth_epoch(conn: &Connection) -> Result<i64, ApiError> {
+    let value: String = conn
+        .prepare_cached("SELECT value FROM settings WHERE key = 'auth_epoch'")?
+        .query_row([], |r| r.get(0))?;
+    Ok(value.parse().unwrap_or(0))
+}
+
+pub fn find_login(conn: &Connection, client_id: &str) -> Result<Option<Login>, ApiError> {
+    let login = conn
+        .prepare_cached(
+            "SELECT c.secret_hash, c.group_id, COALESCE(c.scopes, g.scopes) FROM clients c
+             JOIN client_groups g ON g.id = c.group_id WHERE c.id = ?1 AND c.revoked_at IS NULL",
+        )?
+        .query_row([client_id], |row| {
+            Ok(Login {
+                secret_hash: row.get(0)?,
+                group_id: row.get(1)?,
+                scopes: scopes_column(row, 2)?,
+            })
+        })
+        .optional()?;
+    Ok(login)
+}
+
+pub fn insert_token(
+    conn: &Connection,
+    hash: &TokenHash,
+    info: &TokenInfo,
+    client_type: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = clock::now();
+    conn.prepare_cached(
+        "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![&hash[..], info.client_id, info.scopes.to_space_list(), client_type, info.expires_at, now])?;
+    // Keep the table small: tokens a day past expiry go, a few at a time.
+    conn.prepare_cached(
+        "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at < ?1 LIMIT 16)",
+    )?
+    .execute([now - 86_400])?;
+    Ok(())
+}
+
+/// A live token of a live client.
+pub fn find_token(
+    conn: &Connection,
+    hash: &TokenHash,
+    now: i64,
+) -> Result<Option<TokenInfo>, ApiError> {
+    let info = conn
+        .prepare_cached(
+            "SELECT t.client_id, c.group_id, t.scopes, t.expires_at FROM tokens t JOIN clients c ON c.id = t.client_id
+             WHERE t.hash = ?1 AND t.expires_at > ?2 AND c.revoked_at IS NULL",
+        )?
+        .query_row(params![&hash[..], now], |row| {
+            Ok(TokenInfo {
+                client_id: row.get(0)?,
+                group_id: row.get(1)?,
+                scopes: scopes_column(row, 2)?,
+                expires_at: row.get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(info)
+}

@@ -1,0 +1,77 @@
+//! Stored replies of POSTs sent with an `Idempotency-Key`, kept for 24 hours.
+
+use crate::domain::clock;
+use crate::error::ApiError;
+use crate::http::response::Reply;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub const KEEP_SECS: i64 = 24 * 3600;
+
+/// A client's key and the hash of the request it was first sent with.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub client_id: String,
+    pub key: String,
+    pub request_hash: [u8; 32],
+}
+
+pub struct Stored {
+    pub request_hash: Vec<u8>,
+    pub reply: Reply,
+}
+
+fn content_type(text: &str) -> &'static str {
+    match text {
+        "application/problem+json" => "application/problem+json",
+        "text/csv" => "text/csv",
+        _ => "application/json",
+    }
+}
+
+/// The stored reply for `key`, if one was saved in the last 24 hours.
+pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, ApiError> {
+    let stored = conn
+        .prepare_cached(
+            "SELECT request_hash, status, content_type, body FROM idempotency
+             WHERE client_id = ?1 AND key = ?2 AND created_at > ?3",
+        )?
+        .query_row(
+            params![key.client_id, key.key, clock::now() - KEEP_SECS],
+            |row| {
+                let ct: String = row.get(2)?;
+                Ok(Stored {
+                    request_hash: row.get(0)?,
+                    reply: Reply {
+                        status: row.get(1)?,
+                        content_type: content_type(&ct),
+                        headers: Vec::new(),
+                        body: row.get(3)?,
+                    },
+                })
+            },
+        )
+        .optional()?;
+    Ok(stored)
+}
+
+/// Saves the reply for `key`, replacing one older than 24 hours; fails on a live duplicate so
+/// that an effect whose reply cannot be kept is rolled back with it.
+pub fn save(conn: &Connection, key: &Key, reply: &Reply) -> Result<(), ApiError> {
+    let now = clock::now();
+    conn.prepare_cached(
+        "DELETE FROM idempotency WHERE client_id = ?1 AND key = ?2 AND created_at <= ?3",
+    )?
+    .execute(params![key.client_id, key.key, now - KEEP_SECS])?;
+    conn.prepare_cached(
+        "INSERT INTO idempotency (client_id, key, request_hash, status, content_type, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![key.client_id, key.key, &key.request_hash[..], reply.status, reply.content_type, reply.body, now])?;
+    // Expired keys go a few at a time, so the table stays at about a day of keys.
+    conn.prepare_cached(
+        "DELETE FROM idempotency WHERE (client_id, key) IN
+         (SELECT client_id, key FROM idempotency WHERE created_at <= ?1 LIMIT 16)",
+    )?
+    .execute([now - KEEP_SECS])?;
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The store: one SQLite file, one writer thread, a reader connection per worker.
+//!
+//! Every write is an operation sent to the writer thread, which runs the operations it finds
+//! queued in one `BEGIN IMMEDIATE` transaction, each inside its own SAVEPOINT so one failing
+//! operation is rolled back alone, and answers every caller only after the COMMIT. With
+//! `synchronous=FULL` an answer therefore means "on disk". Readers use their own connections in
+//! WAL mode and never wait on the writer.
+
+pub mod clients;
+pub mod idempotency;
+pub mod ledger;
+pub mod migrate;
+pub mod vouchers;
+
+use crate::error::ApiError;
+use rusqlite::{Connection, OpenFlags};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How many queued operations one transaction takes at most.
+const MAX_GROUP: usize = 256;
+/// How long a caller waits for its write before answering 503.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection waits on a lock held by another process (the CLI, a backup).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `PRAGMA synchronous`: FULL makes a commit durable before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    Full,
+    Normal,
+}
+
+impl SyncMode {
+    pub fn parse(text: &str) -> Option<SyncMode> {
+        match text {
+            "full" => Some(SyncMode::Full),
+            "normal" => Some(SyncMode::Normal),
+            _ => None,
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Opens a connection with vouchd's settings. Readers are opened query-only.
+pub fn connect(path: &Path, sync: SyncMode, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", sync.pragma())?;
+    conn.set_prepared_statement_cache_capacity(64);
+    if read_only {
+        conn.pragma_update(None, "query_only", "ON")?;
+    }
+    Ok(conn)
+}
+
+/// Opens (creating and migrating if needed) a database for direct use by the CLI.
+pub fn open_direct(path: &Path) -> Result<Connection, String> {
+    let mut conn = connect(path, SyncMode::Full, false)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    migrate::migrate(&mut conn).map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
+/// A queued write: run inside the group's transaction, then told how the COMMIT went.
+trait Job: Send {
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish>;
+    fn refuse(self: Box<Self>, err: ApiError);
+}
+
+trait Finish: Send {
+    fn finish(self: Box<Self>, committed: Result<(), ApiError>);
+}
+
+struct WriteJob<T, F> {
+    op: F,
+    reply: SyncSender<Result<T, ApiError>>,
+}
+
+struct Pending<T> {
+    result: Result<T, ApiError>,
+    reply: SyncSender<Result<T, ApiError>>,
+}
+
+impl<T, F> Job for WriteJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish> {
+        let result = in_savepoint(conn, self.op);
+        Box::new(Pending {
+            result,
+            reply: self.reply,
+        })
+    }
+
+    fn refuse(self: Box<Self>, err: ApiError) {
+        let _ = self.reply.send(Err(err));
+    }
+}
+
+impl<T: Send + 'static> Finish for Pending<T> {
+    fn finish(self: Box<Self>, committed: Result<(), ApiError>) {
+        let _ = self.reply.send(committed.and(self.result));
+    }
+}
+
+/// Runs `op` inside a SAVEPOINT: released on success, rolled back on error or panic.
+pub fn in_savepoint<T>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    conn.execute_batch("SAVEPOINT op")?;
+    let result = catch_unwind(AssertUnwindSafe(|| op(conn)))
+        .unwrap_or_else(|_| Err(ApiError::Internal("a write operation panicked".into())));
+    let end = if result.is_ok() {
+        "RELEASE op"
+    } else {
+        "ROLLBACK TO op; RELEASE op"
+    };
+    conn.execute_batch(end)?;
+    result
+}
+
+/// Handle to the database: cheap to clone, shared by every worker.
+#[derive(Clone)]
+pub struct Store {
+    path: Arc<PathBuf>,
+    sync: SyncMode,
+    jobs: Arc<Mutex<Option<SyncSender<Box<dyn Job>>>>>,
+    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Store {
+    /// Opens the database, applies the schema or pending migrations, and starts the writer.
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Store, String> {
+        let mut conn = connect(path, sync, false)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        migrate::migrate(&mut conn)
+            .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
+        let (tx, rx) = mpsc::sync_channel::<Box<dyn Job>>(4096);
+        let writer = std::thread::Builder::new()
+            .name("vouchd-writer".into())
+            .spawn(move || run_writer(conn, rx))
+            .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        Ok(Store {
+            path: Arc::new(path.to_path_buf()),
+            sync,
+            jobs: Arc::new(Mutex::new(Some(tx))),
+            writer: Arc::new(Mutex::new(Some(writer))),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new query-only connection for one worker thread.
+    pub fn reader(&self) -> rusqlite::Result<Connection> {
+        connect(&self.path, self.sync, true)
+    }
+
+    /// Runs `op` on the writer thread inside the next group transaction and returns its result
+    /// once that transaction has committed (or failed).
+    pub fn write<T, F>(&self, op: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let sender = self
+            .jobs
+            .lock()
+            .map_err(|_| ApiError::Unavailable(1))?
+            .clone();
+        let sender = sender.ok_or(ApiError::Unavailable(1))?;
+        sender
+            .send(Box::new(WriteJob { op, reply }))
+            .map_err(|_| ApiError::Unavailable(1))?;
+        answer
+            .recv_timeout(WRITE_TIMEOUT)
+            .unwrap_or(Err(ApiError::Unavailable(1)))
+    }
+
+    /// Stops taking writes, lets the writer finish what is queued, and waits for it.
+    pub fn close(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+            eprintln!("vouchd: cannot begin a write transaction: {err}");
+            for job in group {
+                job.refuse(ApiError::Unavailable(1));
+            }
+            continue;
+        }
+        let pending: Vec<Box<dyn Finish>> = group.into_iter().map(|job| job.run(&conn)).collect();
+        let committed = conn.execute_batch("COMMIT");
+        if let Err(err) = &committed {
+            eprintln!("vouchd: commit failed: {err}");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in pending {
+            let outcome = match &committed {
+                Ok(()) => Ok(()),
+                Err(err) => Err(commit_error(err)),
+            };
+            finish.finish(outcome);
+        }
+    }
+}
+
+fn commit_error(err: &rusqlite::Error) -> ApiError {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            ApiError::Unavailable(1)
+        }
+        _ => ApiError::internal("commit", err),
+    }
+}

@@ -1,0 +1,428 @@
+//! Vouchers: insert one or a batch, read by id or code, change, delete, and list.
+
+use crate::domain::clock::{self, Interval};
+use crate::domain::code::{fits_in_space, Code, CodeShape};
+use crate::domain::money::Currency;
+use crate::domain::query::{Filter, ListQuery, SortField};
+use crate::domain::voucher::{
+    Changes, Discount, DiscountKind, Medium, Restrictions, Status, Tenant, Voucher,
+};
+use crate::error::ApiError;
+use rusqlite::types::Value;
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row, Statement,
+};
+
+/// Columns read into a [`Voucher`], in [`voucher_from_row`]'s order; `held` sums live holds.
+pub const COLUMNS: &str = "v.id, v.code, v.client_id, v.group_id, v.sku, v.batch, v.label, v.note, v.currency, \
+    v.amount, v.remaining, v.discount_type, v.discount_value, v.max_uses, v.uses, v.used_at, v.valid_from, \
+    v.valid_until, v.validity_value, v.validity_interval, v.status, v.type, v.taxable, v.tax_rate, \
+    v.order_number, v.customer_id, v.product_id, v.store_id, v.purchase_id, v.reward_id, v.data, \
+    v.created_at, v.updated_at, v.entries, \
+    (SELECT COALESCE(SUM(r.amount), 0) FROM reservations r \
+     WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > unixepoch())";
+
+fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        rusqlite::types::Type::Text,
+        what.to_string().into(),
+    )
+}
+
+pub fn voucher_from_row(row: &Row) -> rusqlite::Result<Voucher> {
+    let currency: String = row.get(8)?;
+    let currency = Currency::parse(&currency).ok_or_else(|| bad_column(8, "unknown currency"))?;
+    let discount = match (
+        row.get::<_, Option<String>>(11)?,
+        row.get::<_, Option<i64>>(12)?,
+    ) {
+        (Some(kind), Some(value)) => Some(Discount {
+            kind: DiscountKind::parse(&kind)
+                .ok_or_else(|| bad_column(11, "unknown discount type"))?,
+            value,
+        }),
+        _ => None,
+    };
+    let validity = match (
+        row.get::<_, Option<i64>>(18)?,
+        row.get::<_, Option<String>>(19)?,
+    ) {
+        (Some(n), Some(unit)) => Some((
+            n,
+            Interval::parse(&unit).ok_or_else(|| bad_column(19, "unknown interval"))?,
+        )),
+        _ => None,
+    };
+    let status: String = row.get(20)?;
+    let medium: String = row.get(21)?;
+    Ok(Voucher {
+        id: row.get(0)?,
+        code: Code::from_stored(row.get(1)?),
+        client_id: row.get(2)?,
+        group_id: row.get(3)?,
+        sku: row.get(4)?,
+        batch: row.get(5)?,
+        label: row.get(6)?,
+        note: row.get(7)?,
+        currency,
+        amount: row.get(9)?,
+        remaining: row.get(10)?,
+        discount,
+        max_uses: row.get(13)?,
+        uses: row.get(14)?,
+        used_at: row.get(15)?,
+        valid_from: row.get(16)?,
+        valid_until: row.get(17)?,
+        validity,
+        status: Status::parse(&status).ok_or_else(|| bad_column(20, "unknown status"))?,
+        medium: Medium::parse(&medium).ok_or_else(|| bad_column(21, "unknown type"))?,
+        taxable: row.get(22)?,
+        tax_rate: row.get(23)?,
+        order_number: row.get(24)?,
+        restrictions: Restrictions {
+            customer_id: row.get(25)?,
+            product_id: row.get(26)?,
+            store_id: row.get(27)?,
+        },
+        purchase_id: row.get(28)?,
+        reward_id: row.get(29)?,
+        data: row.get(30)?,
+        created_at: row.get(31)?,
+        updated_at: row.get(32)?,
+        entries: row.get(33)?,
+        held: row.get(34)?,
+    })
+}
+
+const INSERT: &str = "INSERT INTO vouchers (id, code, client_id, group_id, sku, batch, label, note, currency, \
+    exponent, amount, remaining, discount_type, discount_value, max_uses, uses, used_at, valid_from, valid_until, \
+    validity_value, validity_interval, status, type, taxable, tax_rate, order_number, customer_id, product_id, \
+    store_id, purchase_id, reward_id, data, entries, created_at, updated_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+    ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, 0, ?33, ?34)";
+
+fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
+    let r = &v.restrictions;
+    stmt.execute(params![
+        v.id,
+        v.code.as_str(),
+        v.client_id,
+        v.group_id,
+        v.sku,
+        v.batch,
+        v.label,
+        v.note,
+        v.currency.as_str(),
+        v.currency.exponent(),
+        v.amount,
+        v.remaining,
+        v.discount.map(|d| d.kind.as_str()),
+        v.discount.map(|d| d.value),
+        v.max_uses,
+        v.uses,
+        v.used_at,
+        v.valid_from,
+        v.valid_until,
+        v.validity.map(|(n, _)| n),
+        v.validity.map(|(_, u)| u.as_str()),
+        v.status.as_str(),
+        v.medium.as_str(),
+        v.taxable,
+        v.tax_rate,
+        v.order_number,
+        r.customer_id,
+        r.product_id,
+        r.store_id,
+        v.purchase_id,
+        v.reward_id,
+        v.data,
+        v.created_at,
+        v.updated_at,
+    ])
+}
+
+fn is_duplicate_code(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, Some(msg))
+        if e.code == ErrorCode::ConstraintViolation && msg.contains("vouchers.code"))
+}
+
+pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), ApiError> {
+    let mut stmt = conn.prepare_cached(INSERT)?;
+    match insert_row(&mut stmt, v) {
+        Ok(_) => Ok(()),
+        Err(e) if is_duplicate_code(&e) => Err(ApiError::Conflict(
+            "duplicate_code",
+            format!("The code {} is taken.", v.code.as_str()),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Inserts `count` copies of `template`, each with a fresh id and a fresh code of `shape`.
+/// Refuses (422 on `count`) a count that does not fit comfortably in what the shape has left.
+pub fn insert_batch(
+    conn: &Connection,
+    template: &Voucher,
+    shape: &CodeShape,
+    count: u64,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let taken: u64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM vouchers WHERE code >= ?1 AND code < ?1 || '~' AND length(code) = ?2")?
+        .query_row(params![shape.prefix, shape.length as i64], |r| r.get(0))?;
+    if !fits_in_space(count, shape.space(), taken) {
+        let room = shape.space().saturating_sub(taken) / 2;
+        return Err(ApiError::invalid(
+            "count",
+            format!("at most {room} more codes of length {} with prefix {:?} can be made; use longer codes", shape.length, shape.prefix),
+        ));
+    }
+    let mut stmt = conn.prepare_cached(INSERT)?;
+    let mut rng = rand::thread_rng();
+    let mut made = Vec::with_capacity(count as usize);
+    let mut v = template.clone();
+    for _ in 0..count {
+        let mut attempts = 0;
+        loop {
+            v.id = crate::domain::code::new_id();
+            v.code = shape.generate(&mut rng);
+            match insert_row(&mut stmt, &v) {
+                Ok(_) => break,
+                Err(e) if is_duplicate_code(&e) && attempts < 64 => attempts += 1,
+                Err(e) if is_duplicate_code(&e) => {
+                    return Err(ApiError::Conflict(
+                        "code_space_exhausted",
+                        "No free code was found; use longer codes.".into(),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        made.push((v.id.clone(), v.code.as_str().to_string()));
+    }
+    Ok(made)
+}
+
+fn tenant_clause(tenant: &Tenant, sql: &mut String, args: &mut Vec<Value>) {
+    if let Tenant::Group(group) = tenant {
+        sql.push_str(" AND v.group_id = ?");
+        args.push(Value::Text(group.clone()));
+    }
+}
+
+/// A voucher by id, if the tenant may see it.
+pub fn get(conn: &Connection, id: &str, tenant: &Tenant) -> Result<Voucher, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM vouchers v WHERE v.id = ?1");
+    let v = conn
+        .prepare_cached(&sql)?
+        .query_row([id], voucher_from_row)
+        .optional()?;
+    v.filter(|v| tenant.may_see(v)).ok_or(ApiError::NotFound)
+}
+
+/// A voucher by normalised code, if the tenant may see it.
+pub fn find_by_code(
+    conn: &Connection,
+    code: &str,
+    tenant: &Tenant,
+) -> Result<Option<Voucher>, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM vouchers v WHERE v.code = ?1");
+    let v = conn
+        .prepare_cached(&sql)?
+        .query_row([code], voucher_from_row)
+        .optional()?;
+    Ok(v.filter(|v| tenant.may_see(v)))
+}
+
+pub fn update(
+    conn: &Connection,
+    id: &str,
+    tenant: &Tenant,
+    changes: &Changes,
+) -> Result<Voucher, ApiError> {
+    get(conn, id, tenant)?;
+    let mut sets: Vec<&str> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let mut set = |column: &'static str, value: Value| {
+        sets.push(column);
+        args.push(value);
+    };
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    if let Some(v) = &changes.label {
+        set("label", text(v))
+    }
+    if let Some(v) = &changes.note {
+        set("note", text(v))
+    }
+    if let Some(v) = changes.status {
+        set("status", Value::Text(v.as_str().into()))
+    }
+    if let Some(v) = changes.valid_until {
+        set("valid_until", v.map_or(Value::Null, Value::Integer))
+    }
+    if let Some(v) = &changes.sku {
+        set("sku", text(v))
+    }
+    if let Some(v) = &changes.batch {
+        set("batch", text(v))
+    }
+    if let Some(v) = &changes.customer_id {
+        set("customer_id", text(v))
+    }
+    if let Some(v) = &changes.product_id {
+        set("product_id", text(v))
+    }
+    if let Some(v) = &changes.store_id {
+        set("store_id", text(v))
+    }
+    if let Some(v) = &changes.data {
+        set("data", text(v))
+    }
+    set("updated_at", Value::Integer(clock::now()));
+    let assignments: Vec<String> = sets.iter().map(|c| format!("{c} = ?")).collect();
+    let sql = format!(
+        "UPDATE vouchers SET {} WHERE id = ?",
+        assignments.join(", ")
+    );
+    args.push(Value::Text(id.to_string()));
+    conn.prepare(&sql)?.execute(params_from_iter(args))?;
+    get(conn, id, tenant)
+}
+
+/// Deletes a voucher without ledger entries (and its released or expired holds).
+pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), ApiError> {
+    let v = get(conn, id, tenant)?;
+    if !v.deletable() {
+        return Err(ApiError::Conflict(
+            "not_deletable",
+            "The voucher has ledger entries and cannot be deleted.".into(),
+        ));
+    }
+    conn.prepare_cached("DELETE FROM reservations WHERE voucher_id = ?1")?
+        .execute([id])?;
+    let deleted = conn
+        .prepare_cached("DELETE FROM vouchers WHERE id = ?1 AND entries = 0")?
+        .execute([id])?;
+    if deleted == 0 {
+        return Err(ApiError::Conflict(
+            "not_deletable",
+            "The voucher has ledger entries and cannot be deleted.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Appends the SQL condition of one filter.
+fn filter_clause(filter: &Filter, sql: &mut String, args: &mut Vec<Value>) {
+    let mut eq = |column: &str, value: Value| {
+        sql.push_str(&format!(" AND v.{column} = ?"));
+        args.push(value);
+    };
+    match filter {
+        Filter::CreatedFrom(t) => {
+            sql.push_str(" AND v.created_at >= ?");
+            args.push(Value::Integer(*t));
+        }
+        Filter::CreatedTo(t) => {
+            sql.push_str(" AND v.created_at <= ?");
+            args.push(Value::Integer(*t));
+        }
+        Filter::ValidUntilFrom(t) => {
+            sql.push_str(" AND v.valid_until >= ?");
+            args.push(Value::Integer(*t));
+        }
+        Filter::ValidUntilTo(t) => {
+            sql.push_str(" AND v.valid_until <= ?");
+            args.push(Value::Integer(*t));
+        }
+        Filter::ClientId(s) => eq("client_id", Value::Text(s.clone())),
+        Filter::GroupId(s) => eq("group_id", Value::Text(s.clone())),
+        Filter::Code(s) => eq("code", Value::Text(s.clone())),
+        Filter::Id(s) => eq("id", Value::Text(s.clone())),
+        Filter::Sku(s) => eq("sku", Value::Text(s.clone())),
+        Filter::Medium(m) => eq("type", Value::Text(m.as_str().into())),
+        Filter::Batch(s) => eq("batch", Value::Text(s.clone())),
+        Filter::CustomerId(s) => eq("customer_id", Value::Text(s.clone())),
+        Filter::PurchaseId(s) => eq("purchase_id", Value::Text(s.clone())),
+        Filter::StoreId(s) => eq("store_id", Value::Text(s.clone())),
+        Filter::RewardId(s) => eq("reward_id", Value::Text(s.clone())),
+        Filter::OrderNumber(s) => eq("order_number", Value::Text(s.clone())),
+        Filter::Taxable(b) => eq("taxable", Value::Integer(i64::from(*b))),
+        Filter::TaxRate(r) => eq("tax_rate", Value::Integer(*r)),
+        Filter::HasRemaining(true) => sql.push_str(" AND v.remaining > 0"),
+        Filter::HasRemaining(false) => {
+            sql.push_str(" AND (v.remaining IS NULL OR v.remaining = 0)")
+        }
+        Filter::Status(statuses) => {
+            let marks = vec!["?"; statuses.len()].join(", ");
+            sql.push_str(&format!(" AND v.status IN ({marks})"));
+            args.extend(statuses.iter().map(|s| Value::Text(s.as_str().into())));
+        }
+        Filter::Amount(candidates) => {
+            let alternatives =
+                vec!["(v.exponent = ? AND v.amount = ?)"; candidates.len()].join(" OR ");
+            sql.push_str(&format!(" AND ({alternatives})"));
+            for (exp, minor) in candidates {
+                args.push(Value::Integer(i64::from(*exp)));
+                args.push(Value::Integer(*minor));
+            }
+        }
+    }
+}
+
+fn sort_column(field: SortField) -> &'static str {
+    match field {
+        SortField::CreatedAt => "v.created_at",
+        SortField::UpdatedAt => "v.updated_at",
+        SortField::ValidUntil => "v.valid_until",
+        SortField::Amount => "v.amount",
+        SortField::RemainingAmount => "v.remaining",
+        SortField::Code => "v.code",
+    }
+}
+
+/// One page of vouchers matching the query, and how many match in all.
+pub fn list(
+    conn: &Connection,
+    tenant: &Tenant,
+    query: &ListQuery,
+) -> Result<(Vec<Voucher>, u64), ApiError> {
+    let mut where_sql = String::from("WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    tenant_clause(tenant, &mut where_sql, &mut args);
+    for filter in &query.filters {
+        filter_clause(filter, &mut where_sql, &mut args);
+    }
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let mut order: Vec<String> = query
+        .sort
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {}",
+                sort_column(k.field),
+                if k.descending { "DESC" } else { "ASC" }
+            )
+        })
+        .collect();
+    let tie_desc = query.sort.last().map_or(true, |k| k.descending);
+    if order.is_empty() {
+        order.push("v.created_at DESC".into());
+    }
+    order.push(format!("v.id {}", if tie_desc { "DESC" } else { "ASC" }));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    );
+    args.push(Value::Integer(query.per_page as i64));
+    args.push(Value::Integer(
+        i64::try_from(query.offset()).unwrap_or(i64::MAX),
+    ));
+    let vouchers = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args.iter()), voucher_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((vouchers, total as u64))
+}
