@@ -2,6 +2,7 @@
 
 use super::fields::{Fields, Given};
 use super::idempotency::{self, finish_write};
+use super::ledger::{check_guessing, looks_up_code};
 use super::views::{Page, VoucherView};
 use super::{tenant_of, Ctx};
 use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
@@ -351,7 +352,14 @@ pub fn delete_voucher(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
 pub fn list_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_READ)?;
     let query = parse_list(&ctx.req.query, ListKind::Vouchers, ctx.app.offset)?;
+    let by_code = looks_up_code(&query.filters);
+    if by_code {
+        check_guessing(ctx, &token)?;
+    }
     let (items, total) = vouchers::list(ctx.conn, &tenant_of(&token), &query)?;
+    if by_code && total == 0 {
+        ctx.app.guesses.fail(&token.client_id);
+    }
     let views: Vec<VoucherView> = items
         .iter()
         .map(|v| VoucherView::new(v, ctx.app.offset))

@@ -1,1 +1,452 @@
+//! The money path: charges, discount uses, refunds and reservations, plus the ledger list.
+//!
+//! Every function here runs on the writer's connection inside the group transaction. Each asks
+//! the domain whether the redemption may happen (for the right refusal code), then applies it
+//! with conditional statements checked by affected rows, so no balance can go below zero and
+//! no refund can exceed its charge even if a rule were wrong.
 
+use super::vouchers;
+use crate::domain::code::new_id;
+use crate::domain::query::{Filter, ListQuery, SortField};
+use crate::domain::voucher::{
+    check_charge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
+};
+use crate::error::ApiError;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+/// Live holds of a voucher `?1`, as an SQL expression.
+const LIVE_HOLDS: &str = "(SELECT COALESCE(SUM(amount), 0) FROM reservations \
+     WHERE voucher_id = ?1 AND status = 'held' AND expires_at > unixepoch())";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Charge,
+    Use,
+    Refund,
+}
+
+impl EntryKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EntryKind::Charge => "charge",
+            EntryKind::Use => "use",
+            EntryKind::Refund => "refund",
+        }
+    }
+
+    fn parse(text: &str) -> Option<EntryKind> {
+        match text {
+            "charge" => Some(EntryKind::Charge),
+            "use" => Some(EntryKind::Use),
+            "refund" => Some(EntryKind::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// One ledger entry, with its voucher's currency for rendering.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: String,
+    pub voucher_id: String,
+    pub client_id: String,
+    pub kind: EntryKind,
+    pub amount: i64,
+    pub order_number: Option<String>,
+    pub refers_to: Option<String>,
+    pub created_at: i64,
+    pub currency: String,
+}
+
+/// A hold on a voucher's balance.
+#[derive(Clone, Debug)]
+pub struct Reservation {
+    pub id: String,
+    pub voucher_id: String,
+    pub amount: i64,
+    pub order_number: Option<String>,
+    pub status: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// Who is redeeming, and what they say about the sale.
+pub struct Redemption<'a> {
+    pub client_id: &'a str,
+    pub tenant: &'a Tenant,
+    pub order_number: Option<&'a str>,
+    pub context: &'a Context,
+    pub now: i64,
+}
+
+fn insert_entry(
+    conn: &Connection,
+    v: &Voucher,
+    r: &Redemption,
+    kind: EntryKind,
+    amount: i64,
+    refers_to: Option<&str>,
+    ticket_total: Option<i64>,
+) -> Result<Entry, ApiError> {
+    let entry = Entry {
+        id: new_id(),
+        voucher_id: v.id.clone(),
+        client_id: r.client_id.to_string(),
+        kind,
+        amount,
+        order_number: r.order_number.map(str::to_string),
+        refers_to: refers_to.map(str::to_string),
+        created_at: r.now,
+        currency: v.currency.as_str().to_string(),
+    };
+    conn.prepare_cached(
+        "INSERT INTO ledger (id, voucher_id, client_id, type, amount, order_number, refers_to, ticket_total, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        entry.id,
+        entry.voucher_id,
+        entry.client_id,
+        entry.kind.as_str(),
+        entry.amount,
+        entry.order_number,
+        entry.refers_to,
+        ticket_total,
+        entry.created_at
+    ])?;
+    Ok(entry)
+}
+
+/// Takes `amount` off a value voucher's balance, only if remaining minus live holds covers it.
+fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(), ApiError> {
+    let sql = format!(
+        "UPDATE vouchers SET remaining = remaining - ?2, entries = entries + 1, updated_at = ?3
+         WHERE id = ?1 AND remaining IS NOT NULL AND remaining - {LIVE_HOLDS} >= ?2"
+    );
+    let changed = conn
+        .prepare_cached(&sql)?
+        .execute(params![voucher_id, amount, now])?;
+    if changed == 0 {
+        return Err(Refusal::InsufficientFunds.into());
+    }
+    Ok(())
+}
+
+/// Charges `amount` on a value voucher.
+pub fn charge(
+    conn: &Connection,
+    voucher_id: &str,
+    amount: i64,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
+    let v = vouchers::get(conn, voucher_id, r.tenant)?;
+    check_charge(&v, amount, r.now, r.context)?;
+    debit(conn, &v.id, amount, r.now)?;
+    insert_entry(conn, &v, r, EntryKind::Charge, amount, None, None)
+}
+
+/// Uses a discount voucher on a ticket of `ticket_total`; the entry's amount is the discount.
+pub fn use_discount(
+    conn: &Connection,
+    voucher_id: &str,
+    ticket_total: i64,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
+    let v = vouchers::get(conn, voucher_id, r.tenant)?;
+    let granted = check_use(&v, ticket_total, r.now, r.context)?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE vouchers SET uses = uses + 1, entries = entries + 1, updated_at = ?2,
+                 used_at = CASE WHEN uses + 1 >= max_uses THEN ?2 ELSE used_at END
+             WHERE id = ?1 AND discount_type IS NOT NULL AND uses < max_uses",
+        )?
+        .execute(params![v.id, r.now])?;
+    if changed == 0 {
+        return Err(Refusal::Used.into());
+    }
+    insert_entry(
+        conn,
+        &v,
+        r,
+        EntryKind::Use,
+        granted,
+        None,
+        Some(ticket_total),
+    )
+}
+
+/// Gives back `amount` (or all that is left to refund) of an earlier charge on this voucher.
+pub fn refund(
+    conn: &Connection,
+    voucher_id: &str,
+    refers_to: &str,
+    amount: Option<i64>,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
+    let v = vouchers::get(conn, voucher_id, r.tenant)?;
+    if r.context.currency.is_some_and(|c| c != v.currency) {
+        return Err(Refusal::CurrencyMismatch.into());
+    }
+    let refundable: Option<i64> = conn
+        .prepare_cached(
+            "SELECT c.amount - (SELECT COALESCE(SUM(f.amount), 0) FROM ledger f WHERE f.refers_to = c.id AND f.type = 'refund')
+             FROM ledger c WHERE c.id = ?1 AND c.voucher_id = ?2 AND c.type = 'charge'",
+        )?
+        .query_row(params![refers_to, v.id], |row| row.get(0))
+        .optional()?;
+    let Some(refundable) = refundable else {
+        return Err(ApiError::invalid(
+            "refers_to",
+            "must be the id of a charge on this voucher",
+        ));
+    };
+    let amount = amount.unwrap_or(refundable);
+    if amount == 0 || amount > refundable {
+        return Err(ApiError::Conflict(
+            "refund_exceeds_charge",
+            "The refund exceeds what is left to refund of that charge.".into(),
+        ));
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE vouchers SET remaining = remaining + ?2, entries = entries + 1, updated_at = ?3
+             WHERE id = ?1 AND remaining IS NOT NULL AND remaining + ?2 <= amount",
+        )?
+        .execute(params![v.id, amount, r.now])?;
+    if changed == 0 {
+        return Err(ApiError::Conflict(
+            "refund_exceeds_charge",
+            "The refund would exceed the voucher's amount.".into(),
+        ));
+    }
+    insert_entry(
+        conn,
+        &v,
+        r,
+        EntryKind::Refund,
+        amount,
+        Some(refers_to),
+        None,
+    )
+}
+
+/// Holds `amount` of a value voucher's balance for `expires_in` seconds.
+pub fn reserve(
+    conn: &Connection,
+    voucher_id: &str,
+    amount: i64,
+    expires_in: i64,
+    r: &Redemption,
+) -> Result<Reservation, ApiError> {
+    let v = vouchers::get(conn, voucher_id, r.tenant)?;
+    check_charge(&v, amount, r.now, r.context)?;
+    let hold = Reservation {
+        id: new_id(),
+        voucher_id: v.id.clone(),
+        amount,
+        order_number: r.order_number.map(str::to_string),
+        status: "held".into(),
+        expires_at: r.now + expires_in,
+        created_at: r.now,
+    };
+    let sql = format!(
+        "INSERT INTO reservations (id, voucher_id, client_id, amount, order_number, status, expires_at, created_at, updated_at)
+         SELECT ?2, ?1, ?3, ?4, ?5, 'held', ?6, ?7, ?7 FROM vouchers
+         WHERE id = ?1 AND remaining IS NOT NULL AND remaining - {LIVE_HOLDS} >= ?4"
+    );
+    let inserted = conn.prepare_cached(&sql)?.execute(params![
+        v.id,
+        hold.id,
+        r.client_id,
+        amount,
+        hold.order_number,
+        hold.expires_at,
+        r.now
+    ])?;
+    if inserted == 0 {
+        return Err(Refusal::InsufficientFunds.into());
+    }
+    Ok(hold)
+}
+
+fn find_hold(conn: &Connection, voucher_id: &str, hold_id: &str) -> Result<Reservation, ApiError> {
+    conn.prepare_cached(
+        "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at FROM reservations
+         WHERE id = ?1 AND voucher_id = ?2",
+    )?
+    .query_row(params![hold_id, voucher_id], |row| {
+        Ok(Reservation {
+            id: row.get(0)?,
+            voucher_id: row.get(1)?,
+            amount: row.get(2)?,
+            order_number: row.get(3)?,
+            status: row.get(4)?,
+            expires_at: row.get(5)?,
+            created_at: row.get(6)?,
+        })
+    })
+    .optional()?
+    .ok_or(ApiError::NotFound)
+}
+
+fn not_held(hold: &Reservation, now: i64) -> ApiError {
+    if hold.status == "held" && hold.expires_at <= now {
+        ApiError::Conflict("reservation_expired", "The reservation has expired.".into())
+    } else {
+        ApiError::Conflict(
+            "reservation_not_held",
+            format!("The reservation is {} already.", hold.status),
+        )
+    }
+}
+
+/// Turns a live hold into a charge of `amount` (at most the held amount; all of it by default)
+/// and ends the hold. The voucher must still be active; its validity window was checked when
+/// the hold was taken.
+pub fn capture(
+    conn: &Connection,
+    voucher_id: &str,
+    hold_id: &str,
+    amount: Option<i64>,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
+    let v = vouchers::get(conn, voucher_id, r.tenant)?;
+    let hold = find_hold(conn, &v.id, hold_id)?;
+    if hold.status != "held" || hold.expires_at <= r.now {
+        return Err(not_held(&hold, r.now));
+    }
+    let amount = amount.unwrap_or(hold.amount);
+    if amount > hold.amount {
+        return Err(ApiError::Conflict(
+            "capture_exceeds_hold",
+            "The capture exceeds the held amount.".into(),
+        ));
+    }
+    check_usable(
+        &Voucher {
+            valid_from: None,
+            valid_until: None,
+            ..v.clone()
+        },
+        r.now,
+        r.context,
+    )?;
+    let ended = conn
+        .prepare_cached(
+            "UPDATE reservations SET status = 'captured', updated_at = ?2
+             WHERE id = ?1 AND status = 'held' AND expires_at > unixepoch()",
+        )?
+        .execute(params![hold.id, r.now])?;
+    if ended == 0 {
+        return Err(not_held(&hold, r.now));
+    }
+    debit(conn, &v.id, amount, r.now)?;
+    insert_entry(conn, &v, r, EntryKind::Charge, amount, Some(&hold.id), None)
+}
+
+/// Ends a hold without charging.
+pub fn release(
+    conn: &Connection,
+    voucher_id: &str,
+    hold_id: &str,
+    tenant: &Tenant,
+    now: i64,
+) -> Result<(), ApiError> {
+    let v = vouchers::get(conn, voucher_id, tenant)?;
+    let hold = find_hold(conn, &v.id, hold_id)?;
+    let ended = conn
+        .prepare_cached("UPDATE reservations SET status = 'released', updated_at = ?2 WHERE id = ?1 AND status = 'held'")?
+        .execute(params![hold.id, now])?;
+    if ended == 0 {
+        return Err(not_held(&hold, now));
+    }
+    Ok(())
+}
+
+fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
+    let kind: String = row.get(3)?;
+    Ok(Entry {
+        id: row.get(0)?,
+        voucher_id: row.get(1)?,
+        client_id: row.get(2)?,
+        kind: EntryKind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                "unknown entry type".into(),
+            )
+        })?,
+        amount: row.get(4)?,
+        order_number: row.get(5)?,
+        refers_to: row.get(6)?,
+        created_at: row.get(7)?,
+        currency: row.get(8)?,
+    })
+}
+
+/// One page of a voucher's ledger, and how many entries match in all.
+pub fn list(
+    conn: &Connection,
+    voucher: &Voucher,
+    query: &ListQuery,
+) -> Result<(Vec<Entry>, u64), ApiError> {
+    let mut where_sql = String::from("WHERE l.voucher_id = ?");
+    let mut args: Vec<Value> = vec![Value::Text(voucher.id.clone())];
+    for filter in &query.filters {
+        match filter {
+            Filter::CreatedFrom(t) => where_sql.push_str(&format!(" AND l.created_at >= {t}")),
+            Filter::CreatedTo(t) => where_sql.push_str(&format!(" AND l.created_at <= {t}")),
+            Filter::OrderNumber(o) => {
+                where_sql.push_str(" AND l.order_number = ?");
+                args.push(Value::Text(o.clone()));
+            }
+            Filter::Amount(candidates) => {
+                let exp = voucher.currency.exponent();
+                let minor = candidates
+                    .iter()
+                    .find(|(e, _)| *e == exp)
+                    .map_or(-1, |(_, m)| *m);
+                where_sql.push_str(&format!(" AND l.amount = {minor}"));
+            }
+            _ => {
+                return Err(ApiError::Internal(
+                    "a voucher filter reached the ledger list".into(),
+                ))
+            }
+        }
+    }
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM ledger l {where_sql}"))?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let mut order: Vec<String> = query
+        .sort
+        .iter()
+        .map(|k| {
+            let column = match k.field {
+                SortField::Amount => "l.amount",
+                _ => "l.created_at",
+            };
+            format!("{column} {}", if k.descending { "DESC" } else { "ASC" })
+        })
+        .collect();
+    let tie_desc = query.sort.last().map_or(true, |k| k.descending);
+    if order.is_empty() {
+        order.push("l.created_at DESC".into());
+    }
+    order.push(format!("l.seq {}", if tie_desc { "DESC" } else { "ASC" }));
+    let sql = format!(
+        "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
+         FROM ledger l JOIN vouchers v ON v.id = l.voucher_id {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    );
+    args.push(Value::Integer(query.per_page as i64));
+    args.push(Value::Integer(
+        i64::try_from(query.offset()).unwrap_or(i64::MAX),
+    ));
+    let entries = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args.iter()), entry_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((entries, total as u64))
+}
