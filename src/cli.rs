@@ -54,8 +54,11 @@ pub enum Command {
     Help,
 }
 
+/// `--flag value` pairs in the order given.
+type Options = Vec<(String, String)>;
+
 /// Splits arguments into positionals and `--flag value` options (also `--flag=value`).
-fn split(args: &[String], known: &[&str]) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+fn split(args: &[String], known: &[&str]) -> Result<(Vec<String>, Options), String> {
     let mut positional = Vec::new();
     let mut options = Vec::new();
     let mut iter = args.iter();

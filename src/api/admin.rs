@@ -43,7 +43,7 @@ fn whole_list(ctx: &Ctx, items: Vec<Value>) -> Reply {
         per_page: total.max(1),
     };
     let path = format!("{}{}", ctx.base_url(), ctx.req.path);
-    Reply::json(200, &page.render(&path, &[]))
+    page.render(&path, &[])
 }
 
 pub fn list_groups(ctx: &mut Ctx) -> Result<Reply, ApiError> {

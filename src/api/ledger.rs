@@ -280,7 +280,7 @@ pub fn list_charges(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         per_page: query.per_page,
     };
     let path = format!("{}{}", ctx.base_url(), ctx.req.path);
-    Ok(Reply::json(200, &page.render(&path, &ctx.req.query)))
+    Ok(page.render(&path, &ctx.req.query))
 }
 
 /// Refuses a client locked out for missing too many code look-ups.

@@ -371,5 +371,5 @@ pub fn list_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         per_page: query.per_page,
     };
     let path = format!("{}{}", ctx.base_url(), ctx.req.path);
-    Ok(Reply::json(200, &page.render(&path, &ctx.req.query)))
+    Ok(page.render(&path, &ctx.req.query))
 }

@@ -3,8 +3,9 @@
 use crate::domain::clock::format_rfc3339;
 use crate::domain::money::{format_decimal, format_decimal_trimmed};
 use crate::domain::voucher::{Voucher, PERCENT_SCALE};
+use crate::http::request::percent_encode;
+use crate::http::response::Reply;
 use serde::Serialize;
-use serde_json::{json, Value};
 use time::UtcOffset;
 
 #[derive(Serialize)]
@@ -106,45 +107,69 @@ pub struct Page<T> {
     pub per_page: u64,
 }
 
+#[derive(Serialize)]
+struct PageView<'a, T> {
+    data: &'a [T],
+    links: Links,
+    meta: Meta<'a>,
+}
+
+#[derive(Serialize)]
+struct Links {
+    first: String,
+    last: String,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Meta<'a> {
+    current_page: u64,
+    per_page: u64,
+    from: Option<u64>,
+    to: Option<u64>,
+    last_page: u64,
+    total: u64,
+    path: &'a str,
+}
+
 impl<T: Serialize> Page<T> {
     /// Renders the page; `path` is the absolute URL without query, `query` the request's pairs
     /// (everything but `page` is kept in the links).
-    pub fn render(&self, path: &str, query: &[(String, String)]) -> Value {
+    pub fn render(&self, path: &str, query: &[(String, String)]) -> Reply {
         let last_page = self.total.div_ceil(self.per_page).max(1);
+        let kept: Vec<String> = query
+            .iter()
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect();
         let link = |page: u64| {
-            let mut parts: Vec<String> = query
-                .iter()
-                .filter(|(k, _)| k != "page")
-                .map(|(k, v)| {
-                    format!(
-                        "{}={}",
-                        crate::http::request::percent_encode(k),
-                        crate::http::request::percent_encode(v)
-                    )
-                })
-                .collect();
+            let mut parts = kept.clone();
             parts.push(format!("page={page}"));
             format!("{path}?{}", parts.join("&"))
         };
-        let from = (self.page - 1) * self.per_page + 1;
+        let from = (self.page - 1)
+            .saturating_mul(self.per_page)
+            .saturating_add(1);
         let count = self.items.len() as u64;
-        json!({
-            "data": self.items,
-            "links": {
-                "first": link(1),
-                "last": link(last_page),
-                "prev": (self.page > 1).then(|| link((self.page - 1).min(last_page))),
-                "next": (self.page < last_page).then(|| link(self.page + 1)),
+        let view = PageView {
+            data: &self.items,
+            links: Links {
+                first: link(1),
+                last: link(last_page),
+                prev: (self.page > 1).then(|| link((self.page - 1).min(last_page))),
+                next: (self.page < last_page).then(|| link(self.page + 1)),
             },
-            "meta": {
-                "current_page": self.page,
-                "per_page": self.per_page,
-                "from": (count > 0).then_some(from),
-                "to": (count > 0).then_some(from + count - 1),
-                "last_page": last_page,
-                "total": self.total,
-                "path": path,
-            }
-        })
+            meta: Meta {
+                current_page: self.page,
+                per_page: self.per_page,
+                from: (count > 0).then_some(from),
+                to: (count > 0).then_some(from + count - 1),
+                last_page,
+                total: self.total,
+                path,
+            },
+        };
+        Reply::json(200, &view)
     }
 }

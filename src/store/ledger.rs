@@ -419,26 +419,14 @@ pub fn list(
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM ledger l {where_sql}"))?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-    let mut order: Vec<String> = query
-        .sort
-        .iter()
-        .map(|k| {
-            let column = match k.field {
-                SortField::Amount => "l.amount",
-                _ => "l.created_at",
-            };
-            format!("{column} {}", if k.descending { "DESC" } else { "ASC" })
-        })
-        .collect();
-    let tie_desc = query.sort.last().map_or(true, |k| k.descending);
-    if order.is_empty() {
-        order.push("l.created_at DESC".into());
-    }
-    order.push(format!("l.seq {}", if tie_desc { "DESC" } else { "ASC" }));
+    let column = |field| match field {
+        SortField::Amount => "l.amount",
+        _ => "l.created_at",
+    };
+    let order = super::order_by(&query.sort, column, "l.created_at DESC", "l.seq");
     let sql = format!(
         "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
-         FROM ledger l JOIN vouchers v ON v.id = l.voucher_id {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
+         FROM ledger l JOIN vouchers v ON v.id = l.voucher_id {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"
     );
     args.push(Value::Integer(query.per_page as i64));
     args.push(Value::Integer(

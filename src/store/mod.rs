@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod migrate;
 pub mod vouchers;
 
+use crate::domain::query::{SortField, SortKey};
 use crate::error::ApiError;
 use rusqlite::{Connection, OpenFlags};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -138,12 +139,37 @@ pub fn in_savepoint<T>(
     result
 }
 
+type JobSender = SyncSender<Box<dyn Job>>;
+
+/// `ORDER BY` for a list: the requested keys (or `default`), then `tie` in the direction of the
+/// last key so equal values keep a stable order that an index can serve.
+pub fn order_by(
+    sort: &[SortKey],
+    column: impl Fn(SortField) -> &'static str,
+    default: &str,
+    tie: &str,
+) -> String {
+    let direction = |descending: bool| if descending { "DESC" } else { "ASC" };
+    let mut order: Vec<String> = sort
+        .iter()
+        .map(|k| format!("{} {}", column(k.field), direction(k.descending)))
+        .collect();
+    if order.is_empty() {
+        order.push(default.to_string());
+    }
+    order.push(format!(
+        "{tie} {}",
+        direction(sort.last().is_none_or(|k| k.descending))
+    ));
+    order.join(", ")
+}
+
 /// Handle to the database: cheap to clone, shared by every worker.
 #[derive(Clone)]
 pub struct Store {
     path: Arc<PathBuf>,
     sync: SyncMode,
-    jobs: Arc<Mutex<Option<SyncSender<Box<dyn Job>>>>>,
+    jobs: Arc<Mutex<Option<JobSender>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 

@@ -396,26 +396,9 @@ pub fn list(
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-    let mut order: Vec<String> = query
-        .sort
-        .iter()
-        .map(|k| {
-            format!(
-                "{} {}",
-                sort_column(k.field),
-                if k.descending { "DESC" } else { "ASC" }
-            )
-        })
-        .collect();
-    let tie_desc = query.sort.last().map_or(true, |k| k.descending);
-    if order.is_empty() {
-        order.push("v.created_at DESC".into());
-    }
-    order.push(format!("v.id {}", if tie_desc { "DESC" } else { "ASC" }));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
+    let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
+    let sql =
+        format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?");
     args.push(Value::Integer(query.per_page as i64));
     args.push(Value::Integer(
         i64::try_from(query.offset()).unwrap_or(i64::MAX),
