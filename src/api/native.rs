@@ -42,10 +42,17 @@ const READ_ONLY: &[&str] = &[
 fn read_voucher(f: &mut Fields, ctx: &Ctx, token: &TokenInfo, now: i64) -> Option<Voucher> {
     let offset = ctx.app.offset;
     f.ignore(READ_ONLY);
-    let currency = f
-        .choice("currency", Currency::parse, "an ISO 4217 currency code")
-        .value()
-        .unwrap_or(ctx.app.currency);
+    let currency = match f.choice("currency", Currency::parse, "an ISO 4217 currency code") {
+        Given::Value(currency) => currency,
+        Given::Null => {
+            f.error(
+                "currency",
+                "must not be null; leave it out for the server's default",
+            );
+            ctx.app.currency
+        }
+        Given::Absent => ctx.app.currency,
+    };
     let amount = f.amount("amount", currency, false).value();
     let discount = match f.object("discount") {
         Given::Value(map) => read_discount(f, map, currency),

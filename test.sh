@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh checkout: formatting, lints, unit tests and the integration
+# tests that start the real binary. Installs whatever the tests need by itself.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+echo "== cargo test"
+# A few test threads keep the servers the integration tests start from starving each other on
+# a 2-core machine.
+cargo test --all-targets -- --test-threads "${VOUCHD_TEST_THREADS:-4}"

@@ -1,0 +1,8 @@
+//! The one integration-test binary (`cargo test --test integration`): every module talks HTTP
+//! to the real `vouchd` executable started by `common::TestServer`.
+
+mod common;
+
+mod auth;
+mod list;
+mod vouchers;
