@@ -4,5 +4,7 @@
 mod common;
 
 mod auth;
+mod crash;
 mod list;
+mod money;
 mod vouchers;

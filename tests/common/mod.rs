@@ -340,6 +340,17 @@ impl TestServer {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
+    /// SIGKILL, as a power cut would: no shutdown path runs. The watchdog goes first so it
+    /// cannot kill a recycled pid later; the directory stays for a restart with `start_in`.
+    pub fn kill(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// `host:port` as the server sees it in `Host`.
     pub fn host(&self) -> &str {
         self.base.trim_start_matches("http://")
@@ -629,6 +640,40 @@ pub fn assert_oauth_error(r: &Resp, status: u16, error: &str) {
         r.content_type()
     );
     assert_eq!(r.json["error"], json!(error), "error in body: {}", r.body);
+}
+
+/// A decimal money string (`"12.34"`, `"-0.50"`, `"7"`) in minor units of a 2-decimal
+/// currency.
+pub fn cents(v: &Value) -> i64 {
+    let text = v
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a decimal string, got {v}"));
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    assert!(frac.len() <= 2, "more than 2 decimals in {text}");
+    let whole: i64 = whole.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+    let frac: i64 = format!("{frac:0<2}")
+        .parse()
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    let n = whole * 100 + frac;
+    if negative {
+        -n
+    } else {
+        n
+    }
+}
+
+/// Minor units as the API writes them for a 2-decimal currency.
+pub fn money(n: i64) -> String {
+    format!(
+        "{}{}.{:02}",
+        if n < 0 { "-" } else { "" },
+        n.abs() / 100,
+        n.abs() % 100
+    )
 }
 
 /// A JSON id as a string (ids are opaque strings; tolerate a number for groups).
