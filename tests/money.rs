@@ -18,7 +18,7 @@ const CASHIER: &[&str] = &[
 
 fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
-    SERVER.get_or_init(|| TestServer::start())
+    SERVER.get_or_init(TestServer::start)
 }
 
 fn cashier() -> &'static Tenant {
