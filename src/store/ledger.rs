@@ -16,8 +16,12 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 /// Live holds of a voucher `?1`, as an SQL expression.
-const LIVE_HOLDS: &str = "(SELECT COALESCE(SUM(amount), 0) FROM reservations \
-     WHERE voucher_id = ?1 AND status = 'held' AND expires_at > unixepoch())";
+macro_rules! live_holds {
+    () => {
+        "(SELECT COALESCE(SUM(amount), 0) FROM reservations \
+         WHERE voucher_id = ?1 AND status = 'held' AND expires_at > unixepoch())"
+    };
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -120,12 +124,14 @@ fn insert_entry(
 
 /// Takes `amount` off a value voucher's balance, only if remaining minus live holds covers it.
 fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(), ApiError> {
-    let sql = format!(
+    const SQL: &str = concat!(
         "UPDATE vouchers SET remaining = remaining - ?2, entries = entries + 1, updated_at = ?3
-         WHERE id = ?1 AND remaining IS NOT NULL AND remaining - {LIVE_HOLDS} >= ?2"
+         WHERE id = ?1 AND remaining IS NOT NULL AND remaining - ",
+        live_holds!(),
+        " >= ?2"
     );
     let changed = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(SQL)?
         .execute(params![voucher_id, amount, now])?;
     if changed == 0 {
         return Err(Refusal::InsufficientFunds.into());
@@ -250,12 +256,14 @@ pub fn reserve(
         expires_at: r.now + expires_in,
         created_at: r.now,
     };
-    let sql = format!(
+    const SQL: &str = concat!(
         "INSERT INTO reservations (id, voucher_id, client_id, amount, order_number, status, expires_at, created_at, updated_at)
          SELECT ?2, ?1, ?3, ?4, ?5, 'held', ?6, ?7, ?7 FROM vouchers
-         WHERE id = ?1 AND remaining IS NOT NULL AND remaining - {LIVE_HOLDS} >= ?4"
+         WHERE id = ?1 AND remaining IS NOT NULL AND remaining - ",
+        live_holds!(),
+        " >= ?4"
     );
-    let inserted = conn.prepare_cached(&sql)?.execute(params![
+    let inserted = conn.prepare_cached(SQL)?.execute(params![
         v.id,
         hold.id,
         r.client_id,

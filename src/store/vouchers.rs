@@ -14,13 +14,20 @@ use rusqlite::{
 };
 
 /// Columns read into a [`Voucher`], in [`voucher_from_row`]'s order; `held` sums live holds.
-pub const COLUMNS: &str = "v.id, v.code, v.client_id, v.group_id, v.sku, v.batch, v.label, v.note, v.currency, \
+/// A macro so statements can be built with `concat!` at compile time.
+macro_rules! columns {
+    () => {
+        "v.id, v.code, v.client_id, v.group_id, v.sku, v.batch, v.label, v.note, v.currency, \
     v.amount, v.remaining, v.discount_type, v.discount_value, v.max_uses, v.uses, v.used_at, v.valid_from, \
     v.valid_until, v.validity_value, v.validity_interval, v.status, v.type, v.taxable, v.tax_rate, \
     v.order_number, v.customer_id, v.product_id, v.store_id, v.purchase_id, v.reward_id, v.data, \
     v.created_at, v.updated_at, v.entries, \
     (SELECT COALESCE(SUM(r.amount), 0) FROM reservations r \
-     WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > unixepoch())";
+     WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > unixepoch())"
+    };
+}
+
+pub const COLUMNS: &str = columns!();
 
 fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -212,9 +219,9 @@ fn tenant_clause(tenant: &Tenant, sql: &mut String, args: &mut Vec<Value>) {
 
 /// A voucher by id, if the tenant may see it.
 pub fn get(conn: &Connection, id: &str, tenant: &Tenant) -> Result<Voucher, ApiError> {
-    let sql = format!("SELECT {COLUMNS} FROM vouchers v WHERE v.id = ?1");
+    const SQL: &str = concat!("SELECT ", columns!(), " FROM vouchers v WHERE v.id = ?1");
     let v = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(SQL)?
         .query_row([id], voucher_from_row)
         .optional()?;
     v.filter(|v| tenant.may_see(v)).ok_or(ApiError::NotFound)
@@ -226,9 +233,9 @@ pub fn find_by_code(
     code: &str,
     tenant: &Tenant,
 ) -> Result<Option<Voucher>, ApiError> {
-    let sql = format!("SELECT {COLUMNS} FROM vouchers v WHERE v.code = ?1");
+    const SQL: &str = concat!("SELECT ", columns!(), " FROM vouchers v WHERE v.code = ?1");
     let v = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(SQL)?
         .query_row([code], voucher_from_row)
         .optional()?;
     Ok(v.filter(|v| tenant.may_see(v)))

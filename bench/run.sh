@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The vouchd benchmark: builds release, measures the in-process floor and the real server under
+# load from a second process on 127.0.0.1, prints a table and rewrites bench/RESULTS.md.
+#
+#   bench/run.sh           full run (10 s per HTTP scenario)
+#   bench/run.sh --quick   about a minute (3 s per scenario, fewer floor charges)
+#
+# Scenario "charges": 64 concurrent keep-alive clients charging 0.01 on random cards out of
+# 1 000, against `vouchd serve --sync full` and `--sync normal`. Floor: the same charge
+# transaction in-process (bench/floor.rs), one COMMIT per charge and 100 per COMMIT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=10
+floor_charges=2000
+concurrency=64
+if [[ "${1:-}" == "--quick" ]]; then
+    seconds=3
+    floor_charges=500
+fi
+
+cargo build --release --quiet --bin vouchd --example bench-floor --example bench-load
+bin=target/release
+tmp=$(mktemp -d)
+server_pid=
+cleanup() {
+    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+field() { # field NAME JSON → the number after "NAME":
+    grep -o "\"$1\":[0-9.]*" <<<"$2" | head -1 | cut -d: -f2
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+echo "floor: $floor_charges in-process charges per mode (sync full, then normal)" >&2
+floor_full=$("$bin/examples/bench-floor" "$tmp" "$floor_charges" full)
+floor_normal=$("$bin/examples/bench-floor" "$tmp" "$floor_charges" normal)
+one_full=$(field per_sec "$(grep '"one"' <<<"$floor_full")")
+grouped_full=$(field per_sec "$(grep '"grouped"' <<<"$floor_full")")
+one_normal=$(field per_sec "$(grep '"one"' <<<"$floor_normal")")
+grouped_normal=$(field per_sec "$(grep '"grouped"' <<<"$floor_normal")")
+
+declare -A http rss
+for sync in full normal; do
+    log="$tmp/serve-$sync.log"
+    "$bin/vouchd" serve --db "$tmp/$sync.db" --listen 127.0.0.1:0 --sync "$sync" 2>"$log" &
+    server_pid=$!
+    for _ in $(seq 100); do
+        grep -q "listening on" "$log" && break
+        sleep 0.1
+    done
+    base=$(grep -o 'listening on http://[0-9.:]*' "$log" | cut -d' ' -f3)
+    admin=$(grep 'created admin client' "$log")
+    id=$(grep -o '"client_id":"[^"]*"' <<<"$admin" | cut -d'"' -f4)
+    secret=$(grep -o '"client_secret":"[^"]*"' <<<"$admin" | cut -d'"' -f4)
+    echo "charges over HTTP: --sync $sync, $concurrency clients, ${seconds}s" >&2
+    http[$sync]=$("$bin/examples/bench-load" "$base" "$id" "$secret" "$concurrency" "$seconds")
+    rss[$sync]=$(awk '/VmHWM/ { print $2 }' "/proc/$server_pid/status")
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+done
+
+row() { # row SYNC FLOOR_ONE FLOOR_GROUPED
+    local j=${http[$1]}
+    printf '| charges, 64 clients, `--sync %s` | %s | %s | %s | %s | %s MiB | %s | %s× | %s× |\n' \
+        "$1" "$(field per_sec "$j")" "$(field p50_ms "$j")" "$(field p99_ms "$j")" \
+        "$(field errors "$j")" "$(( ${rss[$1]} / 1024 ))" "$2" \
+        "$(ratio "$(field per_sec "$j")" "$2")" "$(ratio "$(field per_sec "$j")" "$3")"
+}
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+table=$(
+    echo '| scenario | charges/s | p50 ms | p99 ms | errors | peak RSS | floor one-commit/s | ratio to one-commit | ratio to grouped |'
+    echo '|---|---|---|---|---|---|---|---|---|'
+    row full "$one_full" "$grouped_full"
+    row normal "$one_normal" "$grouped_normal"
+)
+floors=$(
+    echo '| floor (in-process, same transaction) | `--sync full` | `--sync normal` |'
+    echo '|---|---|---|'
+    echo "| one COMMIT per charge | $one_full/s | $one_normal/s |"
+    echo "| 100 charges per COMMIT | $grouped_full/s | $grouped_normal/s |"
+)
+echo
+echo "$table"
+echo
+echo "$floors"
+
+cat >bench/RESULTS.md <<MD
+# Benchmark results
+
+Command: \`bench/run.sh${1:+ $1}\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)).
+Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr).
+Load: \`bench-load\` in a second process on 127.0.0.1, $concurrency keep-alive connections, ${seconds} s per scenario, 0.01 charges on random cards out of 1 000.
+Floor: \`bench-floor\`, the store's own charge transaction in-process on a fresh database, $floor_charges charges per mode.
+
+$table
+
+$floors
+
+Target (issue 3): with \`--sync full\`, charges over HTTP at least 2.5× the one-commit-per-charge floor.
+MD
+echo
+echo "wrote bench/RESULTS.md" >&2
