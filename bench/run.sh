@@ -102,6 +102,11 @@ $table
 $floors
 
 Target (issue 3): with \`--sync full\`, charges over HTTP at least 2.5× the one-commit-per-charge floor.
+
+Reading the figures: "ratio to one-commit" is what grouping buys over committing each charge
+alone; "ratio to grouped" is how much of the in-process grouped rate survives HTTP, auth, JSON
+and the hand-offs between connection, worker and writer threads. Load and server share the
+machine's cores, and figures on a shared VM move by ±20 % between runs.
 MD
 echo
 echo "wrote bench/RESULTS.md" >&2
