@@ -127,15 +127,15 @@ pub fn in_savepoint<T>(
     conn: &Connection,
     op: impl FnOnce(&Connection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    conn.execute_batch("SAVEPOINT op")?;
+    // Cached statements: these run several times per request on the writer's hot path.
+    let run = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
+    run("SAVEPOINT op")?;
     let result = catch_unwind(AssertUnwindSafe(|| op(conn)))
         .unwrap_or_else(|_| Err(ApiError::Internal("a write operation panicked".into())));
-    let end = if result.is_ok() {
-        "RELEASE op"
-    } else {
-        "ROLLBACK TO op; RELEASE op"
-    };
-    conn.execute_batch(end)?;
+    if result.is_err() {
+        run("ROLLBACK TO op")?;
+    }
+    run("RELEASE op")?;
     result
 }
 
