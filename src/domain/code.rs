@@ -141,11 +141,22 @@ const ID_TIME_LEN: usize = 10;
 /// in base 36 (10 characters, good until the year 2084), then 6 random characters (31 bits).
 /// Ids made later sort later, so inserts land at the end of their unique index instead of on
 /// a random page, which keeps each write transaction's dirty pages few.
+/// Within one process the time part strictly increases (a later id never reuses a
+/// microsecond, even if the clock steps back), so ids made here cannot clash; the random part
+/// separates them from ids another process (the CLI) makes at the same moment.
 pub fn new_id() -> String {
-    let micros = std::time::SystemTime::now()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
-    id_at(micros, &mut rand::thread_rng())
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let previous = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    let micros = now.max(previous.saturating_add(1));
+    id_at(u128::from(micros), &mut rand::thread_rng())
 }
 
 fn id_at(micros: u128, rng: &mut impl Rng) -> String {
@@ -176,6 +187,10 @@ mod tests {
             assert!(id.bytes().all(|b| ID_ALPHABET.contains(&b)), "{id}");
         }
         assert_eq!(&id_at(0, &mut rng)[..ID_TIME_LEN], "0000000000");
+        let many: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        assert!(many
+            .windows(2)
+            .all(|w| w[0][..ID_TIME_LEN] < w[1][..ID_TIME_LEN]));
     }
 
     #[test]

@@ -133,7 +133,12 @@ pub fn in_savepoint<T>(
     let result = catch_unwind(AssertUnwindSafe(|| op(conn)))
         .unwrap_or_else(|_| Err(ApiError::Internal("a write operation panicked".into())));
     if result.is_err() {
-        run("ROLLBACK TO op")?;
+        if let Err(err) = run("ROLLBACK TO op") {
+            // The op's writes cannot be undone alone: end the whole transaction so none of
+            // them is committed. The writer sees the autocommit state and fails the group.
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(err.into());
+        }
     }
     run("RELEASE op")?;
     result
@@ -251,8 +256,32 @@ fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>) {
             }
             continue;
         }
-        let pending: Vec<Box<dyn Finish>> = group.into_iter().map(|job| job.run(&conn)).collect();
-        let committed = conn.execute_batch("COMMIT");
+        let mut pending: Vec<Box<dyn Finish>> = Vec::with_capacity(group.len());
+        let mut jobs_left = group.into_iter();
+        let mut lost = false;
+        for job in jobs_left.by_ref() {
+            pending.push(job.run(&conn));
+            // SQLite rolls the whole transaction back on some errors (disk full, I/O): what
+            // ran so far is gone, and what follows must not run outside a transaction.
+            if conn.is_autocommit() {
+                lost = true;
+                break;
+            }
+        }
+        for job in jobs_left {
+            job.refuse(ApiError::Unavailable(1));
+        }
+        let committed = if lost {
+            eprintln!(
+                "vouchd: a write transaction was rolled back by SQLite; its group is refused"
+            );
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("transaction rolled back".into()),
+            ))
+        } else {
+            conn.execute_batch("COMMIT")
+        };
         if let Err(err) = &committed {
             eprintln!("vouchd: commit failed: {err}");
             let _ = conn.execute_batch("ROLLBACK");
