@@ -28,7 +28,9 @@ struct Setup {
 }
 
 fn setup(path: &Path, sync: SyncMode) -> Setup {
-    let _ = std::fs::remove_file(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
     let mut conn = connect(path, sync, false).expect("open");
     migrate::migrate(&mut conn).expect("migrate");
     let group = clients::create_group(&conn, "bench", Scopes::all()).expect("group");
