@@ -2,7 +2,7 @@
 
 use super::fields::{Fields, Given};
 use super::idempotency::{self, finish_write};
-use super::views::{Page, VoucherView};
+use super::views::VoucherView;
 use super::{tenant_of, Ctx};
 use crate::auth::scope::{CHARGES_READ, CHARGES_WRITE, VOUCHERS_READ};
 use crate::auth::token::TokenInfo;
@@ -273,14 +273,7 @@ pub fn list_charges(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         .iter()
         .map(|e| EntryView::new(e, ctx.app.offset))
         .collect();
-    let page = Page {
-        items: views,
-        total,
-        page: query.page,
-        per_page: query.per_page,
-    };
-    let path = format!("{}{}", ctx.base_url(), ctx.req.path);
-    Ok(page.render(&path, &ctx.req.query))
+    Ok(ctx.page_reply(views, total, &query))
 }
 
 /// Refuses a client locked out for missing too many code look-ups.

@@ -84,6 +84,25 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// One page of a list query in the native list shape, links pointing back at this route.
+    pub fn page_reply<T: serde::Serialize>(
+        &self,
+        items: Vec<T>,
+        total: u64,
+        query: &crate::domain::query::ListQuery,
+    ) -> crate::http::response::Reply {
+        let page = views::Page {
+            items,
+            total,
+            page: query.page,
+            per_page: query.per_page,
+        };
+        page.render(
+            &format!("{}{}", self.base_url(), self.req.path),
+            &self.req.query,
+        )
+    }
+
     /// `http://host` as the client addressed us, for links.
     pub fn base_url(&self) -> String {
         let host = self

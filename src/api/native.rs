@@ -3,7 +3,7 @@
 use super::fields::{Fields, Given};
 use super::idempotency::{self, finish_write};
 use super::ledger::{check_guessing, looks_up_code};
-use super::views::{Page, VoucherView};
+use super::views::VoucherView;
 use super::{tenant_of, Ctx};
 use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
 use crate::auth::token::TokenInfo;
@@ -371,12 +371,5 @@ pub fn list_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         .iter()
         .map(|v| VoucherView::new(v, ctx.app.offset))
         .collect();
-    let page = Page {
-        items: views,
-        total,
-        page: query.page,
-        per_page: query.per_page,
-    };
-    let path = format!("{}{}", ctx.base_url(), ctx.req.path);
-    Ok(page.render(&path, &ctx.req.query))
+    Ok(ctx.page_reply(views, total, &query))
 }

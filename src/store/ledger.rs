@@ -436,13 +436,6 @@ pub fn list(
         "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
          FROM ledger l JOIN vouchers v ON v.id = l.voucher_id {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"
     );
-    args.push(Value::Integer(query.per_page as i64));
-    args.push(Value::Integer(
-        i64::try_from(query.offset()).unwrap_or(i64::MAX),
-    ));
-    let entries = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(args.iter()), entry_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let entries = super::fetch_page(conn, &sql, args, query, entry_from_row)?;
     Ok((entries, total as u64))
 }

@@ -146,6 +146,27 @@ pub fn in_savepoint<T>(
 
 type JobSender = SyncSender<Box<dyn Job>>;
 
+/// Runs a list's `… LIMIT ? OFFSET ?` statement for the query's page; `args` are the filter
+/// arguments before the two paging ones.
+pub fn fetch_page<T>(
+    conn: &Connection,
+    sql: &str,
+    mut args: Vec<rusqlite::types::Value>,
+    query: &crate::domain::query::ListQuery,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, ApiError> {
+    use rusqlite::types::Value;
+    args.push(Value::Integer(query.per_page as i64));
+    args.push(Value::Integer(
+        i64::try_from(query.offset()).unwrap_or(i64::MAX),
+    ));
+    let rows = conn
+        .prepare_cached(sql)?
+        .query_map(rusqlite::params_from_iter(args.iter()), row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 /// `ORDER BY` for a list: the requested keys (or `default`), then `tie` in the direction of the
 /// last key so equal values keep a stable order that an index can serve.
 pub fn order_by(

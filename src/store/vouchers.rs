@@ -406,13 +406,6 @@ pub fn list(
     let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
     let sql =
         format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?");
-    args.push(Value::Integer(query.per_page as i64));
-    args.push(Value::Integer(
-        i64::try_from(query.offset()).unwrap_or(i64::MAX),
-    ));
-    let vouchers = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(args.iter()), voucher_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let vouchers = super::fetch_page(conn, &sql, args, query, voucher_from_row)?;
     Ok((vouchers, total as u64))
 }
