@@ -65,6 +65,8 @@ pub fn connect(path: &Path, sync: SyncMode, read_only: bool) -> rusqlite::Result
     conn.pragma_update(None, "synchronous", sync.pragma())?;
     conn.set_prepared_statement_cache_capacity(64);
     if read_only {
+        // Many workers each hold a reader, and every commit empties their caches anyway.
+        conn.pragma_update(None, "cache_size", -1024)?;
         conn.pragma_update(None, "query_only", "ON")?;
     }
     Ok(conn)
