@@ -388,18 +388,24 @@ fn sort_column(field: SortField) -> &'static str {
     }
 }
 
+/// `WHERE …` over `vouchers v` for what `tenant` may see narrowed by `filters`, and its arguments.
+pub fn where_clause(tenant: &Tenant, filters: &[Filter]) -> (String, Vec<Value>) {
+    let mut sql = String::from("WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    tenant_clause(tenant, &mut sql, &mut args);
+    for filter in filters {
+        filter_clause(filter, &mut sql, &mut args);
+    }
+    (sql, args)
+}
+
 /// One page of vouchers matching the query, and how many match in all.
 pub fn list(
     conn: &Connection,
     tenant: &Tenant,
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), ApiError> {
-    let mut where_sql = String::from("WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    tenant_clause(tenant, &mut where_sql, &mut args);
-    for filter in &query.filters {
-        filter_clause(filter, &mut where_sql, &mut args);
-    }
+    let (where_sql, args) = where_clause(tenant, &query.filters);
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
