@@ -2,10 +2,12 @@
 //! shapes. `Ctx` carries what every handler needs for one request.
 
 pub mod admin;
+pub mod carecloud;
 pub mod fields;
 pub mod idempotency;
 pub mod ledger;
 pub mod native;
+pub mod pos;
 pub mod views;
 
 use crate::app::App;

@@ -10,7 +10,7 @@ use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, add_interval, DayEnd, Interval};
 use crate::domain::code::{new_id, Code, CodeShape};
 use crate::domain::money::Currency;
-use crate::domain::query::{parse_list, ListKind};
+use crate::domain::query::{parse_list, Filter, ListKind};
 use crate::domain::voucher::{
     Changes, Discount, DiscountKind, Medium, Restrictions, Status, Voucher, PERCENT_MAX,
     PERCENT_SCALE,
@@ -162,8 +162,8 @@ fn read_voucher(f: &mut Fields, ctx: &Ctx, token: &TokenInfo, now: i64) -> Optio
     f.errors.is_empty().then_some(voucher)
 }
 
-/// Reads `{"type": "money"|"percentage", "value": …}`.
-fn read_discount(
+/// Reads `{"type": "money"|"percentage", "value": …}`; errors are named `discount.…`.
+pub(super) fn read_discount(
     f: &mut Fields,
     map: serde_json::Map<String, serde_json::Value>,
     currency: Currency,
@@ -357,8 +357,24 @@ pub fn delete_voucher(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
 }
 
 pub fn list_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    list_scoped(ctx, None)
+}
+
+/// `GET /v1/customers/{id}/vouchers`: the list narrowed to one customer.
+pub fn list_customer_vouchers(ctx: &mut Ctx, customer_id: &str) -> Result<Reply, ApiError> {
+    list_scoped(ctx, Some(Filter::CustomerId(customer_id.to_string())))
+}
+
+/// `GET /v1/purchases/{id}/vouchers`: the list narrowed to one purchase.
+pub fn list_purchase_vouchers(ctx: &mut Ctx, purchase_id: &str) -> Result<Reply, ApiError> {
+    list_scoped(ctx, Some(Filter::PurchaseId(purchase_id.to_string())))
+}
+
+/// The native list, with `scope` added to the query's own filters.
+fn list_scoped(ctx: &mut Ctx, scope: Option<Filter>) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_READ)?;
-    let query = parse_list(&ctx.req.query, ListKind::Vouchers, ctx.app.offset)?;
+    let mut query = parse_list(&ctx.req.query, ListKind::Vouchers, ctx.app.offset)?;
+    query.filters.extend(scope);
     let by_code = looks_up_code(&query.filters);
     if by_code {
         check_guessing(ctx, &token)?;

@@ -15,6 +15,14 @@ pub struct DiscountView {
     pub value: String,
 }
 
+/// A discount whose value is a JSON number (the POS dialect's shape).
+#[derive(Serialize)]
+pub struct DiscountNumberView {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: serde_json::Number,
+}
+
 #[derive(Serialize)]
 pub struct VoucherView<'a> {
     id: &'a str,

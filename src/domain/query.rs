@@ -51,6 +51,14 @@ pub enum Filter {
     StoreId(String),
     RewardId(String),
     OrderNumber(String),
+    /// Inside (`true`) or outside (`false`) its validity range at the given instant.
+    ValidAt(i64, bool),
+    /// Applied (has ledger entries or a hold live at the instant) or not.
+    AppliedAt(i64, bool),
+    /// Any of these rewards.
+    RewardIn(Vec<String>),
+    /// Discount vouchers only (the POS dialect knows no others).
+    DiscountOnly,
 }
 
 /// Fields a list can be ordered by.
@@ -62,6 +70,17 @@ pub enum SortField {
     Amount,
     RemainingAmount,
     Code,
+    // The dialects' extra keys.
+    Id,
+    CustomerId,
+    StoreId,
+    /// The amount of a value voucher or the discount of a discount voucher.
+    Value,
+    UsedAt,
+    ValidFrom,
+    RewardId,
+    Note,
+    Status,
 }
 
 impl SortField {
@@ -89,13 +108,22 @@ pub struct SortKey {
 pub struct ListQuery {
     pub page: u64,
     pub per_page: u64,
+    /// Rows skipped before the page: `(page − 1) × per_page` natively, any number in a dialect.
+    pub offset: u64,
     pub filters: Vec<Filter>,
     pub sort: Vec<SortKey>,
 }
 
 impl ListQuery {
-    pub fn offset(&self) -> u64 {
-        (self.page - 1).saturating_mul(self.per_page)
+    /// The first page of `per_page` rows, unfiltered, in the default order.
+    pub fn first(per_page: u64) -> ListQuery {
+        ListQuery {
+            page: 1,
+            per_page,
+            offset: 0,
+            filters: Vec::new(),
+            sort: Vec::new(),
+        }
     }
 }
 
@@ -126,12 +154,7 @@ pub fn parse_list(
     kind: ListKind,
     offset: UtcOffset,
 ) -> Result<ListQuery, ParamError> {
-    let mut query = ListQuery {
-        page: 1,
-        per_page: PER_PAGE_DEFAULT,
-        filters: Vec::new(),
-        sort: Vec::new(),
-    };
+    let mut query = ListQuery::first(PER_PAGE_DEFAULT);
     let mut seen: Vec<&str> = Vec::new();
     let mut statuses: Vec<Status> = Vec::new();
     for (name, value) in pairs {
@@ -166,6 +189,7 @@ pub fn parse_list(
     if !statuses.is_empty() {
         query.filters.push(Filter::Status(statuses));
     }
+    query.offset = (query.page - 1).saturating_mul(query.per_page);
     Ok(query)
 }
 
@@ -296,14 +320,14 @@ mod tests {
     #[test]
     fn defaults_are_page_one_of_twenty_five() {
         let q = vouchers(&[]).expect("empty query");
-        assert_eq!((q.page, q.per_page, q.offset()), (1, 25, 0));
+        assert_eq!((q.page, q.per_page, q.offset), (1, 25, 0));
         assert!(q.filters.is_empty() && q.sort.is_empty());
     }
 
     #[test]
     fn pages_are_bounded() {
         assert_eq!(
-            vouchers(&[("page", "3"), ("per_page", "10")]).map(|q| q.offset()),
+            vouchers(&[("page", "3"), ("per_page", "10")]).map(|q| q.offset),
             Ok(20)
         );
         assert_eq!(param_of(vouchers(&[("page", "0")])), "page");

@@ -323,6 +323,8 @@ pub struct Changes {
     pub product_id: Option<Option<String>>,
     pub store_id: Option<Option<String>>,
     pub data: Option<Option<String>>,
+    /// A discount voucher's new discount: refused once the voucher has been used.
+    pub discount: Option<Discount>,
 }
 
 #[cfg(test)]

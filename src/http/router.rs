@@ -2,7 +2,7 @@
 
 use super::request::{Method, Request};
 use super::response::Reply;
-use crate::api::{admin, ledger, native, Ctx};
+use crate::api::{admin, carecloud, ledger, native, pos, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
@@ -30,6 +30,15 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
         (Post,   ["v1", "vouchers", id, "reservations", rid, "capture"]) => ledger::capture(ctx, id, rid),
         (Delete, ["v1", "vouchers", id, "reservations", rid])    => ledger::release(ctx, id, rid),
         (Post,   ["v1", "validate"])                             => ledger::validate(ctx),
+        (Get,    ["v1", "customers", id, "vouchers"])            => native::list_customer_vouchers(ctx, id),
+        (Get,    ["v1", "purchases", id, "vouchers"])            => native::list_purchase_vouchers(ctx, id),
+        (Get,    ["carecloud", "v1", "customers", id, "vouchers"]) => carecloud::customer_vouchers(ctx, id),
+        (Get,    ["carecloud", "v1", "purchases", id, "vouchers"]) => carecloud::purchase_vouchers(ctx, id),
+        (Get,    ["pos", "v1", "vouchers"])                      => pos::list(ctx),
+        (Post,   ["pos", "v1", "vouchers"])                      => pos::create(ctx),
+        (Get,    ["pos", "v1", "vouchers", code])                => pos::get(ctx, code),
+        (Put,    ["pos", "v1", "vouchers", code])                => pos::replace(ctx, code),
+        (Delete, ["pos", "v1", "vouchers", code])                => pos::delete(ctx, code),
         (Get,    ["v1", "client-groups"])                        => admin::list_groups(ctx),
         (Post,   ["v1", "client-groups"])                        => admin::create_group(ctx),
         (Get,    ["v1", "clients"])                              => admin::list_clients(ctx),
@@ -57,6 +66,10 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["v1", "vouchers", _, "reservations", _, "capture"] => "POST",
         ["v1", "vouchers", _, "reservations", _]        => "DELETE",
         ["v1", "validate"]                              => "POST",
+        ["v1", "customers" | "purchases", _, "vouchers"] => "GET",
+        ["carecloud", "v1", "customers" | "purchases", _, "vouchers"] => "GET",
+        ["pos", "v1", "vouchers"]                       => "GET, POST",
+        ["pos", "v1", "vouchers", _]                    => "GET, PUT, DELETE",
         ["v1", "client-groups"] | ["v1", "clients"]     => "GET, POST",
         ["v1", "clients", _]                            => "DELETE",
         _ => return None,

@@ -160,7 +160,7 @@ pub fn fetch_page<T>(
     use rusqlite::types::Value;
     args.push(Value::Integer(query.per_page as i64));
     args.push(Value::Integer(
-        i64::try_from(query.offset()).unwrap_or(i64::MAX),
+        i64::try_from(query.offset).unwrap_or(i64::MAX),
     ));
     let rows = conn
         .prepare_cached(sql)?

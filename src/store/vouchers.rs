@@ -247,7 +247,7 @@ pub fn update(
     tenant: &Tenant,
     changes: &Changes,
 ) -> Result<Voucher, ApiError> {
-    get(conn, id, tenant)?;
+    let current = get(conn, id, tenant)?;
     let mut sets: Vec<&str> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     let mut set = |column: &'static str, value: Value| {
@@ -284,6 +284,16 @@ pub fn update(
     }
     if let Some(v) = &changes.data {
         set("data", text(v))
+    }
+    if let Some(d) = changes.discount.filter(|d| current.discount != Some(*d)) {
+        if current.discount.is_none() || current.entries > 0 {
+            return Err(ApiError::Conflict(
+                "voucher_used",
+                "Only the discount of a discount voucher that has not been used can change.".into(),
+            ));
+        }
+        set("discount_type", Value::Text(d.kind.as_str().into()));
+        set("discount_value", Value::Integer(d.value));
     }
     set("updated_at", Value::Integer(clock::now()));
     let assignments: Vec<String> = sets.iter().map(|c| format!("{c} = ?")).collect();
@@ -365,6 +375,28 @@ fn filter_clause(filter: &Filter, sql: &mut String, args: &mut Vec<Value>) {
             sql.push_str(&format!(" AND v.status IN ({marks})"));
             args.extend(statuses.iter().map(|s| Value::Text(s.as_str().into())));
         }
+        Filter::ValidAt(at, inside) => {
+            let not = if *inside { "" } else { "NOT " };
+            sql.push_str(&format!(
+                " AND {not}((v.valid_from IS NULL OR v.valid_from <= ?) \
+                 AND (v.valid_until IS NULL OR v.valid_until >= ?))"
+            ));
+            args.extend([Value::Integer(*at), Value::Integer(*at)]);
+        }
+        Filter::AppliedAt(at, applied) => {
+            let not = if *applied { "" } else { "NOT " };
+            sql.push_str(&format!(
+                " AND {not}(v.entries > 0 OR EXISTS (SELECT 1 FROM reservations r \
+                 WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > ?))"
+            ));
+            args.push(Value::Integer(*at));
+        }
+        Filter::RewardIn(ids) => {
+            let marks = vec!["?"; ids.len()].join(", ");
+            sql.push_str(&format!(" AND v.reward_id IN ({marks})"));
+            args.extend(ids.iter().map(|s| Value::Text(s.clone())));
+        }
+        Filter::DiscountOnly => sql.push_str(" AND v.discount_type IS NOT NULL"),
         Filter::Amount(candidates) => {
             let alternatives =
                 vec!["(v.exponent = ? AND v.amount = ?)"; candidates.len()].join(" OR ");
@@ -385,6 +417,17 @@ fn sort_column(field: SortField) -> &'static str {
         SortField::Amount => "v.amount",
         SortField::RemainingAmount => "v.remaining",
         SortField::Code => "v.code",
+        SortField::Id => "v.id",
+        SortField::CustomerId => "v.customer_id",
+        SortField::StoreId => "v.store_id",
+        SortField::Value => "COALESCE(v.amount, v.discount_value)",
+        SortField::UsedAt => "v.used_at",
+        SortField::ValidFrom => "v.valid_from",
+        SortField::RewardId => "v.reward_id",
+        SortField::Note => "v.note",
+        SortField::Status => {
+            "CASE v.status WHEN 'cancelled' THEN 0 WHEN 'active' THEN 1 ELSE 2 END"
+        }
     }
 }
 

@@ -1,0 +1,371 @@
+//! The point-of-sale dialect (`/pos/v1/vouchers`): ticket discount vouchers addressed by code,
+//! in the POS system's shape. Value vouchers (gift cards) are not part of it: they are neither
+//! listed nor found by code here.
+
+use super::carecloud::number;
+use super::fields::{Fields, Given};
+use super::idempotency::{self, finish_write};
+use super::ledger::check_guessing;
+use super::native::read_discount;
+use super::views::DiscountNumberView;
+use super::{tenant_of, Ctx};
+use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
+use crate::auth::token::TokenInfo;
+use crate::domain::clock::{self, format_date, format_rfc3339, DayEnd};
+use crate::domain::code::{new_id, normalize_code, Code, CodeShape};
+use crate::domain::money::format_decimal_trimmed;
+use crate::domain::query::{Filter, ListQuery, ParamError};
+use crate::domain::voucher::{Changes, Discount, Medium, Restrictions, Status, Tenant, Voucher};
+use crate::error::ApiError;
+use crate::http::response::Reply;
+use crate::store::vouchers;
+use serde::Serialize;
+use serde_json::json;
+use time::UtcOffset;
+
+const LIMIT_DEFAULT: u64 = 25;
+const LIMIT_MAX: u64 = 1000;
+const SHORT: usize = 255;
+/// Sent back by clients that PUT what they got; the server owns them.
+const READ_ONLY: &[&str] = &["created_at", "updated_at", "used_at"];
+
+#[derive(Serialize)]
+struct PosVoucher<'a> {
+    code: &'a str,
+    created_at: String,
+    customer_id: Option<&'a str>,
+    discount: Option<DiscountNumberView>,
+    enabled: bool,
+    label: &'a str,
+    product_id: Option<&'a str>,
+    updated_at: Option<String>,
+    used_at: Option<String>,
+    valid_until: Option<String>,
+}
+
+impl<'a> PosVoucher<'a> {
+    fn new(v: &'a Voucher, offset: UtcOffset) -> PosVoucher<'a> {
+        PosVoucher {
+            code: v.code.as_str(),
+            created_at: format_rfc3339(v.created_at, offset),
+            customer_id: v.restrictions.customer_id.as_deref(),
+            discount: v.discount.map(|d| DiscountNumberView {
+                kind: d.kind.as_str(),
+                value: number(&format_decimal_trimmed(d.value, d.kind.scale(v.currency))),
+            }),
+            enabled: v.status == Status::Active,
+            label: v.label.as_deref().unwrap_or(""),
+            product_id: v.restrictions.product_id.as_deref(),
+            updated_at: Some(format_rfc3339(v.updated_at, offset)),
+            used_at: v.used_at.map(|t| format_rfc3339(t, offset)),
+            valid_until: v.valid_until.map(|t| format_date(t, offset)),
+        }
+    }
+}
+
+fn reply(status: u16, v: &Voucher, offset: UtcOffset) -> Reply {
+    Reply::json(status, &PosVoucher::new(v, offset))
+}
+
+/// The fields a POST or PUT body must carry (nullable ones as null), read into their values.
+struct Seed {
+    customer_id: Option<String>,
+    discount: Discount,
+    label: String,
+    product_id: Option<String>,
+    valid_until: i64,
+    enabled: Option<bool>,
+}
+
+/// Reads the seed; `enabled` is required on PUT and optional (default true) on POST.
+fn read_seed(f: &mut Fields, ctx: &Ctx, enabled_required: bool) -> Option<Seed> {
+    let currency = ctx.app.currency;
+    let nullable = |f: &mut Fields, name: &str| {
+        if !f.has(name) {
+            f.error(name, "is required (null is allowed)");
+        }
+        f.text(name, SHORT).value()
+    };
+    let customer_id = nullable(f, "customer_id");
+    let product_id = nullable(f, "product_id");
+    let label = f.text("label", SHORT);
+    let label = f.required("label", label);
+    let valid_until = f.instant("valid_until", ctx.app.offset, DayEnd::End);
+    let valid_until = f.required("valid_until", valid_until);
+    let enabled = f.boolean("enabled");
+    let enabled = if enabled_required {
+        f.required("enabled", enabled)
+    } else {
+        enabled.value()
+    };
+    let discount = match f.object("discount") {
+        Given::Value(map) => match map.get("value") {
+            Some(serde_json::Value::String(_)) => {
+                f.error("discount.value", "must be a JSON number");
+                None
+            }
+            _ => read_discount(f, map, currency),
+        },
+        given => {
+            f.required("discount", given);
+            None
+        }
+    };
+    Some(Seed {
+        customer_id,
+        discount: discount?,
+        label: label?,
+        product_id,
+        valid_until: valid_until?,
+        enabled,
+    })
+}
+
+/// `GET /pos/v1/vouchers?limit=&offset=`.
+pub fn list(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_READ)?;
+    let query = parse_window(&ctx.req.query)?;
+    let (items, total) = vouchers::list(ctx.conn, &tenant_of(&token), &query)?;
+    let offset = ctx.app.offset;
+    let result: Vec<PosVoucher> = items.iter().map(|v| PosVoucher::new(v, offset)).collect();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "query": {"limit": query.per_page, "offset": query.offset},
+            "result": result,
+            "total": total,
+        }),
+    ))
+}
+
+fn parse_window(pairs: &[(String, String)]) -> Result<ListQuery, ParamError> {
+    let mut query = ListQuery::first(LIMIT_DEFAULT);
+    query.filters.push(Filter::DiscountOnly);
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in pairs {
+        let name = name.as_str();
+        let bad = |message: String| ParamError {
+            param: name.to_string(),
+            message,
+        };
+        if seen.contains(&name) {
+            return Err(bad("given more than once".into()));
+        }
+        seen.push(name);
+        let (min, max) = match name {
+            "limit" => (1, LIMIT_MAX),
+            "offset" => (0, u64::MAX / 2),
+            _ => return Err(bad("unknown parameter".into())),
+        };
+        let n = value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| bad(format!("must be a whole number from {min} to {max}")))?;
+        match name {
+            "limit" => query.per_page = n,
+            _ => query.offset = n,
+        }
+    }
+    Ok(query)
+}
+
+/// `POST /pos/v1/vouchers`: a discount voucher; `code` may be given, else one is generated.
+pub fn create(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_WRITE)?;
+    let ctx = &*ctx;
+    idempotency::run(ctx, &token, |key| {
+        let mut f = Fields::new(ctx.json_body()?);
+        f.ignore(READ_ONLY);
+        let code = match f.text("code", 64) {
+            Given::Value(text) => Code::parse(&text)
+                .map_err(|e| f.error("code", e.to_string()))
+                .ok(),
+            _ => None,
+        };
+        let seed = read_seed(&mut f, ctx, false);
+        f.finish()?;
+        let seed =
+            seed.ok_or_else(|| ApiError::Internal("POS fields passed but incomplete".into()))?;
+        let code = match code {
+            Some(code) => code,
+            None => CodeShape::new(None, None)
+                .map_err(|(_, m)| ApiError::Internal(m.to_string()))?
+                .generate(&mut rand::thread_rng()),
+        };
+        let voucher = new_voucher(seed, code, &token, ctx.app.currency);
+        let offset = ctx.app.offset;
+        ctx.app.store.write(move |conn| {
+            finish_write(
+                conn,
+                key.as_ref(),
+                |c| vouchers::insert(c, &voucher).map(|()| voucher),
+                |v| {
+                    reply(201, &v, offset)
+                        .with_header("Location", format!("/pos/v1/vouchers/{}", v.code.as_str()))
+                },
+            )
+        })
+    })
+}
+
+fn new_voucher(
+    seed: Seed,
+    code: Code,
+    token: &TokenInfo,
+    currency: crate::domain::money::Currency,
+) -> Voucher {
+    let now = clock::now();
+    let status = match seed.enabled {
+        Some(false) => Status::Inactive,
+        _ => Status::Active,
+    };
+    Voucher {
+        id: new_id(),
+        code,
+        client_id: token.client_id.clone(),
+        group_id: token.group_id.clone(),
+        sku: None,
+        batch: None,
+        label: Some(seed.label),
+        note: None,
+        currency,
+        amount: None,
+        remaining: None,
+        discount: Some(seed.discount),
+        max_uses: Some(1),
+        uses: 0,
+        used_at: None,
+        valid_from: None,
+        valid_until: Some(seed.valid_until),
+        validity: None,
+        status,
+        medium: Medium::Digital,
+        taxable: false,
+        tax_rate: None,
+        order_number: None,
+        restrictions: Restrictions {
+            customer_id: seed.customer_id,
+            product_id: seed.product_id,
+            store_id: None,
+        },
+        purchase_id: None,
+        reward_id: None,
+        data: None,
+        created_at: now,
+        updated_at: now,
+        held: 0,
+        entries: 0,
+    }
+}
+
+/// The discount voucher with this code, if the tenant may see it. Misses count as guesses.
+fn find(
+    ctx: &Ctx,
+    conn: &rusqlite::Connection,
+    token: &TokenInfo,
+    code: &str,
+) -> Result<Voucher, ApiError> {
+    check_guessing(ctx, token)?;
+    let found = vouchers::find_by_code(conn, &normalize_code(code), &tenant_of(token))?
+        .filter(|v| v.discount.is_some());
+    found.ok_or_else(|| {
+        ctx.app.guesses.fail(&token.client_id);
+        ApiError::NotFound
+    })
+}
+
+/// `GET /pos/v1/vouchers/{code}`.
+pub fn get(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_READ)?;
+    let v = find(ctx, ctx.conn, &token, code)?;
+    Ok(reply(200, &v, ctx.app.offset))
+}
+
+/// `PUT /pos/v1/vouchers/{code}`: replaces every seed field (`enabled` included).
+pub fn replace(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_WRITE)?;
+    let found = find(ctx, ctx.conn, &token, code)?;
+    let mut f = Fields::new(ctx.json_body()?);
+    f.ignore(READ_ONLY);
+    if let Given::Value(sent) = f.text("code", 64) {
+        if normalize_code(&sent) != found.code.as_str() {
+            f.error(
+                "code",
+                "cannot be changed; it must match the code in the path",
+            );
+        }
+    }
+    let seed = read_seed(&mut f, ctx, true);
+    f.finish()?;
+    let seed = seed.ok_or_else(|| ApiError::Internal("POS fields passed but incomplete".into()))?;
+    let status = match (seed.enabled, found.status) {
+        (Some(true), _) => Status::Active,
+        // Disabling keeps a cancelled voucher cancelled.
+        (_, Status::Cancelled) => Status::Cancelled,
+        _ => Status::Inactive,
+    };
+    let changes = Changes {
+        label: Some(Some(seed.label)),
+        status: Some(status),
+        valid_until: Some(Some(seed.valid_until)),
+        customer_id: Some(seed.customer_id),
+        product_id: Some(seed.product_id),
+        discount: Some(seed.discount),
+        ..Changes::default()
+    };
+    let tenant: Tenant = tenant_of(&token);
+    let id = found.id;
+    let offset = ctx.app.offset;
+    let v = ctx
+        .app
+        .store
+        .write(move |conn| vouchers::update(conn, &id, &tenant, &changes))?;
+    Ok(reply(200, &v, offset))
+}
+
+/// `DELETE /pos/v1/vouchers/{code}`: 204, or 409 once it has been used.
+pub fn delete(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(VOUCHERS_WRITE)?;
+    let found = find(ctx, ctx.conn, &token, code)?;
+    let tenant = tenant_of(&token);
+    ctx.app
+        .store
+        .write(move |conn| vouchers::delete(conn, &found.id, &tenant))?;
+    Ok(Reply::no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(items: &[(&str, &str)]) -> Result<ListQuery, ParamError> {
+        let pairs: Vec<(String, String)> = items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_window(&pairs)
+    }
+
+    #[test]
+    fn window_defaults_and_bounds() {
+        let q = window(&[]).unwrap();
+        assert_eq!((q.per_page, q.offset), (25, 0));
+        assert_eq!(q.filters, vec![Filter::DiscountOnly]);
+        let q = window(&[("limit", "1000"), ("offset", "5")]).unwrap();
+        assert_eq!((q.per_page, q.offset), (1000, 5));
+        for (name, value) in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("offset", "-1"),
+            ("offset", "x"),
+            ("page", "1"),
+        ] {
+            assert_eq!(window(&[(name, value)]).unwrap_err().param, name);
+        }
+        assert_eq!(
+            window(&[("limit", "1"), ("limit", "2")]).unwrap_err().param,
+            "limit"
+        );
+    }
+}

@@ -1,0 +1,830 @@
+//! SPEC §3's scoped lists and §4's two vendor dialects over the same vouchers: every carecloud
+//! parameter narrowing, sorting and paging with the vendor's names and types, the POS routes by
+//! code with their required-but-nullable fields, tenancy in both, and a voucher made in one
+//! shape read back consistently in the other two. Issue 4 acceptance items 1–3.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+const SALES: &[&str] = &[
+    "vouchers:read",
+    "vouchers:write",
+    "charges:read",
+    "charges:write",
+];
+
+fn server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(TestServer::start)
+}
+
+fn is_plain_time(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let b = s.as_bytes();
+    s.len() == 19
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn care(s: &TestServer, token: &str, path: &str) -> Resp {
+    s.get(&format!("/carecloud/v1/{path}"), token)
+}
+
+/// The voucher ids of a carecloud answer, in order (asserting 200).
+fn care_ids(s: &TestServer, token: &str, path: &str) -> Vec<String> {
+    let r = care(s, token, path);
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    let list = r.json["data"]["vouchers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data.vouchers in {}", r.body));
+    assert!(
+        r.json["data"]["total_count"].as_u64().is_some(),
+        "{}",
+        r.body
+    );
+    list.iter().map(|v| id_of(&v["voucher_id"])).collect()
+}
+
+fn set_of(ids: &[&Value]) -> BTreeSet<String> {
+    ids.iter().map(|v| id_of(&v["id"])).collect()
+}
+
+/// One customer with five vouchers that differ in value, validity, state, store, reward and
+/// whether they have been applied; plus a voucher of another customer and one of a purchase.
+struct Shop {
+    t: Tenant,
+    customer: String,
+    purchase: String,
+    /// 30.00 gift card, store S1, reward R1, charged once.
+    a: Value,
+    /// 5.00 money discount, store S2, reward R2, expired.
+    b: Value,
+    /// 12.5 % discount, no store, reward R3, not valid before next year, inactive.
+    c: Value,
+    /// 80.00 gift card, store S1, cancelled, holding a live reservation.
+    d: Value,
+    /// 1.00 gift card, no store, no reward, untouched.
+    e: Value,
+}
+
+fn shop() -> &'static Shop {
+    static SHOP: OnceLock<Shop> = OnceLock::new();
+    SHOP.get_or_init(|| {
+        let s = server();
+        let t = s.tenant(SALES);
+        let customer = unique("cust");
+        let purchase = unique("purch");
+        let stem = code_stem();
+        let make = |suffix: &str, extra: Value| {
+            let mut body = json!({"code": format!("{stem}{suffix}"), "customer_id": customer});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            s.create_voucher(&t.token, &body)
+        };
+        let a = make(
+            "A",
+            json!({"amount": "30.00", "store_id": "S1", "reward_id": "R1", "note": "alpha"}),
+        );
+        let b = make(
+            "B",
+            json!({"discount": {"type": "money", "value": "5.00"}, "store_id": "S2",
+                   "reward_id": "R2", "valid_until": "2020-01-31", "note": "bravo"}),
+        );
+        let c = make(
+            "C",
+            json!({"discount": {"type": "percentage", "value": "12.5"}, "reward_id": "R3",
+                   "valid_from": "2099-01-01", "status": "inactive"}),
+        );
+        let d = make(
+            "D",
+            json!({"amount": "80.00", "store_id": "S1", "purchase_id": purchase}),
+        );
+        let e = make("E", json!({"amount": "1.00"}));
+        let id = |v: &Value| id_of(&v["id"]);
+        let r = s.post(
+            &format!("/v1/vouchers/{}/charges", id(&a)),
+            &t.token,
+            &json!({"type": "charge", "amount": "2.00"}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = s.post(
+            &format!("/v1/vouchers/{}/reservations", id(&d)),
+            &t.token,
+            &json!({"amount": "10.00", "expires_in": 3600}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = s.patch(
+            &format!("/v1/vouchers/{}", id(&d)),
+            &t.token,
+            &json!({"status": "cancelled"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        // Someone else's customer, and the same customer id in another group.
+        s.create_voucher(
+            &t.token,
+            &json!({"amount": "9.00", "customer_id": unique("other")}),
+        );
+        let other = s.tenant(SALES);
+        s.create_voucher(
+            &other.token,
+            &json!({"amount": "9.00", "customer_id": customer, "purchase_id": purchase}),
+        );
+        Shop {
+            t,
+            customer,
+            purchase,
+            a,
+            b,
+            c,
+            d,
+            e,
+        }
+    })
+}
+
+fn ids_of(vs: &[&Value]) -> Vec<String> {
+    vs.iter().map(|v| id_of(&v["id"])).collect()
+}
+
+#[test]
+fn native_customer_and_purchase_lists_are_the_list_scoped() {
+    let s = server();
+    let f = shop();
+    let r = s.get(
+        &format!("/v1/customers/{}/vouchers?sort=code&per_page=2", f.customer),
+        &f.t.token,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page: Vec<String> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| id_of(&v["id"]))
+        .collect();
+    assert_eq!(page, ids_of(&[&f.a, &f.b]));
+    assert_eq!(r.json["meta"]["total"], json!(5), "{}", r.body);
+    let next = r.json["links"]["next"].as_str().unwrap();
+    assert!(
+        next.contains(&format!("/v1/customers/{}/vouchers?", f.customer)),
+        "{next}"
+    );
+    // Native filters still narrow inside the scope.
+    let r = s.get(
+        &format!("/v1/customers/{}/vouchers?filter[store_id]=S1", f.customer),
+        &f.t.token,
+    );
+    let got: Vec<&Value> = r.json["data"].as_array().unwrap().iter().collect();
+    assert_eq!(set_of(&got), set_of(&[&f.a, &f.d]));
+    let r = s.get(
+        &format!("/v1/purchases/{}/vouchers", f.purchase),
+        &f.t.token,
+    );
+    let got: Vec<&Value> = r.json["data"].as_array().unwrap().iter().collect();
+    assert_eq!(set_of(&got), set_of(&[&f.d]), "{}", r.body);
+    let r = s.get(
+        &format!("/v1/customers/{}/vouchers?filter[nope]=1", f.customer),
+        &f.t.token,
+    );
+    assert_invalid_param(&r, "filter[nope]");
+    let r = s.call("GET", "/v1/customers/x/vouchers", None, None);
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn carecloud_shape_types_and_states() {
+    let s = server();
+    let f = shop();
+    let r = care(
+        s,
+        &f.t.token,
+        &format!("customers/{}/vouchers?sort_field=code", f.customer),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["data"]["total_count"], json!(5));
+    let list = r.json["data"]["vouchers"].as_array().unwrap();
+    let by_id = |v: &Value| {
+        list.iter()
+            .find(|x| x["voucher_id"] == v["id"])
+            .unwrap_or_else(|| panic!("{} missing from {}", v["id"], r.body))
+            .clone()
+    };
+    let a = by_id(&f.a);
+    let keys: BTreeSet<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = [
+        "voucher_id",
+        "customer_id",
+        "store_id",
+        "code",
+        "voucher_value",
+        "applied_date",
+        "valid_from",
+        "valid_to",
+        "reward_group_id",
+        "note",
+        "reward",
+        "created_date",
+        "last_change",
+        "state",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, want, "{a}");
+    assert_eq!(a["voucher_value"].to_string(), "30");
+    assert!(a["voucher_value"].is_number());
+    assert_eq!(a["customer_id"], json!(f.customer));
+    assert_eq!(a["store_id"], json!("S1"));
+    assert_eq!(a["code"], f.a["code"]);
+    assert_eq!(a["note"], json!("alpha"));
+    assert_eq!(a["reward"], json!({"reward_id": "R1"}));
+    assert_eq!(a["state"], json!(1));
+    assert!(is_plain_time(&a["created_date"]), "{a}");
+    assert!(is_plain_time(&a["last_change"]), "{a}");
+    let b = by_id(&f.b);
+    assert_eq!(b["voucher_value"].to_string(), "5");
+    assert!(is_plain_time(&b["valid_to"]), "{b}");
+    assert!(b["valid_to"]
+        .as_str()
+        .unwrap()
+        .starts_with("2020-01-31 23:59:59"));
+    let c = by_id(&f.c);
+    assert_eq!(c["voucher_value"].to_string(), "12.5");
+    assert_eq!(c["state"], json!(2));
+    assert!(c["valid_from"]
+        .as_str()
+        .unwrap()
+        .starts_with("2099-01-01 00:00:00"));
+    assert_eq!(c["store_id"], Value::Null);
+    assert_eq!(by_id(&f.d)["state"], json!(0));
+    assert_eq!(by_id(&f.e)["reward"], Value::Null);
+    // Accept-Language is accepted; the answer does not change.
+    let lang = s.send(
+        "GET",
+        &format!(
+            "/carecloud/v1/customers/{}/vouchers?sort_field=code",
+            f.customer
+        ),
+        &[
+            ("Authorization", &format!("Bearer {}", f.t.token)),
+            ("Accept-Language", "cs, en-gb;q=0.8"),
+        ],
+        None,
+    );
+    assert_eq!(lang.status, 200);
+    assert_eq!(lang.json, r.json);
+}
+
+#[test]
+fn carecloud_filters_narrow_exactly() {
+    let s = server();
+    let f = shop();
+    let base = format!("customers/{}/vouchers", f.customer);
+    let set = |q: &str| -> BTreeSet<String> {
+        care_ids(s, &f.t.token, &format!("{base}?{q}"))
+            .into_iter()
+            .collect()
+    };
+    let want = |vs: &[&Value]| set_of(vs);
+    assert_eq!(set(""), want(&[&f.a, &f.b, &f.c, &f.d, &f.e]));
+    let code = f.b["code"].as_str().unwrap().to_lowercase();
+    let dashed = format!("{}-{}", &code[..3], &code[3..]);
+    assert_eq!(set(&format!("code={dashed}")), want(&[&f.b]));
+    assert_eq!(set("code=ZZZZ9999"), want(&[]));
+    assert_eq!(set("store_id=S1"), want(&[&f.a, &f.d]));
+    assert_eq!(set("validity=true"), want(&[&f.a, &f.d, &f.e]));
+    assert_eq!(set("validity=false"), want(&[&f.b, &f.c]));
+    assert_eq!(set("is_applied=true"), want(&[&f.a, &f.d]));
+    assert_eq!(set("is_applied=false"), want(&[&f.b, &f.c, &f.e]));
+    assert_eq!(set("reward_id[]=R1&reward_id[]=R3"), want(&[&f.a, &f.c]));
+    assert_eq!(set("reward_id[]=R2"), want(&[&f.b]));
+    assert_eq!(
+        set("store_id=S1&is_applied=true&validity=true"),
+        want(&[&f.a, &f.d])
+    );
+    // skip_stores=false adds each voucher's stores; true or absent leaves them out.
+    let r = care(
+        s,
+        &f.t.token,
+        &format!("{base}?skip_stores=false&store_id=S1"),
+    );
+    for v in r.json["data"]["vouchers"].as_array().unwrap() {
+        assert_eq!(v["stores"], json!([{"store_id": "S1"}]), "{v}");
+    }
+    let r = care(s, &f.t.token, &format!("{base}?skip_stores=true"));
+    assert!(r.json["data"]["vouchers"][0].get("stores").is_none());
+    // The purchase route.
+    let got = care_ids(s, &f.t.token, &format!("purchases/{}/vouchers", f.purchase));
+    assert_eq!(got, vec![id_of(&f.d["id"])]);
+}
+
+#[test]
+fn carecloud_sorts_and_pages() {
+    let s = server();
+    let f = shop();
+    let base = format!("customers/{}/vouchers", f.customer);
+    let ids = |q: &str| care_ids(s, &f.t.token, &format!("{base}?{q}"));
+    let all = [&f.a, &f.b, &f.c, &f.d, &f.e];
+    assert_eq!(ids("sort_field=code"), ids_of(&all));
+    assert_eq!(
+        ids("sort_field=code&sort_direction=desc"),
+        ids_of(&[&f.e, &f.d, &f.c, &f.b, &f.a])
+    );
+    // Values: 1.00, 5.00, 12.5, 30.00, 80.00 (a percentage sorts by its number).
+    assert_eq!(
+        ids("sort_field=voucher_value"),
+        ids_of(&[&f.e, &f.b, &f.c, &f.a, &f.d])
+    );
+    // States: 0 cancelled (d), 1 active (a, b, e by code), 2 inactive (c).
+    assert_eq!(ids("sort_field=state")[0], id_of(&f.d["id"]));
+    assert_eq!(
+        ids("sort_field=state&sort_direction=desc")[0],
+        id_of(&f.c["id"])
+    );
+    assert_eq!(
+        ids("sort_field=note&sort_direction=desc")[..2],
+        ids_of(&[&f.b, &f.a])
+    );
+    // Newest first by default; created_date ascending is the reverse.
+    let newest = ids("");
+    let mut oldest = ids("sort_field=created_date");
+    oldest.reverse();
+    assert_eq!(newest, oldest);
+    for field in [
+        "voucher_id",
+        "customer_id",
+        "store_id",
+        "applied_date",
+        "valid_from",
+        "valid_to",
+        "reward_group_id",
+        "reward",
+        "last_change",
+    ] {
+        assert_eq!(ids(&format!("sort_field={field}")).len(), 5, "{field}");
+    }
+    // count and offset page through the same order.
+    assert_eq!(ids("sort_field=code&count=2"), ids_of(&[&f.a, &f.b]));
+    assert_eq!(
+        ids("sort_field=code&count=2&offset=3"),
+        ids_of(&[&f.d, &f.e])
+    );
+    let r = care(
+        s,
+        &f.t.token,
+        &format!("{base}?sort_field=code&count=2&offset=10"),
+    );
+    assert_eq!(r.json["data"]["vouchers"], json!([]));
+    assert_eq!(r.json["data"]["total_count"], json!(5));
+}
+
+#[test]
+fn carecloud_bad_parameters_are_400_naming_them() {
+    let s = server();
+    let f = shop();
+    for (q, param) in [
+        ("sort_field=amount", "sort_field"),
+        ("sort_field=bogus", "sort_field"),
+        ("sort_direction=sideways", "sort_direction"),
+        ("count=0", "count"),
+        ("count=abc", "count"),
+        ("offset=-3", "offset"),
+        ("validity=maybe", "validity"),
+        ("is_applied=2", "is_applied"),
+        ("skip_stores=no", "skip_stores"),
+        ("colour=red", "colour"),
+        ("count=1&count=2", "count"),
+    ] {
+        let r = care(
+            s,
+            &f.t.token,
+            &format!("customers/{}/vouchers?{q}", f.customer),
+        );
+        assert_invalid_param(&r, param);
+    }
+    let r = s.call("GET", "/carecloud/v1/customers/x/vouchers", None, None);
+    assert_eq!(r.status, 401);
+    let r = s.call(
+        "POST",
+        "/carecloud/v1/customers/x/vouchers",
+        Some(&f.t.token),
+        Some(&json!({})),
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET"));
+}
+
+#[test]
+fn tenancy_holds_in_both_dialects() {
+    let s = server();
+    let f = shop();
+    let stranger = s.tenant(SALES);
+    // Another group holds a voucher for the same customer id (made in shop()); neither sees it.
+    let theirs = care_ids(
+        s,
+        &stranger.token,
+        &format!("customers/{}/vouchers", f.customer),
+    );
+    assert_eq!(theirs.len(), 0, "a fresh group sees nothing");
+    let code = f.b["code"].as_str().unwrap();
+    let r = s.get(&format!("/pos/v1/vouchers/{code}"), &stranger.token);
+    assert_problem(&r, 404, "not_found");
+    let r = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{code}"),
+        Some(&stranger.token),
+        Some(&pos_seed("x", true)),
+    );
+    assert_problem(&r, 404, "not_found");
+    let r = s.delete(&format!("/pos/v1/vouchers/{code}"), &stranger.token);
+    assert_problem(&r, 404, "not_found");
+    let r = s.get("/pos/v1/vouchers", &stranger.token);
+    assert_eq!(r.json["total"], json!(0), "{}", r.body);
+    assert_eq!(r.json["result"], json!([]));
+    // The owner sees its own.
+    let r = s.get(&format!("/pos/v1/vouchers/{code}"), &f.t.token);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn pos_seed(label: &str, enabled: bool) -> Value {
+    json!({
+        "customer_id": null,
+        "discount": {"type": "percentage", "value": 12.5},
+        "enabled": enabled,
+        "label": label,
+        "product_id": null,
+        "valid_until": "2031-08-24",
+    })
+}
+
+#[test]
+fn pos_create_get_put_delete() {
+    let s = server();
+    let t = s.tenant(SALES);
+    let r = s.post(
+        "/pos/v1/vouchers",
+        &t.token,
+        &json!({
+            "customer_id": "160c0c4b-9966-4dc1-a916-8407eb10d74e",
+            "discount": {"type": "money", "value": 12.5},
+            "label": "Winter discount voucher",
+            "product_id": null,
+            "valid_until": "2031-08-24",
+        }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = &r.json;
+    let keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = [
+        "code",
+        "created_at",
+        "customer_id",
+        "discount",
+        "enabled",
+        "label",
+        "product_id",
+        "updated_at",
+        "used_at",
+        "valid_until",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, want, "{v}");
+    assert_eq!(
+        v["discount"].to_string(),
+        r#"{"type":"money","value":12.5}"#
+    );
+    assert!(v["discount"]["value"].is_number());
+    assert_eq!(v["enabled"], json!(true));
+    assert_eq!(v["valid_until"], json!("2031-08-24"));
+    assert_eq!(v["used_at"], Value::Null);
+    assert_eq!(v["product_id"], Value::Null);
+    let code = v["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 8);
+    assert!(code.chars().all(|c| CODE_ALPHABET.contains(c)), "{code}");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/pos/v1/vouchers/{code}").as_str())
+    );
+
+    // GET by code, written the way a cashier might type it.
+    let typed = format!("{}-{}", code[..4].to_lowercase(), &code[4..]);
+    let got = s.get(&format!("/pos/v1/vouchers/{typed}"), &t.token);
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.json, r.json);
+
+    // PUT replaces every field; enabled=false disables.
+    let mut seed = pos_seed("Spring", false);
+    seed["customer_id"] = json!("C-9");
+    seed["code"] = json!(code.clone());
+    seed["created_at"] = v["created_at"].clone();
+    let put = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{code}"),
+        Some(&t.token),
+        Some(&seed),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(put.json["label"], json!("Spring"));
+    assert_eq!(put.json["enabled"], json!(false));
+    assert_eq!(put.json["customer_id"], json!("C-9"));
+    assert_eq!(
+        put.json["discount"].to_string(),
+        r#"{"type":"percentage","value":12.5}"#
+    );
+    assert_eq!(put.json["created_at"], v["created_at"]);
+
+    // PUT needs enabled; a different code in the body is refused.
+    let mut partial = pos_seed("x", true);
+    partial.as_object_mut().unwrap().remove("enabled");
+    let r = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{code}"),
+        Some(&t.token),
+        Some(&partial),
+    );
+    assert_invalid_field(&r, "enabled");
+    let mut other = pos_seed("x", true);
+    other["code"] = json!("ZZZZ2222");
+    let r = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{code}"),
+        Some(&t.token),
+        Some(&other),
+    );
+    assert_invalid_field(&r, "code");
+
+    // DELETE, then it is gone.
+    let r = s.delete(&format!("/pos/v1/vouchers/{code}"), &t.token);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = s.get(&format!("/pos/v1/vouchers/{code}"), &t.token);
+    assert_problem(&r, 404, "not_found");
+}
+
+#[test]
+fn pos_required_nullable_fields_must_be_present() {
+    let s = server();
+    let t = s.tenant(SALES);
+    let full = pos_seed("x", true);
+    for field in [
+        "customer_id",
+        "product_id",
+        "label",
+        "valid_until",
+        "discount",
+    ] {
+        let mut body = full.clone();
+        body.as_object_mut().unwrap().remove(field);
+        let r = s.post("/pos/v1/vouchers", &t.token, &body);
+        assert_invalid_field(&r, field);
+    }
+    let mut body = full.clone();
+    body["discount"]["value"] = json!("12.5");
+    assert_invalid_field(
+        &s.post("/pos/v1/vouchers", &t.token, &body),
+        "discount.value",
+    );
+    let mut body = full.clone();
+    body["discount"] = json!({"type": "percentage", "value": 120});
+    assert_invalid_field(
+        &s.post("/pos/v1/vouchers", &t.token, &body),
+        "discount.value",
+    );
+    let mut body = full.clone();
+    body["valid_until"] = Value::Null;
+    assert_invalid_field(&s.post("/pos/v1/vouchers", &t.token, &body), "valid_until");
+    let mut body = full.clone();
+    body["enabled"] = json!("yes");
+    assert_invalid_field(&s.post("/pos/v1/vouchers", &t.token, &body), "enabled");
+    let mut body = full.clone();
+    body["colour"] = json!("red");
+    assert_invalid_field(&s.post("/pos/v1/vouchers", &t.token, &body), "colour");
+    let mut body = full.clone();
+    body["code"] = json!("ab");
+    assert_invalid_field(&s.post("/pos/v1/vouchers", &t.token, &body), "code");
+    // A code given is kept (normalised); the same code again is a conflict.
+    let mut body = full.clone();
+    let code = format!("{}P", code_stem());
+    body["code"] = json!(code.to_lowercase());
+    let r = s.post("/pos/v1/vouchers", &t.token, &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["code"], json!(code));
+    assert_problem(
+        &s.post("/pos/v1/vouchers", &t.token, &body),
+        409,
+        "duplicate_code",
+    );
+    // Nothing but problem+json for a body that is not JSON.
+    let r = s.send(
+        "POST",
+        "/pos/v1/vouchers",
+        &[("Authorization", &format!("Bearer {}", t.token))],
+        Some(("application/json", b"{nope")),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.content_type(), "application/problem+json");
+}
+
+#[test]
+fn pos_list_pages_discount_vouchers_only() {
+    let s = server();
+    let t = s.tenant(SALES);
+    s.create_voucher(&t.token, &json!({"amount": "25.00"}));
+    let mut made = Vec::new();
+    for i in 0..3 {
+        let r = s.post(
+            "/pos/v1/vouchers",
+            &t.token,
+            &pos_seed(&format!("L{i}"), true),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        made.push(r.json["code"].as_str().unwrap().to_string());
+    }
+    let r = s.get("/pos/v1/vouchers", &t.token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["query"], json!({"limit": 25, "offset": 0}));
+    assert_eq!(
+        r.json["total"],
+        json!(3),
+        "the gift card is not a POS voucher"
+    );
+    let codes: Vec<&str> = r.json["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["code"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<&str> = made.iter().rev().map(String::as_str).collect();
+    assert_eq!(codes, newest_first);
+    let r = s.get("/pos/v1/vouchers?limit=1&offset=1", &t.token);
+    assert_eq!(r.json["query"], json!({"limit": 1, "offset": 1}));
+    assert_eq!(r.json["result"][0]["code"], json!(made[1]));
+    assert_eq!(r.json["total"], json!(3));
+    for (q, param) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("offset=x", "offset"),
+        ("page=2", "page"),
+    ] {
+        assert_invalid_param(&s.get(&format!("/pos/v1/vouchers?{q}"), &t.token), param);
+    }
+    // A gift card is not found by code in the POS dialect.
+    let card = s.create_voucher(&t.token, &json!({"amount": "5.00"}));
+    let r = s.get(
+        &format!("/pos/v1/vouchers/{}", card["code"].as_str().unwrap()),
+        &t.token,
+    );
+    assert_problem(&r, 404, "not_found");
+}
+
+#[test]
+fn a_used_pos_voucher_keeps_its_discount_and_cannot_be_deleted() {
+    let s = server();
+    let t = s.tenant(SALES);
+    let r = s.post("/pos/v1/vouchers", &t.token, &pos_seed("once", true));
+    let code = r.json["code"].as_str().unwrap().to_string();
+    let native = s.list(&t.token, &format!("filter[code]={code}"));
+    let id = id_of(&native.json["data"][0]["id"]);
+    // Unused: the discount may change.
+    let mut seed = pos_seed("once", true);
+    seed["discount"] = json!({"type": "money", "value": 3});
+    let r = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{code}"),
+        Some(&t.token),
+        Some(&seed),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json["discount"].to_string(),
+        r#"{"type":"money","value":3}"#
+    );
+    let r = s.post(
+        &format!("/v1/vouchers/{id}/charges"),
+        &t.token,
+        &json!({"type": "use", "ticket_total": "10.00"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["amount"], json!("3.00"));
+    let got = s.get(&format!("/pos/v1/vouchers/{code}"), &t.token);
+    assert!(got.json["used_at"].is_string(), "{}", got.body);
+    seed["discount"] = json!({"type": "money", "value": 4});
+    let r = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{code}"),
+        Some(&t.token),
+        Some(&seed),
+    );
+    assert_problem(&r, 409, "voucher_used");
+    // The same discount again is fine (other fields change).
+    seed["discount"] = json!({"type": "money", "value": 3.0});
+    seed["label"] = json!("spent");
+    let r = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{code}"),
+        Some(&t.token),
+        Some(&seed),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["label"], json!("spent"));
+    let r = s.delete(&format!("/pos/v1/vouchers/{code}"), &t.token);
+    assert_problem(&r, 409, "not_deletable");
+}
+
+#[test]
+fn a_voucher_made_in_one_dialect_reads_the_same_in_the_others() {
+    let s = server();
+    let t = s.tenant(SALES);
+    let customer = unique("cust");
+    // Made in the POS shape …
+    let r = s.post(
+        "/pos/v1/vouchers",
+        &t.token,
+        &json!({"customer_id": customer, "discount": {"type": "money", "value": 7.5},
+                "label": "Till", "product_id": "P-1", "valid_until": "2030-12-31"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let code = r.json["code"].as_str().unwrap().to_string();
+    // … read natively …
+    let native = s.list(&t.token, &format!("filter[code]={code}"));
+    let n = &native.json["data"][0];
+    assert_eq!(
+        n["discount"],
+        json!({"type": "money", "value": "7.50"}),
+        "{n}"
+    );
+    assert_eq!(n["label"], json!("Till"));
+    assert_eq!(n["customer_id"], json!(customer));
+    assert_eq!(n["product_id"], json!("P-1"));
+    assert_eq!(n["status"], json!("active"));
+    assert_eq!(n["max_uses"], json!(1));
+    assert!(n["valid_until"]
+        .as_str()
+        .unwrap()
+        .starts_with("2030-12-31T23:59:59"));
+    // … and in the loyalty shape.
+    let c = care(s, &t.token, &format!("customers/{customer}/vouchers"));
+    let cv = &c.json["data"]["vouchers"][0];
+    assert_eq!(cv["voucher_id"], n["id"]);
+    assert_eq!(cv["code"], json!(code));
+    assert_eq!(cv["voucher_value"].to_string(), "7.5");
+    assert_eq!(cv["state"], json!(1));
+    assert!(cv["valid_to"]
+        .as_str()
+        .unwrap()
+        .starts_with("2030-12-31 23:59:59"));
+
+    // Made natively: the POS shape shows the same voucher; a native change shows in both.
+    let made = s.create_voucher(
+        &t.token,
+        &json!({"discount": {"type": "percentage", "value": "15"}, "customer_id": customer,
+                "label": "Native", "valid_until": "2031-01-15"}),
+    );
+    let ncode = made["code"].as_str().unwrap();
+    let p = s.get(&format!("/pos/v1/vouchers/{ncode}"), &t.token);
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(
+        p.json["discount"].to_string(),
+        r#"{"type":"percentage","value":15}"#
+    );
+    assert_eq!(p.json["label"], json!("Native"));
+    assert_eq!(p.json["valid_until"], json!("2031-01-15"));
+    assert_eq!(p.json["customer_id"], json!(customer));
+    let r = s.patch(
+        &format!("/v1/vouchers/{}", id_of(&made["id"])),
+        &t.token,
+        &json!({"status": "inactive"}),
+    );
+    assert_eq!(r.status, 200);
+    let p = s.get(&format!("/pos/v1/vouchers/{ncode}"), &t.token);
+    assert_eq!(p.json["enabled"], json!(false));
+    let c = care_ids(
+        s,
+        &t.token,
+        &format!("customers/{customer}/vouchers?sort_field=state&sort_direction=desc"),
+    );
+    assert_eq!(
+        c[0],
+        id_of(&made["id"]),
+        "inactive (2) sorts last ascending"
+    );
+    // A POS PUT that enables shows natively as active.
+    let put = s.call(
+        "PUT",
+        &format!("/pos/v1/vouchers/{ncode}"),
+        Some(&t.token),
+        Some(
+            &json!({"customer_id": customer, "discount": {"type": "percentage", "value": 15},
+                     "label": "Native", "product_id": null, "valid_until": "2031-01-15",
+                     "enabled": true}),
+        ),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let n = s.get(&format!("/v1/vouchers/{}", id_of(&made["id"])), &t.token);
+    assert_eq!(n.json["status"], json!("active"));
+}
