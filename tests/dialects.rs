@@ -8,13 +8,6 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-const SALES: &[&str] = &[
-    "vouchers:read",
-    "vouchers:write",
-    "charges:read",
-    "charges:write",
-];
-
 fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(TestServer::start)
@@ -77,7 +70,7 @@ fn shop() -> &'static Shop {
     static SHOP: OnceLock<Shop> = OnceLock::new();
     SHOP.get_or_init(|| {
         let s = server();
-        let t = s.tenant(SALES);
+        let t = s.tenant(CASHIER);
         let customer = unique("cust");
         let purchase = unique("purch");
         let stem = code_stem();
@@ -131,7 +124,7 @@ fn shop() -> &'static Shop {
             &t.token,
             &json!({"amount": "9.00", "customer_id": unique("other")}),
         );
-        let other = s.tenant(SALES);
+        let other = s.tenant(CASHIER);
         s.create_voucher(
             &other.token,
             &json!({"amount": "9.00", "customer_id": customer, "purchase_id": purchase}),
@@ -423,7 +416,7 @@ fn carecloud_bad_parameters_are_400_naming_them() {
 fn tenancy_holds_in_both_dialects() {
     let s = server();
     let f = shop();
-    let stranger = s.tenant(SALES);
+    let stranger = s.tenant(CASHIER);
     // Another group holds a voucher for the same customer id (made in shop()); neither sees it.
     let theirs = care_ids(
         s,
@@ -465,7 +458,7 @@ fn pos_seed(label: &str, enabled: bool) -> Value {
 #[test]
 fn pos_create_get_put_delete() {
     let s = server();
-    let t = s.tenant(SALES);
+    let t = s.tenant(CASHIER);
     let r = s.post(
         "/pos/v1/vouchers",
         &t.token,
@@ -569,7 +562,7 @@ fn pos_create_get_put_delete() {
 #[test]
 fn pos_required_nullable_fields_must_be_present() {
     let s = server();
-    let t = s.tenant(SALES);
+    let t = s.tenant(CASHIER);
     let full = pos_seed("x", true);
     for field in [
         "customer_id",
@@ -633,7 +626,7 @@ fn pos_required_nullable_fields_must_be_present() {
 #[test]
 fn pos_list_pages_discount_vouchers_only() {
     let s = server();
-    let t = s.tenant(SALES);
+    let t = s.tenant(CASHIER);
     s.create_voucher(&t.token, &json!({"amount": "25.00"}));
     let mut made = Vec::new();
     for i in 0..3 {
@@ -685,7 +678,7 @@ fn pos_list_pages_discount_vouchers_only() {
 #[test]
 fn a_used_pos_voucher_keeps_its_discount_and_cannot_be_deleted() {
     let s = server();
-    let t = s.tenant(SALES);
+    let t = s.tenant(CASHIER);
     let r = s.post("/pos/v1/vouchers", &t.token, &pos_seed("once", true));
     let code = r.json["code"].as_str().unwrap().to_string();
     let native = s.list(&t.token, &format!("filter[code]={code}"));
@@ -739,7 +732,7 @@ fn a_used_pos_voucher_keeps_its_discount_and_cannot_be_deleted() {
 #[test]
 fn a_voucher_made_in_one_dialect_reads_the_same_in_the_others() {
     let s = server();
-    let t = s.tenant(SALES);
+    let t = s.tenant(CASHIER);
     let customer = unique("cust");
     // Made in the POS shape …
     let r = s.post(

@@ -9,13 +9,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const CASHIER: &[&str] = &[
-    "vouchers:read",
-    "vouchers:write",
-    "charges:read",
-    "charges:write",
-];
-
 fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(TestServer::start)

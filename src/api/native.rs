@@ -219,23 +219,37 @@ pub fn create_voucher(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         f.finish()?;
         let mut voucher = voucher
             .ok_or_else(|| ApiError::Internal("voucher fields passed but no voucher".into()))?;
-        voucher.code = code.unwrap_or_else(|| {
-            CodeShape::new(None, None)
-                .map(|s| s.generate(&mut rand::thread_rng()))
-                .unwrap_or(voucher.code.clone())
-        });
-        let offset = ctx.app.offset;
-        ctx.app.store.write(move |conn| {
-            finish_write(
-                conn,
-                key.as_ref(),
-                |c| vouchers::insert(c, &voucher).map(|()| voucher),
-                |v| {
-                    Reply::json(201, &VoucherView::new(&v, offset))
-                        .with_header("Location", format!("/v1/vouchers/{}", v.id))
-                },
-            )
+        voucher.code = code.unwrap_or_else(generated_code);
+        insert_new(ctx, key, voucher, |v, offset| {
+            Reply::json(201, &VoucherView::new(&v, offset))
+                .with_header("Location", format!("/v1/vouchers/{}", v.id))
         })
+    })
+}
+
+/// A code of the default shape: 8 characters of the look-alike-free alphabet.
+pub(super) fn generated_code() -> Code {
+    CodeShape::new(None, None)
+        .map(|s| s.generate(&mut rand::thread_rng()))
+        .unwrap_or_else(|_| Code::from_stored(new_id()[..8].to_string()))
+}
+
+/// Inserts one new voucher through the writer (saving the reply under `key`) and answers with
+/// `render(voucher, offset)`; a duplicate code is its 409.
+pub(super) fn insert_new(
+    ctx: &Ctx,
+    key: Option<crate::store::idempotency::Key>,
+    voucher: Voucher,
+    render: fn(Voucher, time::UtcOffset) -> Reply,
+) -> Result<Reply, ApiError> {
+    let offset = ctx.app.offset;
+    ctx.app.store.write(move |conn| {
+        finish_write(
+            conn,
+            key.as_ref(),
+            |c| vouchers::insert(c, &voucher).map(|()| voucher),
+            |v| render(v, offset),
+        )
     })
 }
 

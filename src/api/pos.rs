@@ -4,15 +4,15 @@
 
 use super::carecloud::number;
 use super::fields::{Fields, Given};
-use super::idempotency::{self, finish_write};
+use super::idempotency;
 use super::ledger::check_guessing;
-use super::native::read_discount;
+use super::native::{generated_code, insert_new, read_discount};
 use super::views::DiscountNumberView;
 use super::{tenant_of, Ctx};
 use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
 use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_date, format_rfc3339, DayEnd};
-use crate::domain::code::{new_id, normalize_code, Code, CodeShape};
+use crate::domain::code::{new_id, normalize_code, Code};
 use crate::domain::money::format_decimal_trimmed;
 use crate::domain::query::{Filter, ListQuery, ParamError};
 use crate::domain::voucher::{Changes, Discount, Medium, Restrictions, Status, Tenant, Voucher};
@@ -187,24 +187,11 @@ pub fn create(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         f.finish()?;
         let seed =
             seed.ok_or_else(|| ApiError::Internal("POS fields passed but incomplete".into()))?;
-        let code = match code {
-            Some(code) => code,
-            None => CodeShape::new(None, None)
-                .map_err(|(_, m)| ApiError::Internal(m.to_string()))?
-                .generate(&mut rand::thread_rng()),
-        };
+        let code = code.unwrap_or_else(generated_code);
         let voucher = new_voucher(seed, code, &token, ctx.app.currency);
-        let offset = ctx.app.offset;
-        ctx.app.store.write(move |conn| {
-            finish_write(
-                conn,
-                key.as_ref(),
-                |c| vouchers::insert(c, &voucher).map(|()| voucher),
-                |v| {
-                    reply(201, &v, offset)
-                        .with_header("Location", format!("/pos/v1/vouchers/{}", v.code.as_str()))
-                },
-            )
+        insert_new(ctx, key, voucher, |v, offset| {
+            reply(201, &v, offset)
+                .with_header("Location", format!("/pos/v1/vouchers/{}", v.code.as_str()))
         })
     })
 }

@@ -28,6 +28,13 @@ const LISTEN_PREFIX: &str = "vouchd listening on ";
 pub const READ: &str = "vouchers:read";
 pub const WRITE: &str = "vouchers:write";
 pub const RW: &[&str] = &["vouchers:read", "vouchers:write"];
+/// What a till needs: vouchers and charges, read and write.
+pub const CASHIER: &[&str] = &[
+    "vouchers:read",
+    "vouchers:write",
+    "charges:read",
+    "charges:write",
+];
 pub const ALL_SCOPES: &[&str] = &[
     "vouchers:read",
     "vouchers:write",
