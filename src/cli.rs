@@ -13,8 +13,13 @@ pub const USAGE: &str = "usage:
   vouchd client list [--db PATH]
   vouchd client revoke CLIENT_ID [--db PATH]
   vouchd backup DEST [--db PATH]
+  vouchd demo [--db PATH]
 
-  --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.";
+  --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.
+  demo fills a database without vouchers with a sample shop and prints its clients' secrets.";
+
+/// Where `serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -50,6 +55,11 @@ pub enum Command {
     Backup {
         db: PathBuf,
         dest: PathBuf,
+    },
+    /// `listen` is where `serve` would listen, for the printed examples.
+    Demo {
+        db: PathBuf,
+        listen: String,
     },
     Help,
 }
@@ -92,6 +102,12 @@ fn option(options: &[(String, String)], name: &str) -> Option<String> {
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
+}
+
+fn listen_address(options: &[(String, String)]) -> String {
+    option(options, "listen")
+        .or_else(|| std::env::var("VOUCHD_LISTEN").ok())
+        .unwrap_or_else(|| DEFAULT_LISTEN.into())
 }
 
 fn db_path(options: &[(String, String)]) -> PathBuf {
@@ -158,6 +174,16 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 dest: dest.into(),
             })
         }
+        ["demo", ..] => {
+            let (pos, opts) = split(&args[1..], &["db"])?;
+            if !pos.is_empty() {
+                return Err("demo takes no arguments".into());
+            }
+            Ok(Command::Demo {
+                db: db_path(&opts),
+                listen: listen_address(&opts),
+            })
+        }
         _ => Err(format!("unknown command {:?}", args.join(" "))),
     }
 }
@@ -191,9 +217,7 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         Some(s) => Currency::parse(&s).ok_or("--currency must be an ISO 4217 code")?,
         None => Currency::parse("EUR").ok_or("EUR is unknown")?,
     };
-    let listen = option(&opts, "listen")
-        .or_else(|| std::env::var("VOUCHD_LISTEN").ok())
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = listen_address(&opts);
     Ok(Command::Serve(ServeConfig {
         db: db_path(&opts),
         listen,
@@ -241,6 +265,8 @@ mod tests {
             "group create a --db x",
             "client create a",
             "client revoke",
+            "demo extra",
+            "demo --listen 1.2.3.4:80",
             "frobnicate",
         ] {
             assert!(parse(&args(line)).is_err(), "{line}");
@@ -269,5 +295,9 @@ mod tests {
             parse(&args("backup /tmp/x.db")),
             Ok(Command::Backup { .. })
         ));
+        let Ok(Command::Demo { db, .. }) = parse(&args("demo --db /tmp/d.db")) else {
+            panic!("demo should parse");
+        };
+        assert_eq!(db, PathBuf::from("/tmp/d.db"));
     }
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod crash;
+mod demo;
 mod dialects;
 mod list;
 mod money;

@@ -54,6 +54,16 @@ fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
 }
 
 pub fn create_group(conn: &Connection, name: &str, scopes: Scopes) -> Result<Group, ApiError> {
+    create_group_at(conn, name, scopes, clock::now())
+}
+
+/// [`create_group`] with the creation time given (the demo data's history lies in the past).
+pub fn create_group_at(
+    conn: &Connection,
+    name: &str,
+    scopes: Scopes,
+    created_at: i64,
+) -> Result<Group, ApiError> {
     let exists: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM client_groups WHERE name = ?1)")?
         .query_row([name], |r| r.get(0))?;
@@ -67,7 +77,7 @@ pub fn create_group(conn: &Connection, name: &str, scopes: Scopes) -> Result<Gro
         id: code::new_id(),
         name: name.to_string(),
         scopes,
-        created_at: clock::now(),
+        created_at,
     };
     conn.prepare_cached(
         "INSERT INTO client_groups (id, name, scopes, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -125,11 +135,23 @@ pub fn create_client(
     scopes: Option<Scopes>,
     secret_hash: &str,
 ) -> Result<Client, ApiError> {
+    create_client_at(conn, name, group, scopes, secret_hash, clock::now())
+}
+
+/// [`create_client`] with the creation time given.
+pub fn create_client_at(
+    conn: &Connection,
+    name: &str,
+    group: &Group,
+    scopes: Option<Scopes>,
+    secret_hash: &str,
+    created_at: i64,
+) -> Result<Client, ApiError> {
     let id = code::new_id();
     conn.prepare_cached(
         "INSERT INTO clients (id, name, group_id, scopes, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![id, name, group.id, scopes.map(Scopes::to_space_list), secret_hash, clock::now()])?;
+    .execute(params![id, name, group.id, scopes.map(Scopes::to_space_list), secret_hash, created_at])?;
     find_client(conn, &id)?.ok_or_else(|| ApiError::Internal("client vanished after insert".into()))
 }
 

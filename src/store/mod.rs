@@ -80,6 +80,21 @@ pub fn open_direct(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
+/// Runs `op` in one `BEGIN IMMEDIATE` transaction on a direct (CLI) connection: committed when
+/// it returns `Ok`, rolled back otherwise. IMMEDIATE takes the write lock first, so a running
+/// server's writer waits (up to its busy timeout) instead of interleaving with `op`.
+pub fn write_direct<T>(
+    conn: &mut Connection,
+    op: impl FnOnce(&Connection) -> Result<T, String>,
+) -> Result<T, String> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
+    let value = op(&tx)?;
+    tx.commit().map_err(|e| format!("cannot commit: {e}"))?;
+    Ok(value)
+}
+
 /// A queued write: run inside the group's transaction, then told how the COMMIT went.
 trait Job: Send {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish>;

@@ -247,6 +247,17 @@ pub fn update(
     tenant: &Tenant,
     changes: &Changes,
 ) -> Result<Voucher, ApiError> {
+    update_at(conn, id, tenant, changes, clock::now())
+}
+
+/// [`update`] with the time of the change given (the demo data's history lies in the past).
+pub fn update_at(
+    conn: &Connection,
+    id: &str,
+    tenant: &Tenant,
+    changes: &Changes,
+    now: i64,
+) -> Result<Voucher, ApiError> {
     let current = get(conn, id, tenant)?;
     let mut sets: Vec<&str> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
@@ -295,7 +306,7 @@ pub fn update(
         set("discount_type", Value::Text(d.kind.as_str().into()));
         set("discount_value", Value::Integer(d.value));
     }
-    set("updated_at", Value::Integer(clock::now()));
+    set("updated_at", Value::Integer(now));
     let assignments: Vec<String> = sets.iter().map(|c| format!("{c} = ?")).collect();
     let sql = format!(
         "UPDATE vouchers SET {} WHERE id = ?",
@@ -304,6 +315,13 @@ pub fn update(
     args.push(Value::Text(id.to_string()));
     conn.prepare(&sql)?.execute(params_from_iter(args))?;
     get(conn, id, tenant)
+}
+
+/// How many vouchers the database holds, every group's.
+pub fn count_all(conn: &Connection) -> Result<i64, ApiError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM vouchers")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// Deletes a voucher without ledger entries (and its released or expired holds).
