@@ -5,7 +5,7 @@
 //! from the listening socket on Linux, so they are set once here.
 
 use super::request::Request;
-use super::response::Reply;
+use super::response::{Body, Reply};
 use super::router;
 use crate::app::App;
 use crate::error::ApiError;
@@ -103,10 +103,10 @@ fn handle(app: &App, conn: &rusqlite::Connection, raw: &mut tiny_http::Request) 
 }
 
 fn respond(raw: tiny_http::Request, reply: Reply) {
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    let mut headers = Vec::new();
     let mut add = |name: &str, value: &str| {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
+            headers.push(header);
         }
     };
     if reply.status != 204 {
@@ -115,5 +115,24 @@ fn respond(raw: tiny_http::Request, reply: Reply) {
     for (name, value) in &reply.headers {
         add(name, value);
     }
-    let _ = raw.respond(response);
+    let status = tiny_http::StatusCode(reply.status);
+    // A client gone away is not worth a log line; a stream logs its own failures.
+    let _ = match reply.body {
+        Body::Bytes(bytes) => {
+            let length = bytes.len();
+            let data = std::io::Cursor::new(bytes);
+            raw.respond(tiny_http::Response::new(
+                status,
+                headers,
+                data,
+                Some(length),
+                None,
+            ))
+        }
+        // No length: tiny_http sends it chunked (the handler checked the client can take
+        // that), reading the stream as the socket drains, so it never sits in memory whole.
+        Body::Stream(reader) => raw.respond(tiny_http::Response::new(
+            status, headers, reader, None, None,
+        )),
+    };
 }
