@@ -2,8 +2,10 @@
 //! shapes. `Ctx` carries what every handler needs for one request.
 
 pub mod admin;
+pub mod export;
 pub mod fields;
 pub mod idempotency;
+pub mod import;
 pub mod ledger;
 pub mod native;
 pub mod views;

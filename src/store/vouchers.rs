@@ -13,17 +13,27 @@ use rusqlite::{
     params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row, Statement,
 };
 
-/// Columns read into a [`Voucher`], in [`voucher_from_row`]'s order; `held` sums live holds.
-/// A macro so statements can be built with `concat!` at compile time.
-macro_rules! columns {
+/// The stored columns of a [`Voucher`], in [`voucher_from_row`]'s order up to `entries`.
+/// Macros so statements can be built with `concat!` at compile time.
+macro_rules! stored_columns {
     () => {
         "v.id, v.code, v.client_id, v.group_id, v.sku, v.batch, v.label, v.note, v.currency, \
     v.amount, v.remaining, v.discount_type, v.discount_value, v.max_uses, v.uses, v.used_at, v.valid_from, \
     v.valid_until, v.validity_value, v.validity_interval, v.status, v.type, v.taxable, v.tax_rate, \
     v.order_number, v.customer_id, v.product_id, v.store_id, v.purchase_id, v.reward_id, v.data, \
-    v.created_at, v.updated_at, v.entries, \
-    (SELECT COALESCE(SUM(r.amount), 0) FROM reservations r \
+    v.created_at, v.updated_at, v.entries"
+    };
+}
+pub(super) use stored_columns;
+
+/// Columns read into a [`Voucher`], in [`voucher_from_row`]'s order; `held` sums live holds.
+macro_rules! columns {
+    () => {
+        concat!(
+            stored_columns!(),
+            ", (SELECT COALESCE(SUM(r.amount), 0) FROM reservations r \
      WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > unixepoch())"
+        )
     };
 }
 
@@ -102,14 +112,14 @@ pub fn voucher_from_row(row: &Row) -> rusqlite::Result<Voucher> {
     })
 }
 
-const INSERT: &str = "INSERT INTO vouchers (id, code, client_id, group_id, sku, batch, label, note, currency, \
+pub(super) const INSERT: &str = "INSERT INTO vouchers (id, code, client_id, group_id, sku, batch, label, note, currency, \
     exponent, amount, remaining, discount_type, discount_value, max_uses, uses, used_at, valid_from, valid_until, \
     validity_value, validity_interval, status, type, taxable, tax_rate, order_number, customer_id, product_id, \
     store_id, purchase_id, reward_id, data, entries, created_at, updated_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
     ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, 0, ?33, ?34)";
 
-fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
+pub(super) fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
     let r = &v.restrictions;
     stmt.execute(params![
         v.id,
@@ -149,9 +159,14 @@ fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
     ])
 }
 
-fn is_duplicate_code(err: &rusqlite::Error) -> bool {
+/// Whether `err` is a clash on the unique `column` of `vouchers` (`code` or `id`).
+pub(super) fn is_duplicate(err: &rusqlite::Error, column: &str) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(e, Some(msg))
-        if e.code == ErrorCode::ConstraintViolation && msg.contains("vouchers.code"))
+        if e.code == ErrorCode::ConstraintViolation && msg.ends_with(&format!("vouchers.{column}")))
+}
+
+fn is_duplicate_code(err: &rusqlite::Error) -> bool {
+    is_duplicate(err, "code")
 }
 
 pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), ApiError> {
