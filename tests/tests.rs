@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod crash;
+mod csv;
 mod list;
 mod money;
 mod vouchers;
