@@ -9,6 +9,7 @@ use super::response::{Body, Reply};
 use super::router;
 use crate::app::App;
 use crate::error::ApiError;
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -132,7 +133,25 @@ fn respond(raw: tiny_http::Request, reply: Reply) {
         // No length: tiny_http sends it chunked (the handler checked the client can take
         // that), reading the stream as the socket drains, so it never sits in memory whole.
         Body::Stream(reader) => raw.respond(tiny_http::Response::new(
-            status, headers, reader, None, None,
+            status,
+            headers,
+            Guarded(reader),
+            None,
+            None,
         )),
     };
+}
+
+/// A streamed body is read after the handler's panic guard: each read gets a guard of its own,
+/// so a panic cuts the reply short (the client sees an unfinished chunked body) and the worker
+/// lives on.
+struct Guarded(Box<dyn Read + Send>);
+
+impl Read for Guarded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        catch_unwind(AssertUnwindSafe(|| self.0.read(buf))).unwrap_or_else(|_| {
+            eprintln!("vouchd: a streamed reply panicked; it was cut short");
+            Err(std::io::Error::other("a streamed reply panicked"))
+        })
+    }
 }
