@@ -14,9 +14,14 @@ pub const USAGE: &str = "usage:
   vouchd client revoke CLIENT_ID [--db PATH]
   vouchd backup DEST [--db PATH]
   vouchd demo [--db PATH]
+  vouchd export [filter[NAME]=VALUE ...] [--out FILE] [--utc-offset +HH:MM] [--db PATH]
+  vouchd import FILE|- [--client CLIENT_ID] [--currency EUR] [--utc-offset +HH:MM] [--db PATH]
 
   --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.
-  demo fills a database without vouchers with a sample shop and prints its clients' secrets.";
+  demo fills a database without vouchers with a sample shop and prints its clients' secrets.
+  export writes CSV to stdout (or --out), every voucher in storage order, narrowed by the
+  list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or
+  nothing; its vouchers belong to --client, by default the oldest live client of group admin.";
 
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -60,6 +65,21 @@ pub enum Command {
     Demo {
         db: PathBuf,
         listen: String,
+    },
+    Export {
+        db: PathBuf,
+        /// `filter[…]` query pairs, as the HTTP export takes them.
+        filters: Vec<(String, String)>,
+        out: Option<PathBuf>,
+        offset: UtcOffset,
+    },
+    Import {
+        db: PathBuf,
+        /// The CSV file; `-` is stdin.
+        file: String,
+        client: Option<String>,
+        currency: Currency,
+        offset: UtcOffset,
     },
     Help,
 }
@@ -184,7 +204,52 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 listen: listen_address(&opts),
             })
         }
+        ["export", ..] => {
+            let (pos, opts) = split(&args[1..], &["db", "out", "utc-offset"])?;
+            let filters = pos
+                .iter()
+                .map(|arg| match arg.split_once('=') {
+                    Some((name, value)) => Ok((name.to_string(), value.to_string())),
+                    None => Err(format!("export takes filters as NAME=VALUE, got {arg:?}")),
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(Command::Export {
+                db: db_path(&opts),
+                filters,
+                out: option(&opts, "out").map(PathBuf::from),
+                offset: utc_offset(&opts)?,
+            })
+        }
+        ["import", ..] => {
+            let (pos, opts) = split(&args[1..], &["db", "client", "currency", "utc-offset"])?;
+            let [file] = pos.as_slice() else {
+                return Err("import takes one FILE (- for stdin)".into());
+            };
+            Ok(Command::Import {
+                db: db_path(&opts),
+                file: file.clone(),
+                client: option(&opts, "client"),
+                currency: currency(&opts)?,
+                offset: utc_offset(&opts)?,
+            })
+        }
         _ => Err(format!("unknown command {:?}", args.join(" "))),
+    }
+}
+
+fn utc_offset(opts: &[(String, String)]) -> Result<UtcOffset, String> {
+    match option(opts, "utc-offset") {
+        Some(s) => {
+            parse_offset(&s).ok_or_else(|| "--utc-offset must look like +02:00 or -05:30".into())
+        }
+        None => Ok(UtcOffset::UTC),
+    }
+}
+
+fn currency(opts: &[(String, String)]) -> Result<Currency, String> {
+    match option(opts, "currency") {
+        Some(s) => Currency::parse(&s).ok_or_else(|| "--currency must be an ISO 4217 code".into()),
+        None => Currency::parse("EUR").ok_or_else(|| "EUR is unknown".into()),
     }
 }
 
@@ -209,14 +274,8 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         Some(s) => SyncMode::parse(&s).ok_or("--sync must be full or normal")?,
         None => SyncMode::Full,
     };
-    let offset = match option(&opts, "utc-offset") {
-        Some(s) => parse_offset(&s).ok_or("--utc-offset must look like +02:00 or -05:30")?,
-        None => UtcOffset::UTC,
-    };
-    let currency = match option(&opts, "currency") {
-        Some(s) => Currency::parse(&s).ok_or("--currency must be an ISO 4217 code")?,
-        None => Currency::parse("EUR").ok_or("EUR is unknown")?,
-    };
+    let offset = utc_offset(&opts)?;
+    let currency = currency(&opts)?;
     let listen = listen_address(&opts);
     Ok(Command::Serve(ServeConfig {
         db: db_path(&opts),
@@ -268,6 +327,11 @@ mod tests {
             "demo extra",
             "demo --listen 1.2.3.4:80",
             "frobnicate",
+            "export status",
+            "export --out",
+            "import",
+            "import a.csv b.csv",
+            "import a.csv --currency EURO",
         ] {
             assert!(parse(&args(line)).is_err(), "{line}");
         }
@@ -299,5 +363,29 @@ mod tests {
             panic!("demo should parse");
         };
         assert_eq!(db, PathBuf::from("/tmp/d.db"));
+        let Ok(Command::Export { filters, out, .. }) = parse(&args(
+            "export filter[status]=active filter[batch]=a=b --out x.csv",
+        )) else {
+            panic!("export should parse");
+        };
+        assert_eq!(
+            filters,
+            vec![
+                ("filter[status]".to_string(), "active".to_string()),
+                ("filter[batch]".to_string(), "a=b".to_string())
+            ]
+        );
+        assert_eq!(out, Some(PathBuf::from("x.csv")));
+        let Ok(Command::Import {
+            file,
+            client,
+            currency,
+            ..
+        }) = parse(&args("import - --client C1 --currency usd"))
+        else {
+            panic!("import should parse");
+        };
+        assert_eq!((file.as_str(), client.as_deref()), ("-", Some("C1")));
+        assert_eq!(currency.as_str(), "USD");
     }
 }

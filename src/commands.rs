@@ -1,16 +1,28 @@
 //! What each CLI command does, printing JSON on stdout and messages on stderr.
 
 use crate::api::admin::{check_name, client_json, group_json, new_client_json};
+use crate::api::export::{export_filters, ExportStream};
+use crate::api::import::ImportReader;
+use crate::api::native::Issuer;
 use crate::auth::scope::Scopes;
 use crate::auth::secret;
 use crate::cli::{Command, ServeConfig, USAGE};
 use crate::domain::clock;
+use crate::domain::money::Currency;
+use crate::domain::voucher::Tenant;
+use crate::error::ApiError;
+use crate::store::bulk::{self, VoucherCursor};
 use crate::store::clients::Client;
 use crate::store::{self, clients, vouchers};
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Instant;
 use time::UtcOffset;
+
+/// Rows between two updates of a progress line.
+const PROGRESS_EVERY: u64 = 10_000;
 
 pub fn run(command: Command) -> Result<(), String> {
     match command {
@@ -70,6 +82,185 @@ pub fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Demo { db, listen } => demo(&db, &listen),
+        Command::Export {
+            db,
+            filters,
+            out,
+            offset,
+        } => export(&db, &filters, out.as_deref(), offset),
+        Command::Import {
+            db,
+            file,
+            client,
+            currency,
+            offset,
+        } => import(&db, &file, client.as_deref(), currency, offset),
+    }
+}
+
+/// `vouchd export`: every voucher (narrowed by `filter[…]` pairs) as CSV, streamed.
+fn export(
+    db: &Path,
+    pairs: &[(String, String)],
+    out: Option<&Path>,
+    offset: UtcOffset,
+) -> Result<(), String> {
+    let filters =
+        export_filters(pairs, offset).map_err(|e| format!("{}: {}", e.param, e.message))?;
+    let conn = store::open_direct(db)?;
+    let cursor = VoucherCursor::open(conn, &Tenant::All, &filters).map_err(|e| failure(&e))?;
+    let mut stream = ExportStream::new(cursor, offset).map_err(|e| failure(&e))?;
+    let sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(
+            File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = BufWriter::with_capacity(64 << 10, sink);
+    let mut progress = Progress::new("exported");
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| format!("export failed: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        sink.write_all(&buf[..n])
+            .map_err(|e| format!("cannot write the export: {e}"))?;
+        progress.show(stream.rows());
+    }
+    sink.flush()
+        .map_err(|e| format!("cannot write the export: {e}"))?;
+    progress.end();
+    eprintln!("vouchd: exported {} vouchers", stream.rows());
+    Ok(())
+}
+
+/// `vouchd import`: a CSV in the export's format, all or nothing, in one transaction.
+fn import(
+    db: &Path,
+    file: &str,
+    client: Option<&str>,
+    currency: Currency,
+    offset: UtcOffset,
+) -> Result<(), String> {
+    let conn = store::open_direct(db)?;
+    let owner = import_owner(&conn, client)?;
+    let issuer = Issuer {
+        client_id: owner.id,
+        group_id: owner.group_id,
+        offset,
+        currency,
+    };
+    let input: Box<dyn Read> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?)
+    };
+    let now = clock::now();
+    let mut reader = ImportReader::new(input, issuer, now).map_err(|e| failure(&e))?;
+    // The write lock from the start: a server sharing the file waits (or answers 503) until
+    // the import commits, instead of the import failing halfway on a busy database.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| format!("cannot start the import: {e}"))?;
+    let mut progress = Progress::new("imported");
+    let mut read = 0;
+    let result = store::in_savepoint(&conn, |c| {
+        let count = bulk::import(c, &mut reader, now, |_| {
+            read += 1;
+            progress.show(read);
+        })?;
+        match reader.failure.take() {
+            Some(err) => Err(err),
+            None => Ok(count),
+        }
+    });
+    progress.end();
+    let count = match result {
+        Ok(count) => count,
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(format!("nothing was imported: {}", failure(&err)));
+        }
+    };
+    conn.execute_batch("COMMIT")
+        .map_err(|e| format!("nothing was imported: the commit failed: {e}"))?;
+    println!("{}", serde_json::json!({ "imported": count }));
+    eprintln!("vouchd: imported {count} vouchers from {file}");
+    Ok(())
+}
+
+/// The client an import's vouchers belong to: the one named, or the oldest live `admin` one.
+fn import_owner(
+    conn: &rusqlite::Connection,
+    client: Option<&str>,
+) -> Result<clients::Client, String> {
+    match client {
+        Some(id) => match clients::find_client(conn, id).map_err(|e| failure(&e))? {
+            Some(c) if c.revoked_at.is_none() => Ok(c),
+            Some(_) => Err(format!("client {id:?} is revoked")),
+            None => Err(format!("no client {id:?}")),
+        },
+        None => clients::list_clients(conn)
+            .map_err(|e| failure(&e))?
+            .into_iter()
+            .find(|c| c.group_name == "admin" && c.revoked_at.is_none())
+            .ok_or_else(|| "no live client in group admin; name the owner with --client".into()),
+    }
+}
+
+/// An error as the CLI reports it: each bad row on a line of its own.
+fn failure(err: &ApiError) -> String {
+    match err {
+        ApiError::Invalid(errors) => {
+            let mut text = format!("{} errors", errors.len());
+            for e in errors {
+                match e.row {
+                    Some(row) => {
+                        text.push_str(&format!("\n  row {row}: {}: {}", e.field, e.message))
+                    }
+                    None => text.push_str(&format!("\n  {}: {}", e.field, e.message)),
+                }
+            }
+            if errors.len() >= bulk::MAX_ROW_ERRORS {
+                text.push_str("\n  (the file was not read further)");
+            }
+            text
+        }
+        _ => err
+            .log_message()
+            .map_or_else(|| err.detail(), str::to_string),
+    }
+}
+
+/// A `\r`-updated count on stderr every [`PROGRESS_EVERY`] rows, when stderr is a terminal.
+struct Progress {
+    verb: &'static str,
+    shown: u64,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(verb: &'static str) -> Progress {
+        Progress {
+            verb,
+            shown: 0,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, rows: u64) {
+        if self.tty && rows / PROGRESS_EVERY > self.shown / PROGRESS_EVERY {
+            eprint!("\rvouchd: {} {rows} rows", self.verb);
+            self.shown = rows;
+        }
+    }
+
+    fn end(&self) {
+        if self.shown > 0 {
+            eprintln!();
+        }
     }
 }
 

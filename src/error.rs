@@ -13,6 +13,8 @@ use serde_json::json;
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// For a CSV import: the data row it is about (1 = the first row after the header).
+    pub row: Option<u64>,
 }
 
 impl FieldError {
@@ -20,6 +22,20 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
+            row: None,
+        }
+    }
+
+    pub fn at_row(mut self, row: u64) -> FieldError {
+        self.row = Some(row);
+        self
+    }
+
+    /// `amount`, or `row 3: amount` for an import row.
+    fn label(&self) -> String {
+        match self.row {
+            Some(row) => format!("row {row}: {}", self.field),
+            None => self.field.clone(),
         }
     }
 }
@@ -119,7 +135,7 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    pub fn detail(&self) -> String {
         match self {
             ApiError::Malformed(detail)
             | ApiError::Conflict(_, detail)
@@ -136,7 +152,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "The body exceeds 1 MiB.".into(),
             ApiError::UnsupportedMediaType(wanted) => format!("The body must be {wanted}."),
             ApiError::Invalid(errors) => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                let fields: Vec<String> = errors.iter().map(FieldError::label).collect();
                 format!("Invalid value for {}.", fields.join(", "))
             }
             ApiError::TooManyRequests(secs) => format!("Too many requests; retry in {secs} s."),
@@ -172,7 +188,10 @@ impl ApiError {
         if !errors.is_empty() {
             body["errors"] = errors
                 .iter()
-                .map(|e| json!({"field": e.field, "message": e.message}))
+                .map(|e| match e.row {
+                    Some(row) => json!({"row": row, "field": e.field, "message": e.message}),
+                    None => json!({"field": e.field, "message": e.message}),
+                })
                 .collect();
         }
         let mut reply = Reply::json_with_type(self.status(), &body, "application/problem+json");

@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod crash;
+mod csv;
 mod demo;
 mod dialects;
 mod list;

@@ -50,11 +50,15 @@ pub fn run(
         return Ok(reply);
     }
     let reply = handler(Some(key.clone())).unwrap_or_else(|err| err.to_reply());
-    if reply.status < 500 && idempotency::find(ctx.conn, &key)?.is_none() {
-        let (saved_key, saved_reply) = (key, reply.clone());
-        ctx.app
-            .store
-            .write(move |conn| idempotency::save(conn, &saved_key, &saved_reply))?;
+    // A streamed reply is not kept (no POST streams today); it cannot be replayed byte for byte.
+    let saved = reply.try_clone().filter(|r| r.status < 500);
+    if let Some(saved_reply) = saved {
+        if idempotency::find(ctx.conn, &key)?.is_none() {
+            let saved_key = key;
+            ctx.app
+                .store
+                .write(move |conn| idempotency::save(conn, &saved_key, &saved_reply))?;
+        }
     }
     Ok(reply)
 }

@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod carecloud;
+pub mod export;
 pub mod fields;
 pub mod idempotency;
+pub mod import;
 pub mod ledger;
 pub mod native;
 pub mod pos;

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::vouchers;
 use serde_json::json;
+use time::UtcOffset;
 
 pub const MAX_BATCH: i64 = 100_000;
 const SHORT: usize = 255;
@@ -38,9 +39,44 @@ const READ_ONLY: &[&str] = &[
     "deletable",
 ];
 
-/// Reads every voucher field but the code into a voucher owned by `token`'s client.
-fn read_voucher(f: &mut Fields, ctx: &Ctx, token: &TokenInfo, now: i64) -> Option<Voucher> {
-    let offset = ctx.app.offset;
+/// Who a voucher being read is issued to, and the server's defaults for what it leaves out.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    pub client_id: String,
+    pub group_id: String,
+    pub offset: UtcOffset,
+    pub currency: Currency,
+}
+
+impl Issuer {
+    pub fn of(ctx: &Ctx, token: &TokenInfo) -> Issuer {
+        Issuer {
+            client_id: token.client_id.clone(),
+            group_id: token.group_id.clone(),
+            offset: ctx.app.offset,
+            currency: ctx.app.currency,
+        }
+    }
+}
+
+/// Reads `code` if given (normalised and checked); `None` when absent or bad.
+pub fn read_code(f: &mut Fields) -> Option<Code> {
+    match f.text("code", 64) {
+        Given::Value(text) => match Code::parse(&text) {
+            Ok(code) => Some(code),
+            Err(e) => {
+                f.error("code", e.to_string());
+                None
+            }
+        },
+        _ => None,
+    }
+}
+
+/// Reads every voucher field but the code into a voucher owned by `issuer`, created `now`.
+/// The one set of rules for a new voucher: creating one, a batch, and each row of an import.
+pub fn read_voucher(f: &mut Fields, issuer: &Issuer, now: i64) -> Option<Voucher> {
+    let offset = issuer.offset;
     f.ignore(READ_ONLY);
     let currency = match f.choice("currency", Currency::parse, "an ISO 4217 currency code") {
         Given::Value(currency) => currency,
@@ -49,9 +85,9 @@ fn read_voucher(f: &mut Fields, ctx: &Ctx, token: &TokenInfo, now: i64) -> Optio
                 "currency",
                 "must not be null; leave it out for the server's default",
             );
-            ctx.app.currency
+            issuer.currency
         }
-        Given::Absent => ctx.app.currency,
+        Given::Absent => issuer.currency,
     };
     let amount = f.amount("amount", currency, false).value();
     let discount = match f.object("discount") {
@@ -125,8 +161,8 @@ fn read_voucher(f: &mut Fields, ctx: &Ctx, token: &TokenInfo, now: i64) -> Optio
     let voucher = Voucher {
         id: new_id(),
         code: Code::from_stored(String::new()),
-        client_id: token.client_id.clone(),
-        group_id: token.group_id.clone(),
+        client_id: issuer.client_id.clone(),
+        group_id: issuer.group_id.clone(),
         sku: text("sku", SHORT),
         batch: text("batch", SHORT),
         label: text("label", SHORT),
@@ -205,17 +241,8 @@ pub fn create_voucher(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let ctx = &*ctx;
     idempotency::run(ctx, &token, |key| {
         let mut f = Fields::new(ctx.json_body()?);
-        let code = match f.text("code", 64) {
-            Given::Value(text) => match Code::parse(&text) {
-                Ok(code) => Some(code),
-                Err(e) => {
-                    f.error("code", e.to_string());
-                    None
-                }
-            },
-            _ => None,
-        };
-        let voucher = read_voucher(&mut f, ctx, &token, clock::now());
+        let code = read_code(&mut f);
+        let voucher = read_voucher(&mut f, &Issuer::of(ctx, &token), clock::now());
         f.finish()?;
         let mut voucher = voucher
             .ok_or_else(|| ApiError::Internal("voucher fields passed but no voucher".into()))?;
@@ -276,7 +303,7 @@ pub fn create_batch(ctx: &mut Ctx) -> Result<Reply, ApiError> {
                 None
             }
         };
-        let template = read_voucher(&mut f, ctx, &token, clock::now());
+        let template = read_voucher(&mut f, &Issuer::of(ctx, &token), clock::now());
         f.finish()?;
         let (Some(count), Some(shape), Some(mut template)) = (count, shape, template) else {
             return Err(ApiError::Internal(

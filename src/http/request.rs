@@ -27,6 +27,10 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub remote: String,
     pub body: Vec<u8>,
+    /// Whether a reply of unknown length can be streamed to this client: tiny_http sends such
+    /// a reply chunked to HTTP/1.1, but reads it whole into memory for HTTP/1.0 or when the
+    /// request's `TE` asks for identity.
+    pub chunked: bool,
 }
 
 impl Request {
@@ -55,6 +59,10 @@ impl Request {
                 )
             })
             .collect();
+        let te_identity = headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("te") && value.to_ascii_lowercase().contains("identity")
+        });
+        let chunked = *raw.http_version() >= (1, 1) && !te_identity;
         let remote = raw
             .remote_addr()
             .map(|a| a.ip().to_string())
@@ -67,6 +75,7 @@ impl Request {
             headers,
             remote,
             body: Vec::new(),
+            chunked,
         };
         request.query = decode_pairs(&request.raw_query).ok_or_else(|| {
             ApiError::Malformed("The query string is not valid UTF-8 percent-encoding.".into())

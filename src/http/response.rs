@@ -1,16 +1,34 @@
-//! A rendered reply: status, content type, extra headers and body bytes.
+//! A rendered reply: status, content type, extra headers and body.
 //!
 //! Handlers and the idempotency store speak in `Reply`s; only the server turns them into
-//! tiny_http responses, so a stored reply replays byte for byte.
+//! tiny_http responses, so a stored reply replays byte for byte. A body is either bytes held in
+//! memory or a stream read while it is sent (an export too large to hold), which tiny_http sends
+//! chunked because its length is not known in advance.
 
 use serde::Serialize;
+use std::fmt;
+use std::io::Read;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    Stream(Box<dyn Read + Send>),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
 impl Reply {
@@ -25,25 +43,56 @@ impl Reply {
     ) -> Reply {
         // Serialising a serde_json value or a plain view struct cannot fail.
         let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        Reply::bytes(status, content_type, body)
+    }
+
+    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
         Reply {
             status,
             content_type,
             headers: Vec::new(),
-            body,
+            body: Body::Bytes(body),
+        }
+    }
+
+    /// A reply whose body is read from `reader` while it is sent.
+    pub fn stream(
+        status: u16,
+        content_type: &'static str,
+        reader: impl Read + Send + 'static,
+    ) -> Reply {
+        Reply {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: Body::Stream(Box::new(reader)),
         }
     }
 
     pub fn no_content() -> Reply {
-        Reply {
-            status: 204,
-            content_type: "text/plain",
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Reply::bytes(204, "text/plain", Vec::new())
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
+    }
+
+    /// The body when it is held in memory; `None` for a stream.
+    pub fn body_bytes(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Bytes(bytes) => Some(bytes),
+            Body::Stream(_) => None,
+        }
+    }
+
+    /// A copy of a reply held in memory (to keep it for replays); `None` for a stream.
+    pub fn try_clone(&self) -> Option<Reply> {
+        Some(Reply {
+            status: self.status,
+            content_type: self.content_type,
+            headers: self.headers.clone(),
+            body: Body::Bytes(self.body_bytes()?.to_vec()),
+        })
     }
 }

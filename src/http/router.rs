@@ -2,7 +2,7 @@
 
 use super::request::{Method, Request};
 use super::response::Reply;
-use crate::api::{admin, carecloud, ledger, native, pos, Ctx};
+use crate::api::{admin, carecloud, export, import, ledger, native, pos, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
@@ -21,6 +21,8 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
         (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
         (Post,   ["v1", "vouchers"])                             => native::create_voucher(ctx),
         (Post,   ["v1", "vouchers", "batch"])                    => native::create_batch(ctx),
+        (Get,    ["v1", "vouchers", "export.csv"])               => export::export_vouchers(ctx),
+        (Post,   ["v1", "vouchers", "import"])                   => import::import_vouchers(ctx),
         (Get,    ["v1", "vouchers", id])                         => native::get_voucher(ctx, id),
         (Patch,  ["v1", "vouchers", id])                         => native::update_voucher(ctx, id),
         (Delete, ["v1", "vouchers", id])                         => native::delete_voucher(ctx, id),
@@ -60,6 +62,8 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["oauth", "token"]                              => "POST",
         ["v1", "vouchers"]                              => "GET, POST",
         ["v1", "vouchers", "batch"]                     => "POST",
+        ["v1", "vouchers", "export.csv"]                => "GET",
+        ["v1", "vouchers", "import"]                    => "POST",
         ["v1", "vouchers", _]                           => "GET, PATCH, DELETE",
         ["v1", "vouchers", _, "charges"]                => "GET, POST",
         ["v1", "vouchers", _, "reservations"]           => "POST",

@@ -5,10 +5,11 @@
 //! from the listening socket on Linux, so they are set once here.
 
 use super::request::Request;
-use super::response::Reply;
+use super::response::{Body, Reply};
 use super::router;
 use crate::app::App;
 use crate::error::ApiError;
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -103,10 +104,10 @@ fn handle(app: &App, conn: &rusqlite::Connection, raw: &mut tiny_http::Request) 
 }
 
 fn respond(raw: tiny_http::Request, reply: Reply) {
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    let mut headers = Vec::new();
     let mut add = |name: &str, value: &str| {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
+            headers.push(header);
         }
     };
     if reply.status != 204 {
@@ -115,5 +116,42 @@ fn respond(raw: tiny_http::Request, reply: Reply) {
     for (name, value) in &reply.headers {
         add(name, value);
     }
-    let _ = raw.respond(response);
+    let status = tiny_http::StatusCode(reply.status);
+    // A client gone away is not worth a log line; a stream logs its own failures.
+    let _ = match reply.body {
+        Body::Bytes(bytes) => {
+            let length = bytes.len();
+            let data = std::io::Cursor::new(bytes);
+            raw.respond(tiny_http::Response::new(
+                status,
+                headers,
+                data,
+                Some(length),
+                None,
+            ))
+        }
+        // No length: tiny_http sends it chunked (the handler checked the client can take
+        // that), reading the stream as the socket drains, so it never sits in memory whole.
+        Body::Stream(reader) => raw.respond(tiny_http::Response::new(
+            status,
+            headers,
+            Guarded(reader),
+            None,
+            None,
+        )),
+    };
+}
+
+/// A streamed body is read after the handler's panic guard: each read gets a guard of its own,
+/// so a panic cuts the reply short (the client sees an unfinished chunked body) and the worker
+/// lives on.
+struct Guarded(Box<dyn Read + Send>);
+
+impl Read for Guarded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        catch_unwind(AssertUnwindSafe(|| self.0.read(buf))).unwrap_or_else(|_| {
+            eprintln!("vouchd: a streamed reply panicked; it was cut short");
+            Err(std::io::Error::other("a streamed reply panicked"))
+        })
+    }
 }

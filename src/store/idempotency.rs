@@ -41,12 +41,7 @@ pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, ApiError> {
                 let ct: String = row.get(2)?;
                 Ok(Stored {
                     request_hash: row.get(0)?,
-                    reply: Reply {
-                        status: row.get(1)?,
-                        content_type: content_type(&ct),
-                        headers: Vec::new(),
-                        body: row.get(3)?,
-                    },
+                    reply: Reply::bytes(row.get(1)?, content_type(&ct), row.get(3)?),
                 })
             },
         )
@@ -57,6 +52,9 @@ pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, ApiError> {
 /// Saves the reply for `key`, replacing one older than 24 hours; fails on a live duplicate so
 /// that an effect whose reply cannot be kept is rolled back with it.
 pub fn save(conn: &Connection, key: &Key, reply: &Reply) -> Result<(), ApiError> {
+    let body = reply
+        .body_bytes()
+        .ok_or_else(|| ApiError::Internal("a streamed reply cannot be kept".into()))?;
     let now = clock::now();
     conn.prepare_cached(
         "DELETE FROM idempotency WHERE client_id = ?1 AND key = ?2 AND created_at <= ?3",
@@ -66,7 +64,7 @@ pub fn save(conn: &Connection, key: &Key, reply: &Reply) -> Result<(), ApiError>
         "INSERT INTO idempotency (client_id, key, request_hash, status, content_type, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![key.client_id, key.key, &key.request_hash[..], reply.status, reply.content_type, reply.body, now])?;
+    .execute(params![key.client_id, key.key, &key.request_hash[..], reply.status, reply.content_type, body, now])?;
     // Expired keys go a few at a time, so the table stays at about a day of keys.
     conn.prepare_cached(
         "DELETE FROM idempotency WHERE (client_id, key) IN

@@ -122,6 +122,39 @@ fn insert_entry(
     Ok(entry)
 }
 
+/// `order_number` of the opening charge an import writes.
+pub const IMPORT_ORDER: &str = "import";
+
+/// Writes the opening charge of an imported value voucher whose balance is below its amount,
+/// so that amount − Σcharges + Σrefunds = remaining holds without the ledger it came from.
+pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result<(), ApiError> {
+    let (Some(amount), Some(remaining)) = (v.amount, v.remaining) else {
+        return Ok(());
+    };
+    if remaining >= amount {
+        return Ok(());
+    }
+    let opening = Redemption {
+        client_id: &v.client_id,
+        tenant: &Tenant::All,
+        order_number: Some(IMPORT_ORDER),
+        context: &Context::default(),
+        now,
+    };
+    insert_entry(
+        conn,
+        v,
+        &opening,
+        EntryKind::Charge,
+        amount - remaining,
+        None,
+        None,
+    )?;
+    conn.prepare_cached("UPDATE vouchers SET entries = entries + 1 WHERE id = ?1")?
+        .execute([&v.id])?;
+    Ok(())
+}
+
 /// Takes `amount` off a value voucher's balance, only if remaining minus live holds covers it.
 fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(), ApiError> {
     const SQL: &str = concat!(

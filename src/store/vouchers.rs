@@ -13,17 +13,27 @@ use rusqlite::{
     params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row, Statement,
 };
 
-/// Columns read into a [`Voucher`], in [`voucher_from_row`]'s order; `held` sums live holds.
-/// A macro so statements can be built with `concat!` at compile time.
-macro_rules! columns {
+/// The stored columns of a [`Voucher`], in [`voucher_from_row`]'s order up to `entries`.
+/// Macros so statements can be built with `concat!` at compile time.
+macro_rules! stored_columns {
     () => {
         "v.id, v.code, v.client_id, v.group_id, v.sku, v.batch, v.label, v.note, v.currency, \
     v.amount, v.remaining, v.discount_type, v.discount_value, v.max_uses, v.uses, v.used_at, v.valid_from, \
     v.valid_until, v.validity_value, v.validity_interval, v.status, v.type, v.taxable, v.tax_rate, \
     v.order_number, v.customer_id, v.product_id, v.store_id, v.purchase_id, v.reward_id, v.data, \
-    v.created_at, v.updated_at, v.entries, \
-    (SELECT COALESCE(SUM(r.amount), 0) FROM reservations r \
+    v.created_at, v.updated_at, v.entries"
+    };
+}
+pub(super) use stored_columns;
+
+/// Columns read into a [`Voucher`], in [`voucher_from_row`]'s order; `held` sums live holds.
+macro_rules! columns {
+    () => {
+        concat!(
+            stored_columns!(),
+            ", (SELECT COALESCE(SUM(r.amount), 0) FROM reservations r \
      WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > unixepoch())"
+        )
     };
 }
 
@@ -102,14 +112,14 @@ pub fn voucher_from_row(row: &Row) -> rusqlite::Result<Voucher> {
     })
 }
 
-const INSERT: &str = "INSERT INTO vouchers (id, code, client_id, group_id, sku, batch, label, note, currency, \
+pub(super) const INSERT: &str = "INSERT INTO vouchers (id, code, client_id, group_id, sku, batch, label, note, currency, \
     exponent, amount, remaining, discount_type, discount_value, max_uses, uses, used_at, valid_from, valid_until, \
     validity_value, validity_interval, status, type, taxable, tax_rate, order_number, customer_id, product_id, \
     store_id, purchase_id, reward_id, data, entries, created_at, updated_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
     ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, 0, ?33, ?34)";
 
-fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
+pub(super) fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
     let r = &v.restrictions;
     stmt.execute(params![
         v.id,
@@ -149,9 +159,14 @@ fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
     ])
 }
 
-fn is_duplicate_code(err: &rusqlite::Error) -> bool {
+/// Whether `err` is a clash on the unique `column` of `vouchers` (`code` or `id`).
+pub(super) fn is_duplicate(err: &rusqlite::Error, column: &str) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(e, Some(msg))
-        if e.code == ErrorCode::ConstraintViolation && msg.contains("vouchers.code"))
+        if e.code == ErrorCode::ConstraintViolation && msg.ends_with(&format!("vouchers.{column}")))
+}
+
+fn is_duplicate_code(err: &rusqlite::Error) -> bool {
+    is_duplicate(err, "code")
 }
 
 pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), ApiError> {
@@ -210,9 +225,30 @@ pub fn insert_batch(
     Ok(made)
 }
 
-fn tenant_clause(tenant: &Tenant, sql: &mut String, args: &mut Vec<Value>) {
+/// How the rows of a `WHERE` will be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// A page of a list: SQLite may pick any index.
+    Any,
+    /// Keyset pages in `seq` order (an export): the indexes on `(group_id, created_at)` and
+    /// `created_at` return rows out of `seq` order, and SQLite would use one and then sort
+    /// every remaining match for each page (quadratic over an export); their columns are
+    /// written `+v.column` so it walks `seq`, or an equality index whose ties are in `seq`
+    /// order, instead.
+    InSeqOrder,
+}
+
+/// `v.column`, or `+v.column` where `scan` must keep SQLite off that column's index.
+fn column(name: &str, scan: Scan) -> String {
+    match (scan, name) {
+        (Scan::InSeqOrder, "group_id" | "created_at") => format!("+v.{name}"),
+        _ => format!("v.{name}"),
+    }
+}
+
+fn tenant_clause(tenant: &Tenant, scan: Scan, sql: &mut String, args: &mut Vec<Value>) {
     if let Tenant::Group(group) = tenant {
-        sql.push_str(" AND v.group_id = ?");
+        sql.push_str(&format!(" AND {} = ?", column("group_id", scan)));
         args.push(Value::Text(group.clone()));
     }
 }
@@ -348,18 +384,18 @@ pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), ApiErr
 }
 
 /// Appends the SQL condition of one filter.
-fn filter_clause(filter: &Filter, sql: &mut String, args: &mut Vec<Value>) {
-    let mut eq = |column: &str, value: Value| {
-        sql.push_str(&format!(" AND v.{column} = ?"));
+fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<Value>) {
+    let mut eq = |name: &str, value: Value| {
+        sql.push_str(&format!(" AND {} = ?", column(name, scan)));
         args.push(value);
     };
     match filter {
         Filter::CreatedFrom(t) => {
-            sql.push_str(" AND v.created_at >= ?");
+            sql.push_str(&format!(" AND {} >= ?", column("created_at", scan)));
             args.push(Value::Integer(*t));
         }
         Filter::CreatedTo(t) => {
-            sql.push_str(" AND v.created_at <= ?");
+            sql.push_str(&format!(" AND {} <= ?", column("created_at", scan)));
             args.push(Value::Integer(*t));
         }
         Filter::ValidUntilFrom(t) => {
@@ -449,13 +485,14 @@ fn sort_column(field: SortField) -> &'static str {
     }
 }
 
-/// `WHERE …` over `vouchers v` for what `tenant` may see narrowed by `filters`, and its arguments.
-pub fn where_clause(tenant: &Tenant, filters: &[Filter]) -> (String, Vec<Value>) {
+/// `WHERE …` over `vouchers v` for what `tenant` may see narrowed by `filters`, and its
+/// arguments, for rows read as `scan` says.
+pub fn where_clause(tenant: &Tenant, filters: &[Filter], scan: Scan) -> (String, Vec<Value>) {
     let mut sql = String::from("WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
-    tenant_clause(tenant, &mut sql, &mut args);
+    tenant_clause(tenant, scan, &mut sql, &mut args);
     for filter in filters {
-        filter_clause(filter, &mut sql, &mut args);
+        filter_clause(filter, scan, &mut sql, &mut args);
     }
     (sql, args)
 }
@@ -466,7 +503,7 @@ pub fn list(
     tenant: &Tenant,
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), ApiError> {
-    let (where_sql, args) = where_clause(tenant, &query.filters);
+    let (where_sql, args) = where_clause(tenant, &query.filters, Scan::Any);
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
