@@ -8,6 +8,7 @@ mod crash;
 mod csv;
 mod demo;
 mod dialects;
+mod hardening;
 mod list;
 mod money;
 mod vouchers;

@@ -2,7 +2,9 @@
 //! connection, and a panic guard around every request.
 //!
 //! tiny_http has no timeouts of its own; accepted sockets inherit `SO_RCVTIMEO`/`SO_SNDTIMEO`
-//! from the listening socket on Linux, so they are set once here.
+//! from the listening socket on Linux, so they are set once here. The rest of SPEC §5's limits
+//! (connection cap, header and request-line limits, a deadline for a request's head, a bounded
+//! connection thread pool) are patches to the vendored tiny_http (vendor/tiny_http/PATCHES.md).
 
 use super::request::Request;
 use super::response::{Body, Reply};
@@ -51,8 +53,10 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
     sock.set_read_timeout(Some(IO_TIMEOUT))?;
     sock.set_write_timeout(Some(IO_TIMEOUT))?;
     let addr = listener.local_addr()?;
-    let server =
-        Arc::new(tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)?);
+    let server = Arc::new(
+        tiny_http::Server::from_listener_with_limits(listener, None, tiny_http::Limits::default())
+            .map_err(std::io::Error::other)?,
+    );
     app.tokens.watch(&app.store)?;
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads.max(1) {

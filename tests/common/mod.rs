@@ -359,6 +359,11 @@ impl TestServer {
     }
 
     /// `host:port` as the server sees it in `Host`.
+    /// The server process's id (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn host(&self) -> &str {
         self.base.trim_start_matches("http://")
     }

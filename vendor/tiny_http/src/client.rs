@@ -6,10 +6,13 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
+use crate::connection::Connection;
+use crate::Limits;
 use crate::Request;
 
 /// A ClientConnection is an object that will store a socket to a client
@@ -34,6 +37,15 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // vouchd patch: how long and how many header lines may be, and how long reading them may take
+    limits: Limits,
+
+    // vouchd patch: when the first byte of the request being read arrived
+    started: Option<Instant>,
+
+    // vouchd patch: the socket, to shut it down after a `Connection: close` reply
+    closer: Option<Connection>,
 }
 
 /// Error that can happen when reading a request.
@@ -44,6 +56,10 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// vouchd patch: the request line is longer than `Limits::max_line` (414)
+    RequestLineTooLong,
+    /// vouchd patch: a header line is too long, or there are too many (431)
+    HeadersTooLarge,
 }
 
 impl ClientConnection {
@@ -51,6 +67,8 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: Limits,
+        closer: Option<Connection>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -65,6 +83,9 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
+            started: None,
+            closer,
         }
     }
 
@@ -77,7 +98,11 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// vouchd patch: a line longer than `max` is `Ok(None)` (the rest is left unread: the
+    /// connection is closed after the error reply), and reading the head of one request may
+    /// take at most `Limits::header_deadline` from its first byte.
+    fn read_next_line(&mut self, max: usize) -> IoResult<Option<AsciiString>> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -88,15 +113,23 @@ impl ClientConnection {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            let started = *self.started.get_or_insert_with(Instant::now);
+            if started.elapsed() > self.limits.header_deadline {
+                return Err(IoError::new(ErrorKind::TimedOut, "request head too slow"));
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf)
+                    .map(Some)
                     .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
             }
 
             prev_byte_was_cr = byte == b'\r';
 
+            if buf.len() > max {
+                return Ok(None);
+            }
             buf.push(byte);
         }
     }
@@ -106,8 +139,12 @@ impl ClientConnection {
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
+            self.started = None;
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self
+                    .read_next_line(self.limits.max_line)
+                    .map_err(ReadError::ReadIoError)?
+                    .ok_or(ReadError::RequestLineTooLong)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +155,17 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self
+                        .read_next_line(self.limits.max_line)
+                        .map_err(ReadError::ReadIoError)?
+                        .ok_or(ReadError::HeadersTooLarge)?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= self.limits.max_headers {
+                        return Err(ReadError::HeadersTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -153,6 +196,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.closer.as_ref().and_then(|c| c.try_clone().ok()),
         )
         .map_err(|e| {
             use crate::request;
@@ -175,7 +219,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
 
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
@@ -184,39 +227,44 @@ impl Iterator for ClientConnection {
         }
 
         loop {
+            // vouchd patch: every refusal is an RFC 9457 problem, and ends the connection.
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.refuse(400, "bad_request", "The request line is malformed.");
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                Err(ReadError::WrongHeader(_)) => {
+                    self.refuse(400, "bad_request", "A header line is malformed.");
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                Err(ReadError::RequestLineTooLong) => {
+                    self.refuse(414, "uri_too_long", "The request line is too long.");
+                    return None;
+                }
+
+                Err(ReadError::HeadersTooLarge) => {
+                    self.refuse(
+                        431,
+                        "header_fields_too_large",
+                        "A header line is too long, or there are too many header lines.",
+                    );
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    // request timeout; silent when no byte of a next request came at all
+                    if self.started.is_some() {
+                        self.refuse(408, "request_timeout", "The request came too slowly.");
+                    }
                     return None; // closing the connection
                 }
 
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                Err(ReadError::ExpectationFailed(_)) => {
+                    self.refuse(417, "expectation_failed", "Only Expect: 100-continue is known.");
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -227,15 +275,12 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                self.refuse(
+                    505,
+                    "http_version_not_supported",
+                    "This server only supports HTTP versions 1.0 and 1.1.",
+                );
+                return None;
             }
 
             // updating the status of the connection
@@ -264,6 +309,37 @@ impl Iterator for ClientConnection {
         }
     }
 }
+
+impl ClientConnection {
+    /// vouchd patch: answers a request that cannot be read with a problem+json body and
+    /// `Connection: close`.
+    fn refuse(&mut self, status: u16, code: &str, detail: &str) {
+        let title = StatusCode(status).default_reason_phrase();
+        let body = format!(
+            "{{\"type\":\"about:blank\",\"title\":\"{title}\",\"status\":{status},\"detail\":\"{detail}\",\"code\":\"{code}\"}}"
+        );
+        let response = Response::from_string(body)
+            .with_status_code(StatusCode(status))
+            .with_header(problem_header())
+            .with_header(close_header());
+        if let Some(writer) = self.sink.next() {
+            response
+                .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                .ok();
+        }
+    }
+}
+
+fn problem_header() -> crate::Header {
+    crate::Header::from_bytes(&b"Content-Type"[..], &b"application/problem+json"[..])
+        .expect("a valid header")
+}
+
+fn close_header() -> crate::Header {
+    crate::Header::from_bytes(&b"Connection"[..], &b"close"[..]).expect("a valid header")
+}
+
+use crate::{Response, StatusCode};
 
 /// Parses a "HTTP/1.1" string.
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {

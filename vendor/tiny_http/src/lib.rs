@@ -99,7 +99,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -125,6 +125,30 @@ mod ssl;
 mod test;
 mod util;
 
+/// vouchd patch: what one connection and the whole server may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once (each holds a thread); more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Longest request line or header line, in bytes (414 / 431 past it).
+    pub max_line: usize,
+    /// Most header lines in one request (431 past it).
+    pub max_headers: usize,
+    /// Longest time from the first byte of a request to the end of its head (408 past it).
+    pub header_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 1024,
+            max_line: 8 * 1024,
+            max_headers: 100,
+            header_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The main class of this library.
 ///
 /// Destroying this object will immediately close the listening socket and the reading
@@ -134,6 +158,9 @@ pub struct Server {
     // should be false as long as the server exists
     // when set to true, all the subtasks will close within a few hundreds ms
     close: Arc<AtomicBool>,
+
+    // vouchd patch: connections open now
+    open: Arc<AtomicUsize>,
 
     // queue for messages received by child threads
     messages: Arc<MessagesQueue<Message>>,
@@ -243,7 +270,18 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// vouchd patch: `from_listener` with the given limits.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let open = Arc::new(AtomicUsize::new(0));
+        let inside_open = open.clone();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -287,13 +325,22 @@ impl Server {
         let inside_messages = messages.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            // One thread a connection, plus a few for connections closing as others arrive.
+            let tasks_pool = util::TaskPool::new(limits.max_connections + 8);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
+                    Ok((sock, _)) if inside_open.load(Relaxed) >= limits.max_connections => {
+                        // vouchd patch: over the cap, answer 503 at once and close.
+                        refuse_busy(sock);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        // vouchd patch: a handle to end the connection after a reply that says
+                        // `Connection: close`, whatever the reading side is waiting for.
+                        let closer = sock.try_clone().ok();
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -311,7 +358,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, limits, closer))
                     }
                     Err(e) => Err(e),
                 };
@@ -320,7 +367,9 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let open = OpenGuard::new(&inside_open);
                         tasks_pool.spawn(Box::new(move || {
+                            let _open = open;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
@@ -339,9 +388,14 @@ impl Server {
                     }
 
                     Err(e) => {
+                        // vouchd patch: upstream ended the accept loop for good on any error,
+                        // so running out of file descriptors once stopped the server. Wait a
+                        // little (other connections close meanwhile) and go on.
+                        if inside_close_trigger.load(Relaxed) {
+                            break;
+                        }
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        thread::sleep(Duration::from_millis(50));
                     }
                 }
             }
@@ -351,6 +405,7 @@ impl Server {
         // result
         Ok(Server {
             messages,
+            open,
             close: close_trigger,
             listening_addr: local_addr,
         })
@@ -371,9 +426,9 @@ impl Server {
     }
 
     /// Returns the number of clients currently connected to the server.
+    /// vouchd patch: connections open now (upstream left this unimplemented).
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.open.load(Relaxed)
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -442,4 +497,34 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// vouchd patch: counts a connection as open from accept until its thread is done with it.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl OpenGuard {
+    fn new(open: &Arc<AtomicUsize>) -> OpenGuard {
+        open.fetch_add(1, Relaxed);
+        OpenGuard(open.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// vouchd patch: the answer to a connection over the cap, written without reading anything.
+fn refuse_busy(sock: Connection) {
+    use std::io::Write;
+    let body = "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"Too many open connections; try again shortly.\",\"code\":\"too_many_connections\"}";
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        body
+    );
+    let mut sock = sock;
+    let _ = sock.write_all(reply.as_bytes());
+    let _ = sock.shutdown(Shutdown::Both);
 }

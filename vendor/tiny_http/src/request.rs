@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
+use crate::connection::Connection;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -50,6 +51,10 @@ use chunked_transfer::Decoder;
 pub struct Request {
     // where to read the body from
     data_reader: Option<Box<dyn Read + Send + 'static>>,
+
+    // vouchd patch: the connection's socket, shut down after a `Connection: close` reply so
+    // that neither an unread body nor a next request is waited for
+    closer: Option<Connection>,
 
     // if this writer is empty, then the request has been answered
     response_writer: Option<Box<dyn Write + Send + 'static>>,
@@ -135,6 +140,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    closer: Option<Connection>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -238,6 +244,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        closer,
     })
 }
 
@@ -447,6 +454,9 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        let closes = response.headers().iter().any(|h| {
+            h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close")
+        });
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
@@ -456,7 +466,13 @@ impl Request {
             None,
         ))?;
 
-        Self::ignore_client_closing_errors(writer.flush())
+        let flushed = Self::ignore_client_closing_errors(writer.flush());
+        if closes {
+            if let Some(closer) = &self.closer {
+                let _ = closer.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        flushed
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

@@ -254,6 +254,16 @@ where
     {
         let header = header.into();
 
+        // vouchd patch: `Connection: close` is kept (the request then ends its connection:
+        // see Request::respond); other Connection values stay tiny_http's own business.
+        if header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close")
+        {
+            if !self.headers.iter().any(|h| h.field.equiv("Connection")) {
+                self.headers.push(header);
+            }
+            return;
+        }
+
         // ignoring forbidden headers
         if header.field.equiv("Connection")
             || header.field.equiv("Trailer")

@@ -64,12 +64,18 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
+        // vouchd patch: the upstream code allocated the whole unread remainder at once, so a
+        // request declaring a huge Content-Length that was refused unread (413) aborted the
+        // process. Drain through a small buffer, and at most DRAIN_MAX bytes: past that the
+        // rest is left unread, the next request on this connection cannot be found, and the
+        // connection ends with a 400.
+        const DRAIN_MAX: usize = 64 * 1024;
+        let mut remaining_to_read = self.size.min(DRAIN_MAX);
+        let mut buf = [0u8; 8192];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let want = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..want]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
