@@ -52,7 +52,7 @@ grouped_normal=$(field per_sec "$(grep '"grouped"' <<<"$floor_normal")")
 declare -A http rss
 for sync in full normal; do
     log="$tmp/serve-$sync.log"
-    "$bin/vouchd" serve --db "$tmp/$sync.db" --listen 127.0.0.1:0 --sync "$sync" --threads "$concurrency" 2>"$log" &
+    "$bin/vouchd" serve --db "$tmp/$sync.db" --listen 127.0.0.1:0 --sync "$sync" --threads "$concurrency" --rate-limit 0 2>"$log" &
     server_pid=$!
     for _ in $(seq 100); do
         grep -q "listening on" "$log" && break

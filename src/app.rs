@@ -1,6 +1,7 @@
 //! What every worker shares: the store, the server's settings, the token cache, the throttles
 //! and the idempotency keys in flight.
 
+use crate::auth::rate::RateLimiter;
 use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenCache;
 use crate::domain::money::Currency;
@@ -21,12 +22,15 @@ pub struct App {
     pub logins: Throttle,
     /// Missed code look-ups, keyed by client id.
     pub guesses: Throttle,
+    /// Authorised API requests per client (`--rate-limit`).
+    pub rate: RateLimiter,
     /// `(client_id, Idempotency-Key)` pairs whose first request is still running.
     pub in_flight: Mutex<HashSet<(String, String)>>,
 }
 
 impl App {
-    pub fn new(store: Store, offset: UtcOffset, currency: Currency) -> App {
+    /// `rate_limit`: API requests a second per client (0: no limit).
+    pub fn new(store: Store, offset: UtcOffset, currency: Currency, rate_limit: u32) -> App {
         App {
             store,
             offset,
@@ -34,6 +38,7 @@ impl App {
             tokens: Arc::new(TokenCache::default()),
             logins: Throttle::new(10, Duration::from_secs(60)),
             guesses: Throttle::new(30, Duration::from_secs(60)),
+            rate: RateLimiter::new(rate_limit),
             in_flight: Mutex::new(HashSet::new()),
         }
     }

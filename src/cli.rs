@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use time::UtcOffset;
 
 pub const USAGE: &str = "usage:
-  vouchd serve [--db PATH] [--listen ADDR] [--threads N] [--sync full|normal] [--utc-offset +HH:MM] [--currency EUR]
+  vouchd serve [--db PATH] [--listen ADDR] [--threads N] [--sync full|normal] [--utc-offset +HH:MM] [--currency EUR] [--rate-limit N]
   vouchd group create NAME --scopes SCOPE,SCOPE... [--db PATH]
   vouchd client create NAME --group GROUP [--scopes SCOPE,...] [--db PATH]
   vouchd client list [--db PATH]
@@ -23,6 +23,10 @@ pub const USAGE: &str = "usage:
   list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or
   nothing; its vouchers belong to --client, by default the oldest live client of group admin.";
 
+/// API requests a second per client unless `--rate-limit` says otherwise: far above what a till
+/// or a web shop's checkout sends, low enough that one runaway client cannot take the server.
+pub const DEFAULT_RATE_LIMIT: u32 = 100;
+
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -31,6 +35,8 @@ pub struct ServeConfig {
     pub db: PathBuf,
     pub listen: String,
     pub threads: usize,
+    /// API requests a second per client; 0 turns the limit off.
+    pub rate_limit: u32,
     pub sync: SyncMode,
     pub offset: UtcOffset,
     pub currency: Currency,
@@ -256,7 +262,15 @@ fn currency(opts: &[(String, String)]) -> Result<Currency, String> {
 fn parse_serve(args: &[String]) -> Result<Command, String> {
     let (pos, opts) = split(
         args,
-        &["db", "listen", "threads", "sync", "utc-offset", "currency"],
+        &[
+            "db",
+            "listen",
+            "threads",
+            "sync",
+            "utc-offset",
+            "currency",
+            "rate-limit",
+        ],
     )?;
     if !pos.is_empty() {
         return Err(format!("serve takes no arguments, got {:?}", pos.join(" ")));
@@ -270,6 +284,14 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
             .ok_or("--threads must be 1 to 1024")?,
         None => 4 * cores,
     };
+    let rate_limit = match option(&opts, "rate-limit") {
+        Some(n) => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 1_000_000)
+            .ok_or("--rate-limit must be 0 (off) to 1000000 requests a second")?,
+        None => DEFAULT_RATE_LIMIT,
+    };
     let sync = match option(&opts, "sync") {
         Some(s) => SyncMode::parse(&s).ok_or("--sync must be full or normal")?,
         None => SyncMode::Full,
@@ -281,6 +303,7 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         db: db_path(&opts),
         listen,
         threads,
+        rate_limit,
         sync,
         offset,
         currency,

@@ -259,3 +259,144 @@ fn a_chunked_body_over_a_mebibyte_is_413() {
     assert_problem_answer(&answer, 413, "payload_too_large");
     assert_eq!(s.get("/healthz", "x").status, 200);
 }
+
+#[test]
+fn a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
+    // 5 a second, bursts of 10.
+    let s = TestServer::start_with(&["--rate-limit", "5"]);
+    let a = s.tenant(&["vouchers:read"]);
+    let b = s.tenant(&["vouchers:read"]);
+    let mut remaining = Vec::new();
+    let mut limited = None;
+    for _ in 0..30 {
+        let r = s.get("/v1/vouchers", &a.token);
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("ratelimit-limit"), Some("10"));
+        remaining.push(
+            r.header("ratelimit-remaining")
+                .unwrap()
+                .parse::<u32>()
+                .unwrap(),
+        );
+        assert!(r.header("ratelimit-reset").is_some());
+    }
+    let r = limited.expect("a client over its rate is limited");
+    assert_problem(&r, 429, "rate_limited");
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    assert!(remaining.len() >= 10, "{remaining:?}");
+    assert!(remaining.windows(2).all(|w| w[1] <= w[0]), "{remaining:?}");
+    // Another client is not affected; the first is served again after the wait.
+    assert_eq!(s.get("/v1/vouchers", &b.token).status, 200);
+    std::thread::sleep(Duration::from_secs(wait));
+    assert_eq!(s.get("/v1/vouchers", &a.token).status, 200);
+    // No token, no bucket: unauthenticated requests are not counted against anyone.
+    assert_eq!(s.call("GET", "/v1/vouchers", None, None).status, 401);
+}
+
+#[test]
+fn five_hundred_bad_logins_lock_out_without_growing_memory_and_logins_work_after() {
+    let s = TestServer::start();
+    let t = s.tenant(&["vouchers:read"]);
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    let before = rss();
+    let mut last = None;
+    for i in 0..500 {
+        // Half against a real client, half against ids that do not exist.
+        let id = if i % 2 == 0 {
+            t.client_id.clone()
+        } else {
+            format!("NOSUCHCLIENT{i:04}")
+        };
+        let r = s.token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, "wrong")),
+        );
+        assert!(
+            r.status == 401 || r.status == 429,
+            "{}: {}",
+            r.status,
+            r.body
+        );
+        last = Some(r);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.status, 429, "locked out by then: {}", last.body);
+    let grown_kb = rss().saturating_sub(before);
+    assert!(grown_kb < 10 * 1024, "RSS grew by {grown_kb} kB");
+    // The right secret is refused too while the address is locked out …
+    let r = s.token_request(
+        &[("grant_type", "client_credentials")],
+        Some((&t.client_id, &t.secret)),
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(wait <= 60, "Retry-After {wait}");
+    // … and accepted once the lockout is over.
+    std::thread::sleep(Duration::from_secs(wait + 1));
+    let r = s.token_request(
+        &[("grant_type", "client_credentials")],
+        Some((&t.client_id, &t.secret)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn a_write_the_store_cannot_take_in_time_is_503_with_retry_after() {
+    let s = TestServer::start();
+    let token = s.admin_token();
+    // Another process holds the database's write lock for 8 s.
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(8)\n",
+        ])
+        .arg(&s.db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = [0u8; 7];
+    holder
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .expect("the lock holder started");
+    let t = Instant::now();
+    let r = s.post(
+        "/v1/vouchers",
+        &token,
+        &serde_json::json!({"amount": "5.00"}),
+    );
+    assert_problem(&r, 503, "unavailable");
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    // Reads go on meanwhile (WAL), and writes work again once the lock is gone.
+    assert_eq!(s.get("/v1/vouchers", &token).status, 200);
+    let _ = holder.wait();
+    let r = s.post(
+        "/v1/vouchers",
+        &token,
+        &serde_json::json!({"amount": "5.00"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}

@@ -13,6 +13,7 @@ pub mod pos;
 pub mod views;
 
 use crate::app::App;
+use crate::auth::rate::Quota;
 use crate::auth::token::{hash_token, TokenInfo};
 use crate::domain::clock;
 use crate::domain::voucher::Tenant;
@@ -21,16 +22,25 @@ use crate::http::request::Request;
 use crate::store::clients;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
+use std::cell::Cell;
+use std::time::Instant;
 
 pub struct Ctx<'a> {
     pub app: &'a App,
     pub conn: &'a Connection,
     pub req: &'a Request,
+    /// The client's rate-limit bucket after this request took from it (for the headers).
+    pub quota: Cell<Option<Quota>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(app: &'a App, conn: &'a Connection, req: &'a Request) -> Ctx<'a> {
-        Ctx { app, conn, req }
+        Ctx {
+            app,
+            conn,
+            req,
+            quota: Cell::new(None),
+        }
     }
 
     /// Checks the bearer token and that it holds `scope`.
@@ -60,6 +70,14 @@ impl<'a> Ctx<'a> {
         };
         if info.expires_at <= now {
             return Err(ApiError::InvalidToken);
+        }
+        if !self.app.rate.is_off() && self.quota.get().is_none() {
+            let quota = self
+                .app
+                .rate
+                .take(&info.client_id, Instant::now())
+                .map_err(ApiError::TooManyRequests)?;
+            self.quota.set(Some(quota));
         }
         if !info.scopes.contains(scope) {
             return Err(ApiError::InsufficientScope(scope));

@@ -2,6 +2,7 @@
 //! the throttles that slow down guessing.
 
 pub mod oauth;
+pub mod rate;
 pub mod scope;
 pub mod secret;
 pub mod throttle;

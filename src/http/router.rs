@@ -51,7 +51,13 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
             None => ApiError::NotFound,
         }),
     };
-    reply
+    match (reply, ctx.quota.get()) {
+        (Ok(reply), Some(q)) => Ok(reply
+            .with_header("RateLimit-Limit", q.limit.to_string())
+            .with_header("RateLimit-Remaining", q.remaining.to_string())
+            .with_header("RateLimit-Reset", q.reset.to_string())),
+        (reply, _) => reply,
+    }
 }
 
 /// The methods a known path takes, for 405's `Allow`.

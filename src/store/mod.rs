@@ -26,7 +26,7 @@ use std::time::Duration;
 /// How many queued operations one transaction takes at most.
 const MAX_GROUP: usize = 256;
 /// How long a caller waits for its write before answering 503.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection waits on a lock held by another process (the CLI, a backup).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -207,6 +207,12 @@ impl TestServer {
             .arg("--db")
             .arg(&db)
             .args(["--listen", "127.0.0.1:0", "--threads", "4"])
+            // Tests hammer one client from many threads; the rate limit has tests of its own.
+            .args(if extra.contains(&"--rate-limit") {
+                &[][..]
+            } else {
+                &["--rate-limit", "0"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
