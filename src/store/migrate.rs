@@ -10,7 +10,34 @@ use rusqlite::{params, Connection, TransactionBehavior};
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Steps after the initial schema; step `i` takes the database from version `i + 1` to `i + 2`.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 2: vouchers counted per group and status, kept by triggers in every statement's own
+    // transaction, so a list's `meta.total` without other filters is a sum of a few rows instead
+    // of a COUNT(*) over the table.
+    "CREATE TABLE voucher_counts (
+         group_id TEXT NOT NULL,
+         status   TEXT NOT NULL,
+         n        INTEGER NOT NULL,
+         PRIMARY KEY (group_id, status)
+     ) WITHOUT ROWID;
+     INSERT INTO voucher_counts (group_id, status, n)
+         SELECT group_id, status, COUNT(*) FROM vouchers GROUP BY group_id, status;
+     CREATE TRIGGER vouchers_counted_in AFTER INSERT ON vouchers BEGIN
+         INSERT INTO voucher_counts (group_id, status, n) VALUES (NEW.group_id, NEW.status, 1)
+             ON CONFLICT (group_id, status) DO UPDATE SET n = n + 1;
+     END;
+     CREATE TRIGGER vouchers_counted_out AFTER DELETE ON vouchers BEGIN
+         UPDATE voucher_counts SET n = n - 1
+             WHERE group_id = OLD.group_id AND status = OLD.status;
+     END;
+     CREATE TRIGGER vouchers_counted_moved AFTER UPDATE OF group_id, status ON vouchers
+         WHEN OLD.group_id IS NOT NEW.group_id OR OLD.status IS NOT NEW.status BEGIN
+         UPDATE voucher_counts SET n = n - 1
+             WHERE group_id = OLD.group_id AND status = OLD.status;
+         INSERT INTO voucher_counts (group_id, status, n) VALUES (NEW.group_id, NEW.status, 1)
+             ON CONFLICT (group_id, status) DO UPDATE SET n = n + 1;
+     END;",
+];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -497,6 +497,38 @@ pub fn where_clause(tenant: &Tenant, filters: &[Filter], scan: Scan) -> (String,
     (sql, args)
 }
 
+/// The number of vouchers the tenant may see with these filters, from `voucher_counts`, when
+/// the filters are at most a status list (the broadest lists); `None` otherwise.
+fn counted_total(
+    conn: &Connection,
+    tenant: &Tenant,
+    filters: &[Filter],
+) -> Result<Option<i64>, ApiError> {
+    let statuses: Vec<Value> = match filters {
+        [] => Status::ALL
+            .iter()
+            .map(|s| Value::Text(s.as_str().into()))
+            .collect(),
+        [Filter::Status(list)] => list
+            .iter()
+            .map(|s| Value::Text(s.as_str().into()))
+            .collect(),
+        _ => return Ok(None),
+    };
+    let marks = vec!["?"; statuses.len()].join(", ");
+    let mut sql =
+        format!("SELECT COALESCE(SUM(n), 0) FROM voucher_counts WHERE status IN ({marks})");
+    let mut args = statuses;
+    if let Tenant::Group(group) = tenant {
+        sql.push_str(" AND group_id = ?");
+        args.push(Value::Text(group.clone()));
+    }
+    let total = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    Ok(Some(total))
+}
+
 /// One page of vouchers matching the query, and how many match in all.
 pub fn list(
     conn: &Connection,
@@ -504,9 +536,12 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), ApiError> {
     let (where_sql, args) = where_clause(tenant, &query.filters, Scan::Any);
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
-        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let total = match counted_total(conn, tenant, &query.filters)? {
+        Some(total) => total,
+        None => conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
+    };
     let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
     let sql =
         format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?");
