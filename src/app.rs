@@ -1,9 +1,10 @@
-//! What every worker shares: the store, the server's settings, the token cache, the throttles
-//! and the idempotency keys in flight.
+//! What every worker shares: the store, the server's settings, the token cache, the throttles,
+//! the idempotency keys in flight and the metrics.
 
 use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenCache;
 use crate::domain::money::Currency;
+use crate::ops::metrics::Metrics;
 use crate::store::Store;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -23,11 +24,13 @@ pub struct App {
     pub guesses: Throttle,
     /// `(client_id, Idempotency-Key)` pairs whose first request is still running.
     pub in_flight: Mutex<HashSet<(String, String)>>,
+    pub metrics: Metrics,
 }
 
 impl App {
     pub fn new(store: Store, offset: UtcOffset, currency: Currency) -> App {
         App {
+            metrics: Metrics::new(store.batch_sizes()),
             store,
             offset,
             currency,

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod ops;
 pub mod store;
 
 use app::App;

@@ -9,5 +9,6 @@ mod csv;
 mod demo;
 mod dialects;
 mod list;
+mod metrics;
 mod money;
 mod vouchers;

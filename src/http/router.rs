@@ -6,6 +6,7 @@ use crate::api::{admin, carecloud, export, import, ledger, native, pos, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
+use crate::ops::metrics;
 use serde_json::json;
 
 pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Reply, ApiError> {
@@ -17,6 +18,7 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
     #[rustfmt::skip]
     let reply = match (req.method, segs.as_slice()) {
         (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
+        (Get,    ["metrics"])                                    => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
         (Post,   ["oauth", "token"])                             => oauth::token(ctx),
         (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
         (Post,   ["v1", "vouchers"])                             => native::create_voucher(ctx),
@@ -75,6 +77,7 @@ pub fn template(target: &str) -> &'static str {
 fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
     Some(match segs {
         ["healthz"]                                     => ("/healthz", "GET"),
+        ["metrics"]                                     => ("/metrics", "GET"),
         ["oauth", "token"]                              => ("/oauth/token", "POST"),
         ["v1", "vouchers"]                              => ("/v1/vouchers", "GET, POST"),
         ["v1", "vouchers", "batch"]                     => ("/v1/vouchers/batch", "POST"),
@@ -124,7 +127,7 @@ mod tests {
                 "/carecloud/v1/purchases/P1/vouchers",
                 "/carecloud/v1/purchases/{id}/vouchers",
             ),
-            ("//healthz/", "/healthz"),
+            ("//metrics/", "/metrics"),
             ("/v1/vouchers/a/b/c/d/e/f", UNMATCHED),
             ("/WQ4MM3", UNMATCHED),
             ("", UNMATCHED),

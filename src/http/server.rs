@@ -9,12 +9,13 @@ use super::response::{Body, Reply};
 use super::router;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::ops::Trace;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a connection may stay silent while a request is read or a reply written.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,6 +64,12 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
             .name(format!("vouchd-worker-{i}"))
             .spawn(move || {
                 while let Ok(mut raw) = server.recv() {
+                    let started = Instant::now();
+                    let _in_flight = app.metrics.in_flight.hold();
+                    // Until the connection layer counts connections itself, a request in
+                    // flight stands for an open connection.
+                    let _open = app.metrics.connections.hold();
+                    let trace = Trace::of(&raw);
                     let reply = catch_unwind(AssertUnwindSafe(|| handle(&app, &conn, &mut raw)))
                         .unwrap_or_else(|_| {
                             eprintln!(
@@ -72,7 +79,11 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
                             );
                             ApiError::Internal("panic".into()).to_reply()
                         });
+                    let status = reply.status;
                     respond(raw, reply);
+                    let elapsed = started.elapsed();
+                    app.metrics
+                        .observe(trace.method.as_str(), trace.route, status, elapsed);
                 }
             })?;
         workers.push(worker);
