@@ -1,9 +1,10 @@
 //! What every worker shares: the store, the server's settings, the token cache, the throttles,
-//! the idempotency keys in flight and the metrics.
+//! the idempotency keys in flight, the metrics and the access log.
 
 use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenCache;
 use crate::domain::money::Currency;
+use crate::ops::log::AccessLog;
 use crate::ops::metrics::Metrics;
 use crate::store::Store;
 use std::collections::HashSet;
@@ -25,6 +26,7 @@ pub struct App {
     /// `(client_id, Idempotency-Key)` pairs whose first request is still running.
     pub in_flight: Mutex<HashSet<(String, String)>>,
     pub metrics: Metrics,
+    pub access_log: AccessLog,
 }
 
 impl App {
@@ -38,6 +40,7 @@ impl App {
             logins: Throttle::new(10, Duration::from_secs(60)),
             guesses: Throttle::new(30, Duration::from_secs(60)),
             in_flight: Mutex::new(HashSet::new()),
+            access_log: AccessLog::default(),
         }
     }
 }

@@ -2,12 +2,14 @@
 
 use crate::domain::clock::parse_offset;
 use crate::domain::money::Currency;
+use crate::ops::log::LogFormat;
 use crate::store::SyncMode;
 use std::path::PathBuf;
 use time::UtcOffset;
 
 pub const USAGE: &str = "usage:
   vouchd serve [--db PATH] [--listen ADDR] [--threads N] [--sync full|normal] [--utc-offset +HH:MM] [--currency EUR]
+               [--log-format text|json]
   vouchd group create NAME --scopes SCOPE,SCOPE... [--db PATH]
   vouchd client create NAME --group GROUP [--scopes SCOPE,...] [--db PATH]
   vouchd client list [--db PATH]
@@ -18,6 +20,7 @@ pub const USAGE: &str = "usage:
   vouchd import FILE|- [--client CLIENT_ID] [--currency EUR] [--utc-offset +HH:MM] [--db PATH]
 
   --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.
+  serve writes an access line per request to stderr (--log-format, default text).
   demo fills a database without vouchers with a sample shop and prints its clients' secrets.
   export writes CSV to stdout (or --out), every voucher in storage order, narrowed by the
   list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or
@@ -34,6 +37,7 @@ pub struct ServeConfig {
     pub sync: SyncMode,
     pub offset: UtcOffset,
     pub currency: Currency,
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug)]
@@ -256,7 +260,15 @@ fn currency(opts: &[(String, String)]) -> Result<Currency, String> {
 fn parse_serve(args: &[String]) -> Result<Command, String> {
     let (pos, opts) = split(
         args,
-        &["db", "listen", "threads", "sync", "utc-offset", "currency"],
+        &[
+            "db",
+            "listen",
+            "threads",
+            "sync",
+            "utc-offset",
+            "currency",
+            "log-format",
+        ],
     )?;
     if !pos.is_empty() {
         return Err(format!("serve takes no arguments, got {:?}", pos.join(" ")));
@@ -277,6 +289,10 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
     let offset = utc_offset(&opts)?;
     let currency = currency(&opts)?;
     let listen = listen_address(&opts);
+    let log_format = match option(&opts, "log-format") {
+        Some(s) => LogFormat::parse(&s).ok_or("--log-format must be text or json")?,
+        None => LogFormat::Text,
+    };
     Ok(Command::Serve(ServeConfig {
         db: db_path(&opts),
         listen,
@@ -284,6 +300,7 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         sync,
         offset,
         currency,
+        log_format,
     }))
 }
 
@@ -298,7 +315,7 @@ mod tests {
     #[test]
     fn serve_takes_every_option() {
         let Ok(Command::Serve(c)) =
-            parse(&args("serve --db x.db --listen 127.0.0.1:0 --threads 3 --sync normal --utc-offset +02:00 --currency usd"))
+            parse(&args("serve --db x.db --listen 127.0.0.1:0 --threads 3 --sync normal --utc-offset +02:00 --currency usd --log-format json"))
         else {
             panic!("serve should parse");
         };
@@ -309,6 +326,11 @@ mod tests {
         );
         assert_eq!(c.currency.as_str(), "USD");
         assert_eq!(c.offset.whole_hours(), 2);
+        assert_eq!(c.log_format, LogFormat::Json);
+        let Ok(Command::Serve(c)) = parse(&args("serve")) else {
+            panic!("serve should parse");
+        };
+        assert_eq!(c.log_format, LogFormat::Text);
     }
 
     #[test]
@@ -320,6 +342,7 @@ mod tests {
             "serve --currency EURO",
             "serve --bogus 1",
             "serve --db",
+            "serve --log-format xml",
             "group create",
             "group create a --db x",
             "client create a",

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod access_log;
 mod auth;
 mod crash;
 mod csv;

@@ -21,16 +21,24 @@ use crate::http::request::Request;
 use crate::store::clients;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
+use std::cell::Cell;
 
 pub struct Ctx<'a> {
     pub app: &'a App,
     pub conn: &'a Connection,
     pub req: &'a Request,
+    /// The client this request proved to be (a valid token, or a login), for the access log.
+    pub client_id: Cell<Option<String>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(app: &'a App, conn: &'a Connection, req: &'a Request) -> Ctx<'a> {
-        Ctx { app, conn, req }
+        Ctx {
+            app,
+            conn,
+            req,
+            client_id: Cell::new(None),
+        }
     }
 
     /// Checks the bearer token and that it holds `scope`.
@@ -61,6 +69,7 @@ impl<'a> Ctx<'a> {
         if info.expires_at <= now {
             return Err(ApiError::InvalidToken);
         }
+        self.client_id.set(Some(info.client_id.clone()));
         if !info.scopes.contains(scope) {
             return Err(ApiError::InsufficientScope(scope));
         }

@@ -6,10 +6,16 @@ use crate::api::{admin, carecloud, export, import, ledger, native, pos, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
-use crate::ops::metrics;
+use crate::ops::{metrics, Trace};
 use serde_json::json;
 
-pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Reply, ApiError> {
+/// Runs the handler of the request's route; notes in `trace` the client it authenticated.
+pub fn route(
+    app: &App,
+    conn: &rusqlite::Connection,
+    req: &Request,
+    trace: &mut Trace,
+) -> Result<Reply, ApiError> {
     use Method::*;
     let segments = req.segments();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -53,6 +59,7 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
             None => ApiError::NotFound,
         }),
     };
+    trace.client_id = ctx.client_id.take();
     reply
 }
 

@@ -69,21 +69,24 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
                     // Until the connection layer counts connections itself, a request in
                     // flight stands for an open connection.
                     let _open = app.metrics.connections.hold();
-                    let trace = Trace::of(&raw);
-                    let reply = catch_unwind(AssertUnwindSafe(|| handle(&app, &conn, &mut raw)))
-                        .unwrap_or_else(|_| {
-                            eprintln!(
-                                "vouchd: a request handler panicked: {} {}",
-                                raw.method(),
-                                raw.url()
-                            );
-                            ApiError::Internal("panic".into()).to_reply()
-                        });
+                    let mut trace = Trace::of(&raw);
+                    let reply = catch_unwind(AssertUnwindSafe(|| {
+                        handle(&app, &conn, &mut raw, &mut trace)
+                    }))
+                    .unwrap_or_else(|_| {
+                        eprintln!(
+                            "vouchd: a request handler panicked: {} {}",
+                            raw.method(),
+                            raw.url()
+                        );
+                        ApiError::Internal("panic".into()).to_reply()
+                    });
                     let status = reply.status;
                     respond(raw, reply);
                     let elapsed = started.elapsed();
                     app.metrics
                         .observe(trace.method.as_str(), trace.route, status, elapsed);
+                    app.access_log.write(&trace, status, elapsed);
                 }
             })?;
         workers.push(worker);
@@ -96,8 +99,13 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
     })
 }
 
-fn handle(app: &App, conn: &rusqlite::Connection, raw: &mut tiny_http::Request) -> Reply {
-    let result = Request::read(raw).and_then(|req| router::route(app, conn, &req));
+fn handle(
+    app: &App,
+    conn: &rusqlite::Connection,
+    raw: &mut tiny_http::Request,
+    trace: &mut Trace,
+) -> Reply {
+    let result = Request::read(raw).and_then(|req| router::route(app, conn, &req, trace));
     match result {
         Ok(reply) => reply,
         Err(err) => {

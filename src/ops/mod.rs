@@ -1,9 +1,11 @@
-//! Operations: what an operator sees of a running server. `GET /metrics` ([`metrics`]).
+//! Operations: what an operator sees of a running server. `GET /metrics` ([`metrics`]) and the
+//! access log ([`log`]).
 //!
 //! The HTTP server calls in here around each request through a [`Trace`]; the store's writer
 //! reports its group sizes to a [`metrics::Histogram`] it was handed. Nothing here knows SQL or
 //! a JSON shape of the API.
 
+pub mod log;
 pub mod metrics;
 
 use crate::http::request::Method;

@@ -358,6 +358,23 @@ impl TestServer {
         let _ = self.child.wait();
     }
 
+    /// The first line of the server's output that `wanted` accepts, waiting up to 5 s for it
+    /// (a line is written after its reply is sent, so it may trail the answer a little).
+    pub fn wait_for_line(&self, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .ok()
+                .and_then(|l| l.iter().find(|line| wanted(line)).cloned());
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `host:port` as the server sees it in `Host`.
     pub fn host(&self) -> &str {
         self.base.trim_start_matches("http://")
