@@ -20,7 +20,8 @@ pub const USAGE: &str = "usage:
   vouchd import FILE|- [--client CLIENT_ID] [--currency EUR] [--utc-offset +HH:MM] [--db PATH]
 
   --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.
-  serve writes an access line per request to stderr (--log-format, default text).
+  serve writes an access line per request to stderr (--log-format, default text); SIGTERM or
+  SIGINT stops it gracefully (a second one at once).
   demo fills a database without vouchers with a sample shop and prints its clients' secrets.
   export writes CSV to stdout (or --out), every voucher in storage order, narrowed by the
   list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or

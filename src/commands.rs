@@ -11,6 +11,7 @@ use crate::domain::clock;
 use crate::domain::money::Currency;
 use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
+use crate::ops::signals::StopSignals;
 use crate::store::bulk::{self, VoucherCursor};
 use crate::store::clients::Client;
 use crate::store::{self, clients, vouchers};
@@ -311,11 +312,18 @@ fn serve(config: &ServeConfig) -> Result<(), String> {
             );
         }
     }
+    // Before anything is served: a stop asked for during start-up waits for the server to be
+    // up, then stops it cleanly.
+    let mut signals = StopSignals::install()?;
     let listener = TcpListener::bind(&config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let running = crate::serve(config, listener)?;
     eprintln!("vouchd listening on http://{}", running.addr);
-    running.wait();
+    let signal = signals.wait();
+    eprintln!("vouchd: {signal}: stopping; finishing the requests in flight (a second signal exits at once)");
+    signals.exit_on_next();
+    running.shutdown();
+    eprintln!("vouchd: stopped");
     Ok(())
 }
 

@@ -12,4 +12,5 @@ mod dialects;
 mod list;
 mod metrics;
 mod money;
+mod shutdown;
 mod vouchers;

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::ops::Trace;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,6 +24,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Running {
     pub addr: SocketAddr,
     server: Arc<tiny_http::Server>,
+    /// The listening socket tiny_http accepts on, to stop accepting at shutdown.
+    listener: TcpListener,
     workers: Vec<JoinHandle<()>>,
     app: Arc<App>,
 }
@@ -39,9 +41,29 @@ impl Running {
     }
 
     /// Stops accepting, lets the workers finish what they hold, and flushes the writer.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
+        // On Linux this wakes tiny_http's accept() with an error, which ends its accept loop:
+        // new connections are refused from here on instead of queueing unanswered.
+        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
         for _ in 0..self.workers.len() {
             self.server.unblock();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        // Requests queued behind the workers' stop marks get a clean 503. A worker may have
+        // stopped on the accept loop's error instead of its mark, so look past one empty pop.
+        let mut empty = 0;
+        while empty < 2 {
+            match self.server.try_recv() {
+                Ok(Some(raw)) => respond(
+                    raw,
+                    ApiError::Unavailable(1)
+                        .to_reply()
+                        .with_header("Connection", "close"),
+                ),
+                _ => empty += 1,
+            }
         }
         self.wait();
     }
@@ -52,6 +74,7 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
     sock.set_read_timeout(Some(IO_TIMEOUT))?;
     sock.set_write_timeout(Some(IO_TIMEOUT))?;
     let addr = listener.local_addr()?;
+    let accepting = listener.try_clone()?;
     let server =
         Arc::new(tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)?);
     app.tokens.watch(&app.store)?;
@@ -94,6 +117,7 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
     Ok(Running {
         addr,
         server,
+        listener: accepting,
         workers,
         app,
     })

@@ -1,5 +1,5 @@
-//! Operations: what an operator sees of a running server. `GET /metrics` ([`metrics`]) and the
-//! access log ([`log`]).
+//! Operations: what an operator sees of a running server and how it is stopped. `GET /metrics`
+//! ([`metrics`]), the access log ([`log`]) and SIGTERM/SIGINT ([`signals`]).
 //!
 //! The HTTP server calls in here around each request through a [`Trace`]; the store's writer
 //! reports its group sizes to a [`metrics::Histogram`] it was handed. Nothing here knows SQL or
@@ -7,6 +7,7 @@
 
 pub mod log;
 pub mod metrics;
+pub mod signals;
 
 use crate::http::request::Method;
 use crate::http::router;
