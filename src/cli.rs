@@ -21,7 +21,8 @@ pub const USAGE: &str = "usage:
 
   --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.
   serve writes an access line per request to stderr (--log-format, default text); SIGTERM or
-  SIGINT stops it gracefully (a second one at once).
+  SIGINT stops it gracefully (a second one at once). backup copies a database while a server
+  uses it (SQLite's online backup) and refuses an existing DEST.
   demo fills a database without vouchers with a sample shop and prints its clients' secrets.
   export writes CSV to stdout (or --out), every voucher in storage order, narrowed by the
   list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or
@@ -344,6 +345,8 @@ mod tests {
             "serve --bogus 1",
             "serve --db",
             "serve --log-format xml",
+            "backup",
+            "backup a.db b.db",
             "group create",
             "group create a --db x",
             "client create a",

@@ -72,14 +72,17 @@ pub fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Backup { db, dest } => {
-            if dest.exists() {
-                return Err(format!("{} exists already", dest.display()));
-            }
-            let conn = store::open_direct(&db)?;
-            let dest_text = dest.to_str().ok_or("the destination path is not UTF-8")?;
-            conn.execute("VACUUM INTO ?1", [dest_text])
-                .map_err(|e| format!("backup failed: {e}"))?;
-            eprintln!("vouchd: backed up {} to {}", db.display(), dest.display());
+            let started = Instant::now();
+            let copied = store::backup::backup(&db, &dest)?;
+            eprintln!(
+                "vouchd: backed up {} to {} ({} pages, {} bytes, {} steps, {:.1} s)",
+                db.display(),
+                dest.display(),
+                copied.pages,
+                copied.bytes,
+                copied.steps,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Demo { db, listen } => demo(&db, &listen),

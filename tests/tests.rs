@@ -5,6 +5,7 @@ mod common;
 
 mod access_log;
 mod auth;
+mod backup;
 mod crash;
 mod csv;
 mod demo;

@@ -6,6 +6,7 @@
 //! `synchronous=FULL` an answer therefore means "on disk". Readers use their own connections in
 //! WAL mode and never wait on the writer.
 
+pub mod backup;
 pub mod bulk;
 pub mod clients;
 pub mod idempotency;
