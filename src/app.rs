@@ -1,10 +1,12 @@
-//! What every worker shares: the store, the server's settings, the token cache, the throttles
-//! and the idempotency keys in flight.
+//! What every worker shares: the store, the server's settings, the token cache, the throttles,
+//! the idempotency keys in flight, the metrics and the access log.
 
 use crate::auth::rate::RateLimiter;
 use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenCache;
 use crate::domain::money::Currency;
+use crate::ops::log::AccessLog;
+use crate::ops::metrics::Metrics;
 use crate::store::Store;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -26,12 +28,15 @@ pub struct App {
     pub rate: RateLimiter,
     /// `(client_id, Idempotency-Key)` pairs whose first request is still running.
     pub in_flight: Mutex<HashSet<(String, String)>>,
+    pub metrics: Metrics,
+    pub access_log: AccessLog,
 }
 
 impl App {
     /// `rate_limit`: API requests a second per client (0: no limit).
     pub fn new(store: Store, offset: UtcOffset, currency: Currency, rate_limit: u32) -> App {
         App {
+            metrics: Metrics::new(store.batch_sizes()),
             store,
             offset,
             currency,
@@ -40,6 +45,7 @@ impl App {
             guesses: Throttle::new(30, Duration::from_secs(60)),
             rate: RateLimiter::new(rate_limit),
             in_flight: Mutex::new(HashSet::new()),
+            access_log: AccessLog::default(),
         }
     }
 }

@@ -2,12 +2,14 @@
 
 use crate::domain::clock::parse_offset;
 use crate::domain::money::Currency;
+use crate::ops::log::LogFormat;
 use crate::store::SyncMode;
 use std::path::PathBuf;
 use time::UtcOffset;
 
 pub const USAGE: &str = "usage:
   vouchd serve [--db PATH] [--listen ADDR] [--threads N] [--sync full|normal] [--utc-offset +HH:MM] [--currency EUR] [--rate-limit N]
+               [--log-format text|json]
   vouchd group create NAME --scopes SCOPE,SCOPE... [--db PATH]
   vouchd client create NAME --group GROUP [--scopes SCOPE,...] [--db PATH]
   vouchd client list [--db PATH]
@@ -18,6 +20,9 @@ pub const USAGE: &str = "usage:
   vouchd import FILE|- [--client CLIENT_ID] [--currency EUR] [--utc-offset +HH:MM] [--db PATH]
 
   --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.
+  serve writes an access line per request to stderr (--log-format, default text); SIGTERM or
+  SIGINT stops it gracefully (a second one at once). backup copies a database while a server
+  uses it (SQLite's online backup) and refuses an existing DEST.
   demo fills a database without vouchers with a sample shop and prints its clients' secrets.
   export writes CSV to stdout (or --out), every voucher in storage order, narrowed by the
   list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or
@@ -40,6 +45,7 @@ pub struct ServeConfig {
     pub sync: SyncMode,
     pub offset: UtcOffset,
     pub currency: Currency,
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug)]
@@ -270,6 +276,7 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
             "utc-offset",
             "currency",
             "rate-limit",
+            "log-format",
         ],
     )?;
     if !pos.is_empty() {
@@ -299,6 +306,10 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
     let offset = utc_offset(&opts)?;
     let currency = currency(&opts)?;
     let listen = listen_address(&opts);
+    let log_format = match option(&opts, "log-format") {
+        Some(s) => LogFormat::parse(&s).ok_or("--log-format must be text or json")?,
+        None => LogFormat::Text,
+    };
     Ok(Command::Serve(ServeConfig {
         db: db_path(&opts),
         listen,
@@ -307,6 +318,7 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         sync,
         offset,
         currency,
+        log_format,
     }))
 }
 
@@ -321,7 +333,7 @@ mod tests {
     #[test]
     fn serve_takes_every_option() {
         let Ok(Command::Serve(c)) =
-            parse(&args("serve --db x.db --listen 127.0.0.1:0 --threads 3 --sync normal --utc-offset +02:00 --currency usd"))
+            parse(&args("serve --db x.db --listen 127.0.0.1:0 --threads 3 --sync normal --utc-offset +02:00 --currency usd --log-format json"))
         else {
             panic!("serve should parse");
         };
@@ -332,6 +344,11 @@ mod tests {
         );
         assert_eq!(c.currency.as_str(), "USD");
         assert_eq!(c.offset.whole_hours(), 2);
+        assert_eq!(c.log_format, LogFormat::Json);
+        let Ok(Command::Serve(c)) = parse(&args("serve")) else {
+            panic!("serve should parse");
+        };
+        assert_eq!(c.log_format, LogFormat::Text);
     }
 
     #[test]
@@ -343,6 +360,9 @@ mod tests {
             "serve --currency EURO",
             "serve --bogus 1",
             "serve --db",
+            "serve --log-format xml",
+            "backup",
+            "backup a.db b.db",
             "group create",
             "group create a --db x",
             "client create a",

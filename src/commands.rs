@@ -11,6 +11,7 @@ use crate::domain::clock;
 use crate::domain::money::Currency;
 use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
+use crate::ops::signals::StopSignals;
 use crate::store::bulk::{self, VoucherCursor};
 use crate::store::clients::Client;
 use crate::store::{self, clients, vouchers};
@@ -71,14 +72,17 @@ pub fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Backup { db, dest } => {
-            if dest.exists() {
-                return Err(format!("{} exists already", dest.display()));
-            }
-            let conn = store::open_direct(&db)?;
-            let dest_text = dest.to_str().ok_or("the destination path is not UTF-8")?;
-            conn.execute("VACUUM INTO ?1", [dest_text])
-                .map_err(|e| format!("backup failed: {e}"))?;
-            eprintln!("vouchd: backed up {} to {}", db.display(), dest.display());
+            let started = Instant::now();
+            let copied = store::backup::backup(&db, &dest)?;
+            eprintln!(
+                "vouchd: backed up {} to {} ({} pages, {} bytes, {} steps, {:.1} s)",
+                db.display(),
+                dest.display(),
+                copied.pages,
+                copied.bytes,
+                copied.steps,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Demo { db, listen } => demo(&db, &listen),
@@ -311,11 +315,18 @@ fn serve(config: &ServeConfig) -> Result<(), String> {
             );
         }
     }
+    // Before anything is served: a stop asked for during start-up waits for the server to be
+    // up, then stops it cleanly.
+    let mut signals = StopSignals::install()?;
     let listener = TcpListener::bind(&config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let running = crate::serve(config, listener)?;
     eprintln!("vouchd listening on http://{}", running.addr);
-    running.wait();
+    let signal = signals.wait();
+    eprintln!("vouchd: {signal}: stopping; finishing the requests in flight (a second signal exits at once)");
+    signals.exit_on_next();
+    running.shutdown();
+    eprintln!("vouchd: stopped");
     Ok(())
 }
 

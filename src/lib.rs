@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod ops;
 pub mod store;
 
 use app::App;
@@ -23,12 +24,9 @@ pub use http::server::Running;
 /// Opens the store and starts serving on `listener` with the configured worker threads.
 pub fn serve(config: &cli::ServeConfig, listener: TcpListener) -> Result<Running, String> {
     let store = store::Store::open(&config.db, config.sync)?;
-    let app = Arc::new(App::new(
-        store,
-        config.offset,
-        config.currency,
-        config.rate_limit,
-    ));
+    let mut app = App::new(store, config.offset, config.currency, config.rate_limit);
+    app.access_log = ops::log::AccessLog::new(config.log_format);
+    let app = Arc::new(app);
     http::server::start(app, listener, config.threads)
         .map_err(|e| format!("cannot start the server: {e}"))
 }

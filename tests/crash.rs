@@ -116,7 +116,8 @@ fn check_ledgers(s: &TestServer, token: &str, vouchers: &[String], acked: &[Acke
     }
 }
 
-fn integrity_check(db: &std::path::Path) {
+/// `PRAGMA integrity_check` on a database file is `ok`.
+pub(crate) fn integrity_check(db: &std::path::Path) {
     let conn = rusqlite::Connection::open(db).expect("open the database");
     let result: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

@@ -3,12 +3,16 @@
 
 mod common;
 
+mod access_log;
 mod auth;
+mod backup;
 mod crash;
 mod csv;
 mod demo;
 mod dialects;
 mod hardening;
 mod list;
+mod metrics;
 mod money;
+mod shutdown;
 mod vouchers;

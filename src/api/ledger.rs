@@ -13,6 +13,7 @@ use crate::domain::query::{parse_list, Filter, ListKind};
 use crate::domain::voucher::{check_charge, check_use, Context, Refusal, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
+use crate::ops::metrics::ChargeKind;
 use crate::store::ledger::{self, Entry, Redemption, Reservation};
 use crate::store::vouchers;
 use serde::Serialize;
@@ -57,6 +58,27 @@ impl<'a> EntryView<'a> {
 
 fn entry_reply(entry: &Entry, offset: UtcOffset) -> Reply {
     Reply::json(201, &EntryView::new(entry, offset))
+}
+
+/// Renders a written entry inside the write, keeping it in `written` for [`count_entry`].
+fn render_entry(entry: Entry, offset: UtcOffset, written: &mut Option<Entry>) -> Reply {
+    let reply = entry_reply(&entry, offset);
+    *written = Some(entry);
+    reply
+}
+
+/// Counts a written entry in the charge metrics once its transaction has committed (a write
+/// that returns at all has), and answers with the reply.
+fn count_entry(
+    ctx: &Ctx,
+    kind: ChargeKind,
+    written: Result<(Reply, Option<Entry>), ApiError>,
+) -> Result<Reply, ApiError> {
+    let (reply, entry) = written?;
+    if let Some(entry) = entry {
+        ctx.app.metrics.charged(kind, &entry.currency, entry.amount);
+    }
+    Ok(reply)
 }
 
 fn hold_reply(hold: &Reservation, currency: Currency, offset: UtcOffset) -> Reply {
@@ -158,7 +180,12 @@ pub fn post_charge(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
             context,
         };
         let (offset, voucher_id) = (ctx.app.offset, voucher.id);
-        ctx.app.store.write(move |conn| {
+        let kind = match op {
+            Op::Charge(_) => ChargeKind::Charge,
+            Op::Use(_) => ChargeKind::Use,
+            Op::Refund(..) => ChargeKind::Refund,
+        };
+        let written = ctx.app.store.write(move |conn| {
             let r = sale.redemption(&tenant);
             let effect = |c: &rusqlite::Connection| match op {
                 Op::Charge(amount) => ledger::charge(c, &voucher_id, amount, &r),
@@ -167,10 +194,13 @@ pub fn post_charge(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
                     ledger::refund(c, &voucher_id, &refers_to, amount, &r)
                 }
             };
-            finish_write(conn, key.as_ref(), effect, |entry| {
-                entry_reply(&entry, offset)
-            })
-        })
+            let mut written = None;
+            let reply = finish_write(conn, key.as_ref(), effect, |entry| {
+                render_entry(entry, offset, &mut written)
+            })?;
+            Ok((reply, written))
+        });
+        count_entry(ctx, kind, written)
     })
 }
 
@@ -240,15 +270,18 @@ pub fn capture(ctx: &mut Ctx, id: &str, hold_id: &str) -> Result<Reply, ApiError
             context,
         };
         let (offset, voucher_id, hold_id) = (ctx.app.offset, voucher.id, hold_id.to_string());
-        ctx.app.store.write(move |conn| {
+        let written = ctx.app.store.write(move |conn| {
             let r = sale.redemption(&tenant);
-            finish_write(
+            let mut written = None;
+            let reply = finish_write(
                 conn,
                 key.as_ref(),
                 |c| ledger::capture(c, &voucher_id, &hold_id, amount, &r),
-                |entry| entry_reply(&entry, offset),
-            )
-        })
+                |entry| render_entry(entry, offset, &mut written),
+            )?;
+            Ok((reply, written))
+        });
+        count_entry(ctx, ChargeKind::Capture, written)
     })
 }
 

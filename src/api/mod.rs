@@ -31,6 +31,8 @@ pub struct Ctx<'a> {
     pub req: &'a Request,
     /// The client's rate-limit bucket after this request took from it (for the headers).
     pub quota: Cell<Option<Quota>>,
+    /// The client this request proved to be (a valid token, or a login), for the access log.
+    pub client_id: Cell<Option<String>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -40,6 +42,7 @@ impl<'a> Ctx<'a> {
             conn,
             req,
             quota: Cell::new(None),
+            client_id: Cell::new(None),
         }
     }
 
@@ -79,6 +82,7 @@ impl<'a> Ctx<'a> {
                 .map_err(ApiError::TooManyRequests)?;
             self.quota.set(Some(quota));
         }
+        self.client_id.set(Some(info.client_id.clone()));
         if !info.scopes.contains(scope) {
             return Err(ApiError::InsufficientScope(scope));
         }

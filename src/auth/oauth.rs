@@ -175,6 +175,7 @@ fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
         .store
         .write(move |conn| clients::insert_token(conn, &hash, &stored_info, client_type.as_deref()))
         .map_err(|e| e.to_reply())?;
+    ctx.client_id.set(Some(info.client_id.clone()));
     ctx.app.tokens.insert(hash, info);
     Ok(Reply::json(
         200,

@@ -18,6 +18,32 @@ pub enum Method {
     Other,
 }
 
+impl Method {
+    pub fn of(method: &tiny_http::Method) -> Method {
+        match method {
+            tiny_http::Method::Get => Method::Get,
+            tiny_http::Method::Post => Method::Post,
+            tiny_http::Method::Put => Method::Put,
+            tiny_http::Method::Patch => Method::Patch,
+            tiny_http::Method::Delete => Method::Delete,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method's name; any method vouchd does not serve is `OTHER`, so a client cannot
+    /// invent names (a metrics label, a log field).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
 pub struct Request {
     pub method: Method,
     /// The raw path, without the query.
@@ -36,14 +62,7 @@ pub struct Request {
 impl Request {
     /// Reads method, URL, headers and (capped) body from a tiny_http request.
     pub fn read(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
-        let method = match raw.method() {
-            tiny_http::Method::Get => Method::Get,
-            tiny_http::Method::Post => Method::Post,
-            tiny_http::Method::Put => Method::Put,
-            tiny_http::Method::Patch => Method::Patch,
-            tiny_http::Method::Delete => Method::Delete,
-            _ => Method::Other,
-        };
+        let method = Method::of(raw.method());
         let url = raw.url().to_string();
         let (path, raw_query) = match url.split_once('?') {
             Some((p, q)) => (p.to_string(), q.to_string()),

@@ -1,14 +1,21 @@
 //! The route table: one match over method and path segments.
 
-use super::request::{Method, Request};
+use super::request::{percent_decode, Method, Request};
 use super::response::Reply;
 use crate::api::{admin, carecloud, export, import, ledger, native, pos, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
+use crate::ops::{metrics, Trace};
 use serde_json::json;
 
-pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Reply, ApiError> {
+/// Runs the handler of the request's route; notes in `trace` the client it authenticated.
+pub fn route(
+    app: &App,
+    conn: &rusqlite::Connection,
+    req: &Request,
+    trace: &mut Trace,
+) -> Result<Reply, ApiError> {
     use Method::*;
     let segments = req.segments();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -17,6 +24,7 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
     #[rustfmt::skip]
     let reply = match (req.method, segs.as_slice()) {
         (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
+        (Get,    ["metrics"])                                    => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
         (Post,   ["oauth", "token"])                             => oauth::token(ctx),
         (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
         (Post,   ["v1", "vouchers"])                             => native::create_voucher(ctx),
@@ -46,11 +54,12 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
         (Get,    ["v1", "clients"])                              => admin::list_clients(ctx),
         (Post,   ["v1", "clients"])                              => admin::create_client(ctx),
         (Delete, ["v1", "clients", id])                          => admin::revoke_client(ctx, id),
-        _ => Err(match allowed(&segs) {
-            Some(allow) => ApiError::MethodNotAllowed(allow),
+        _ => Err(match resource(&segs) {
+            Some((_, allow)) => ApiError::MethodNotAllowed(allow),
             None => ApiError::NotFound,
         }),
     };
+    trace.client_id = ctx.client_id.take();
     match (reply, ctx.quota.get()) {
         (Ok(reply), Some(q)) => Ok(reply
             .with_header("RateLimit-Limit", q.limit.to_string())
@@ -60,28 +69,83 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
     }
 }
 
-/// The methods a known path takes, for 405's `Allow`.
+/// The label of a path no route knows, in the metrics and the access log.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The route template a request's target (`/v1/vouchers/4ZH…/charges?page=2`) matches
+/// (`/v1/vouchers/{id}/charges`), whatever the method; [`UNMATCHED`] for an unknown path.
+pub fn template(target: &str) -> &'static str {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s, false).unwrap_or_default())
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    resource(&segs).map_or(UNMATCHED, |(template, _)| template)
+}
+
+/// A known path's route template and the methods it takes (for 405's `Allow`).
 #[rustfmt::skip]
-fn allowed(segs: &[&str]) -> Option<&'static str> {
+fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
     Some(match segs {
-        ["healthz"]                                     => "GET",
-        ["oauth", "token"]                              => "POST",
-        ["v1", "vouchers"]                              => "GET, POST",
-        ["v1", "vouchers", "batch"]                     => "POST",
-        ["v1", "vouchers", "export.csv"]                => "GET",
-        ["v1", "vouchers", "import"]                    => "POST",
-        ["v1", "vouchers", _]                           => "GET, PATCH, DELETE",
-        ["v1", "vouchers", _, "charges"]                => "GET, POST",
-        ["v1", "vouchers", _, "reservations"]           => "POST",
-        ["v1", "vouchers", _, "reservations", _, "capture"] => "POST",
-        ["v1", "vouchers", _, "reservations", _]        => "DELETE",
-        ["v1", "validate"]                              => "POST",
-        ["v1", "customers" | "purchases", _, "vouchers"] => "GET",
-        ["carecloud", "v1", "customers" | "purchases", _, "vouchers"] => "GET",
-        ["pos", "v1", "vouchers"]                       => "GET, POST",
-        ["pos", "v1", "vouchers", _]                    => "GET, PUT, DELETE",
-        ["v1", "client-groups"] | ["v1", "clients"]     => "GET, POST",
-        ["v1", "clients", _]                            => "DELETE",
+        ["healthz"]                                     => ("/healthz", "GET"),
+        ["metrics"]                                     => ("/metrics", "GET"),
+        ["oauth", "token"]                              => ("/oauth/token", "POST"),
+        ["v1", "vouchers"]                              => ("/v1/vouchers", "GET, POST"),
+        ["v1", "vouchers", "batch"]                     => ("/v1/vouchers/batch", "POST"),
+        ["v1", "vouchers", "export.csv"]                => ("/v1/vouchers/export.csv", "GET"),
+        ["v1", "vouchers", "import"]                    => ("/v1/vouchers/import", "POST"),
+        ["v1", "vouchers", _]                           => ("/v1/vouchers/{id}", "GET, PATCH, DELETE"),
+        ["v1", "vouchers", _, "charges"]                => ("/v1/vouchers/{id}/charges", "GET, POST"),
+        ["v1", "vouchers", _, "reservations"]           => ("/v1/vouchers/{id}/reservations", "POST"),
+        ["v1", "vouchers", _, "reservations", _, "capture"] => ("/v1/vouchers/{id}/reservations/{rid}/capture", "POST"),
+        ["v1", "vouchers", _, "reservations", _]        => ("/v1/vouchers/{id}/reservations/{rid}", "DELETE"),
+        ["v1", "validate"]                              => ("/v1/validate", "POST"),
+        ["v1", "customers", _, "vouchers"]              => ("/v1/customers/{id}/vouchers", "GET"),
+        ["v1", "purchases", _, "vouchers"]              => ("/v1/purchases/{id}/vouchers", "GET"),
+        ["carecloud", "v1", "customers", _, "vouchers"] => ("/carecloud/v1/customers/{id}/vouchers", "GET"),
+        ["carecloud", "v1", "purchases", _, "vouchers"] => ("/carecloud/v1/purchases/{id}/vouchers", "GET"),
+        ["pos", "v1", "vouchers"]                       => ("/pos/v1/vouchers", "GET, POST"),
+        ["pos", "v1", "vouchers", _]                    => ("/pos/v1/vouchers/{code}", "GET, PUT, DELETE"),
+        ["v1", "client-groups"]                         => ("/v1/client-groups", "GET, POST"),
+        ["v1", "clients"]                               => ("/v1/clients", "GET, POST"),
+        ["v1", "clients", _]                            => ("/v1/clients/{id}", "DELETE"),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_name_the_route_not_the_path() {
+        for (target, want) in [
+            ("/v1/vouchers", "/v1/vouchers"),
+            ("/v1/vouchers?filter%5Bcode%5D=ABCD", "/v1/vouchers"),
+            ("/v1/vouchers/4ZH83T0ACUUC14CW", "/v1/vouchers/{id}"),
+            (
+                "/v1/vouchers/4ZH83T0ACUUC14CW/charges?page=2",
+                "/v1/vouchers/{id}/charges",
+            ),
+            (
+                "/v1/vouchers/X/reservations/R/capture",
+                "/v1/vouchers/{id}/reservations/{rid}/capture",
+            ),
+            ("/v1/vouchers/export.csv", "/v1/vouchers/export.csv"),
+            ("/v1/vouchers/export%2Ecsv", "/v1/vouchers/export.csv"),
+            ("/pos/v1/vouchers/WQ4MM3", "/pos/v1/vouchers/{code}"),
+            (
+                "/carecloud/v1/purchases/P1/vouchers",
+                "/carecloud/v1/purchases/{id}/vouchers",
+            ),
+            ("//metrics/", "/metrics"),
+            ("/v1/vouchers/a/b/c/d/e/f", UNMATCHED),
+            ("/WQ4MM3", UNMATCHED),
+            ("", UNMATCHED),
+        ] {
+            assert_eq!(template(target), want, "{target}");
+        }
+    }
 }

@@ -11,12 +11,13 @@ use super::response::{Body, Reply};
 use super::router;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::ops::Trace;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a connection may stay silent while a request is read or a reply written.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +26,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Running {
     pub addr: SocketAddr,
     server: Arc<tiny_http::Server>,
+    /// The listening socket tiny_http accepts on, to stop accepting at shutdown.
+    listener: TcpListener,
     workers: Vec<JoinHandle<()>>,
     app: Arc<App>,
 }
@@ -40,9 +43,29 @@ impl Running {
     }
 
     /// Stops accepting, lets the workers finish what they hold, and flushes the writer.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
+        // On Linux this wakes tiny_http's accept() with an error, which ends its accept loop:
+        // new connections are refused from here on instead of queueing unanswered.
+        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
         for _ in 0..self.workers.len() {
             self.server.unblock();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        // Requests queued behind the workers' stop marks get a clean 503. A worker may have
+        // stopped on the accept loop's error instead of its mark, so look past one empty pop.
+        let mut empty = 0;
+        while empty < 2 {
+            match self.server.try_recv() {
+                Ok(Some(raw)) => respond(
+                    raw,
+                    ApiError::Unavailable(1)
+                        .to_reply()
+                        .with_header("Connection", "close"),
+                ),
+                _ => empty += 1,
+            }
         }
         self.wait();
     }
@@ -53,6 +76,7 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
     sock.set_read_timeout(Some(IO_TIMEOUT))?;
     sock.set_write_timeout(Some(IO_TIMEOUT))?;
     let addr = listener.local_addr()?;
+    let accepting = listener.try_clone()?;
     let server = Arc::new(
         tiny_http::Server::from_listener_with_limits(listener, None, tiny_http::Limits::default())
             .map_err(std::io::Error::other)?,
@@ -67,16 +91,31 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
             .name(format!("vouchd-worker-{i}"))
             .spawn(move || {
                 while let Ok(mut raw) = server.recv() {
-                    let reply = catch_unwind(AssertUnwindSafe(|| handle(&app, &conn, &mut raw)))
-                        .unwrap_or_else(|_| {
-                            eprintln!(
-                                "vouchd: a request handler panicked: {} {}",
-                                raw.method(),
-                                raw.url()
-                            );
-                            ApiError::Internal("panic".into()).to_reply()
-                        });
+                    let started = Instant::now();
+                    let _in_flight = app.metrics.in_flight.hold();
+                    // tiny_http (patched) counts its open connections; read at each request,
+                    // so a scrape of /metrics sees the count of its own moment.
+                    app.metrics
+                        .connections
+                        .set(i64::try_from(server.num_connections()).unwrap_or(i64::MAX));
+                    let mut trace = Trace::of(&raw);
+                    let reply = catch_unwind(AssertUnwindSafe(|| {
+                        handle(&app, &conn, &mut raw, &mut trace)
+                    }))
+                    .unwrap_or_else(|_| {
+                        eprintln!(
+                            "vouchd: a request handler panicked: {} {}",
+                            raw.method(),
+                            raw.url()
+                        );
+                        ApiError::Internal("panic".into()).to_reply()
+                    });
+                    let status = reply.status;
                     respond(raw, reply);
+                    let elapsed = started.elapsed();
+                    app.metrics
+                        .observe(trace.method.as_str(), trace.route, status, elapsed);
+                    app.access_log.write(&trace, status, elapsed);
                 }
             })?;
         workers.push(worker);
@@ -84,13 +123,19 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
     Ok(Running {
         addr,
         server,
+        listener: accepting,
         workers,
         app,
     })
 }
 
-fn handle(app: &App, conn: &rusqlite::Connection, raw: &mut tiny_http::Request) -> Reply {
-    let result = Request::read(raw).and_then(|req| router::route(app, conn, &req));
+fn handle(
+    app: &App,
+    conn: &rusqlite::Connection,
+    raw: &mut tiny_http::Request,
+    trace: &mut Trace,
+) -> Reply {
+    let result = Request::read(raw).and_then(|req| router::route(app, conn, &req, trace));
     match result {
         Ok(reply) => reply,
         Err(err) => {

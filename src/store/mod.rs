@@ -6,6 +6,7 @@
 //! `synchronous=FULL` an answer therefore means "on disk". Readers use their own connections in
 //! WAL mode and never wait on the writer.
 
+pub mod backup;
 pub mod bulk;
 pub mod clients;
 pub mod idempotency;
@@ -15,6 +16,7 @@ pub mod vouchers;
 
 use crate::domain::query::{SortField, SortKey};
 use crate::error::ApiError;
+use crate::ops::metrics::Histogram;
 use rusqlite::{Connection, OpenFlags};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -215,6 +217,8 @@ pub struct Store {
     sync: SyncMode,
     jobs: Arc<Mutex<Option<JobSender>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Operations per writer transaction, for the metrics.
+    batch_sizes: Arc<Histogram>,
 }
 
 impl Store {
@@ -225,16 +229,24 @@ impl Store {
         migrate::migrate(&mut conn)
             .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::sync_channel::<Box<dyn Job>>(4096);
+        let batch_sizes = Arc::new(Histogram::batch_sizes());
+        let observed = Arc::clone(&batch_sizes);
         let writer = std::thread::Builder::new()
             .name("vouchd-writer".into())
-            .spawn(move || run_writer(conn, rx))
+            .spawn(move || run_writer(conn, rx, &observed))
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
             sync,
             jobs: Arc::new(Mutex::new(Some(tx))),
             writer: Arc::new(Mutex::new(Some(writer))),
+            batch_sizes,
         })
+    }
+
+    /// The histogram of operations per writer transaction.
+    pub fn batch_sizes(&self) -> Arc<Histogram> {
+        Arc::clone(&self.batch_sizes)
     }
 
     pub fn path(&self) -> &Path {
@@ -279,7 +291,7 @@ impl Store {
     }
 }
 
-fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>) {
+fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>, batch_sizes: &Histogram) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -288,6 +300,7 @@ fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
+        batch_sizes.observe(group.len() as u64);
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
             eprintln!("vouchd: cannot begin a write transaction: {err}");
             for job in group {

@@ -364,6 +364,59 @@ impl TestServer {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` (`TERM`, `INT`, …) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the server to exit by itself and returns how it exited. The
+    /// watchdog is stopped once the process is gone, so it cannot kill a recycled pid later;
+    /// the directory stays for a restart with `start_in`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    if let Some(mut w) = self.watchdog.take() {
+                        let _ = w.kill();
+                        let _ = w.wait();
+                    }
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) => panic!(
+                    "vouchd did not exit within {limit:?}; output:\n{}",
+                    self.output()
+                ),
+                Err(e) => panic!("cannot wait for vouchd: {e}"),
+            }
+        }
+    }
+
+    /// The first line of the server's output that `wanted` accepts, waiting up to 5 s for it
+    /// (a line is written after its reply is sent, so it may trail the answer a little).
+    pub fn wait_for_line(&self, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .ok()
+                .and_then(|l| l.iter().find(|line| wanted(line)).cloned());
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `host:port` as the server sees it in `Host`.
     /// The server process's id (for /proc).
     pub fn pid(&self) -> u32 {
