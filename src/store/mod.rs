@@ -20,7 +20,8 @@ use crate::ops::metrics::Histogram;
 use rusqlite::{Connection, OpenFlags};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -111,6 +112,20 @@ trait Finish: Send {
 struct WriteJob<T, F> {
     op: F,
     reply: SyncSender<Result<T, ApiError>>,
+    /// QUEUED until the writer takes the job (TAKEN) or its caller gives up on it (ABANDONED):
+    /// whichever comes first wins, so an abandoned job never runs.
+    state: Arc<AtomicU8>,
+}
+
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// What is left to do for a job its caller abandoned before it ran: nothing.
+struct Skipped;
+
+impl Finish for Skipped {
+    fn finish(self: Box<Self>, _committed: Result<(), ApiError>) {}
 }
 
 struct Pending<T> {
@@ -124,6 +139,13 @@ where
     F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish> {
+        if self
+            .state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Box::new(Skipped);
+        }
         let result = in_savepoint(conn, self.op);
         Box::new(Pending {
             result,
@@ -219,6 +241,8 @@ pub struct Store {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     /// Operations per writer transaction, for the metrics.
     batch_sizes: Arc<Histogram>,
+    /// How long a write may wait for the writer to take it ([`WRITE_TIMEOUT`]).
+    write_timeout: Duration,
 }
 
 impl Store {
@@ -241,6 +265,7 @@ impl Store {
             jobs: Arc::new(Mutex::new(Some(tx))),
             writer: Arc::new(Mutex::new(Some(writer))),
             batch_sizes,
+            write_timeout: WRITE_TIMEOUT,
         })
     }
 
@@ -259,13 +284,16 @@ impl Store {
     }
 
     /// Runs `op` on the writer thread inside the next group transaction and returns its result
-    /// once that transaction has committed (or failed).
+    /// once that transaction has committed (or failed). If the writer has not taken `op` within
+    /// [`WRITE_TIMEOUT`], `op` is withdrawn and never runs: the 503 then means "not done". Once
+    /// taken, its outcome is always waited for, so no answer hides a write that happened.
     pub fn write<T, F>(&self, op: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
+        let state = Arc::new(AtomicU8::new(QUEUED));
         let sender = self
             .jobs
             .lock()
@@ -273,11 +301,26 @@ impl Store {
             .clone();
         let sender = sender.ok_or(ApiError::Unavailable(1))?;
         sender
-            .send(Box::new(WriteJob { op, reply }))
+            .send(Box::new(WriteJob {
+                op,
+                reply,
+                state: Arc::clone(&state),
+            }))
             .map_err(|_| ApiError::Unavailable(1))?;
-        answer
-            .recv_timeout(WRITE_TIMEOUT)
-            .unwrap_or(Err(ApiError::Unavailable(1)))
+        match answer.recv_timeout(self.write_timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => {
+                let withdrawn = state
+                    .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+                if withdrawn {
+                    Err(ApiError::Unavailable(1))
+                } else {
+                    answer.recv().unwrap_or(Err(ApiError::Unavailable(1)))
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(ApiError::Unavailable(1)),
+        }
     }
 
     /// Stops taking writes, lets the writer finish what is queued, and waits for it.
@@ -354,5 +397,60 @@ fn commit_error(err: &rusqlite::Error) -> ApiError {
             ApiError::Unavailable(1)
         }
         _ => ApiError::internal("commit", err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(store: &Store) -> i64 {
+        store
+            .reader()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_write_the_writer_did_not_take_in_time_is_503_and_never_runs() {
+        let dir = std::env::temp_dir().join(format!("vouchd-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        let _ = std::fs::remove_file(&path);
+        let mut store = Store::open(&path, SyncMode::Normal).unwrap();
+        store.write_timeout = Duration::from_millis(200);
+        let before = count(&store);
+        // The writer is busy for 600 ms with another request's work.
+        let busy = store.clone();
+        let slow = std::thread::spawn(move || {
+            busy.write(|_| {
+                std::thread::sleep(Duration::from_millis(600));
+                Ok(())
+            })
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let waited = store.write(|conn| {
+            conn.execute("INSERT INTO settings (key, value) VALUES ('late', 'x')", [])?;
+            Ok(())
+        });
+        assert!(
+            matches!(waited, Err(ApiError::Unavailable(_))),
+            "{waited:?}"
+        );
+        assert!(slow.join().unwrap().is_ok());
+        // Once the writer is free again the withdrawn write has still not happened …
+        store.write(|_| Ok(())).unwrap();
+        assert_eq!(count(&store), before);
+        // … while a write the writer took is waited for, however long it takes.
+        let taken = store.write(|conn| {
+            std::thread::sleep(Duration::from_millis(400));
+            conn.execute("INSERT INTO settings (key, value) VALUES ('slow', 'x')", [])?;
+            Ok(())
+        });
+        assert!(taken.is_ok(), "{taken:?}");
+        assert_eq!(count(&store), before + 1);
+        store.close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
