@@ -2,7 +2,11 @@
 //! connection, and a panic guard around every request.
 //!
 //! tiny_http has no timeouts of its own; accepted sockets inherit `SO_RCVTIMEO`/`SO_SNDTIMEO`
-//! from the listening socket on Linux, so they are set once here.
+//! from the listening socket on Linux, so they are set once here. The same `SO_RCVTIMEO` makes
+//! the listener's `accept()` fail after [`IO_TIMEOUT`] without a new connection, and tiny_http
+//! 0.12 ends its accept thread on the first accept error: the server would stop listening after
+//! ten quiet seconds. Until connections are accepted here rather than by tiny_http, a waker
+//! thread connects to the listener more often than that.
 
 use super::request::Request;
 use super::response::{Body, Reply};
@@ -12,6 +16,7 @@ use crate::error::ApiError;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -25,6 +30,7 @@ pub struct Running {
     server: Arc<tiny_http::Server>,
     workers: Vec<JoinHandle<()>>,
     app: Arc<App>,
+    stop_waker: Arc<AtomicBool>,
 }
 
 impl Running {
@@ -33,6 +39,7 @@ impl Running {
         for worker in self.workers {
             let _ = worker.join();
         }
+        self.stop_waker.store(true, Ordering::Relaxed);
         self.app.tokens.stop_watching();
         self.app.store.close();
     }
@@ -77,12 +84,39 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
             })?;
         workers.push(worker);
     }
+    let stop_waker = Arc::new(AtomicBool::new(false));
+    spawn_waker(addr, Arc::clone(&stop_waker))?;
     Ok(Running {
         addr,
         server,
         workers,
         app,
+        stop_waker,
     })
+}
+
+/// Connects to the listener every third of [`IO_TIMEOUT`] and hangs up at once, so its
+/// `accept()` never waits long enough to time out (which would end tiny_http's accept thread).
+/// tiny_http reads an empty connection and drops it.
+fn spawn_waker(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let target = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    };
+    std::thread::Builder::new()
+        .name("vouchd-waker".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(IO_TIMEOUT / 3);
+                let _ = std::net::TcpStream::connect_timeout(&target, IO_TIMEOUT / 3);
+            }
+        })?;
+    Ok(())
 }
 
 fn handle(app: &App, conn: &rusqlite::Connection, raw: &mut tiny_http::Request) -> Reply {
