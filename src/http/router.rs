@@ -17,6 +17,7 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
     #[rustfmt::skip]
     let reply = match (req.method, segs.as_slice()) {
         (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
+        (Get,    ["openapi.json"])                               => Ok(openapi()),
         (Post,   ["oauth", "token"])                             => oauth::token(ctx),
         (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
         (Post,   ["v1", "vouchers"])                             => native::create_voucher(ctx),
@@ -54,11 +55,56 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
     reply
 }
 
+/// `GET /openapi.json`: the OpenAPI 3.1 document of every route below, kept in the repository
+/// as JSON and checked against the running server by the fuzz test (tests/openapi.rs).
+fn openapi() -> Reply {
+    const DOCUMENT: &str = include_str!("../api/openapi.json");
+    Reply::bytes(200, "application/json", DOCUMENT.as_bytes().to_vec())
+}
+
+/// Every route as `(method, path template)` in OpenAPI's spelling, in the order of the table
+/// above: what `/openapi.json` must describe, one operation each (checked by the tests).
+#[rustfmt::skip]
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET",    "/healthz"),
+    ("GET",    "/openapi.json"),
+    ("POST",   "/oauth/token"),
+    ("GET",    "/v1/vouchers"),
+    ("POST",   "/v1/vouchers"),
+    ("POST",   "/v1/vouchers/batch"),
+    ("GET",    "/v1/vouchers/export.csv"),
+    ("POST",   "/v1/vouchers/import"),
+    ("GET",    "/v1/vouchers/{id}"),
+    ("PATCH",  "/v1/vouchers/{id}"),
+    ("DELETE", "/v1/vouchers/{id}"),
+    ("GET",    "/v1/vouchers/{id}/charges"),
+    ("POST",   "/v1/vouchers/{id}/charges"),
+    ("POST",   "/v1/vouchers/{id}/reservations"),
+    ("POST",   "/v1/vouchers/{id}/reservations/{rid}/capture"),
+    ("DELETE", "/v1/vouchers/{id}/reservations/{rid}"),
+    ("POST",   "/v1/validate"),
+    ("GET",    "/v1/customers/{id}/vouchers"),
+    ("GET",    "/v1/purchases/{id}/vouchers"),
+    ("GET",    "/carecloud/v1/customers/{id}/vouchers"),
+    ("GET",    "/carecloud/v1/purchases/{id}/vouchers"),
+    ("GET",    "/pos/v1/vouchers"),
+    ("POST",   "/pos/v1/vouchers"),
+    ("GET",    "/pos/v1/vouchers/{code}"),
+    ("PUT",    "/pos/v1/vouchers/{code}"),
+    ("DELETE", "/pos/v1/vouchers/{code}"),
+    ("GET",    "/v1/client-groups"),
+    ("POST",   "/v1/client-groups"),
+    ("GET",    "/v1/clients"),
+    ("POST",   "/v1/clients"),
+    ("DELETE", "/v1/clients/{id}"),
+];
+
 /// The methods a known path takes, for 405's `Allow`.
 #[rustfmt::skip]
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
         ["healthz"]                                     => "GET",
+        ["openapi.json"]                                => "GET",
         ["oauth", "token"]                              => "POST",
         ["v1", "vouchers"]                              => "GET, POST",
         ["v1", "vouchers", "batch"]                     => "POST",
@@ -78,4 +124,51 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["v1", "clients", _]                            => "DELETE",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A template's segments with every `{param}` filled in.
+    fn instantiate(template: &str) -> Vec<&str> {
+        template
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                if s.starts_with('{') {
+                    "ABCDEFGH12345678"
+                } else {
+                    s
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routes_list_exactly_the_methods_each_path_allows() {
+        let mut templates: Vec<&str> = ROUTES.iter().map(|(_, t)| *t).collect();
+        templates.dedup();
+        for template in templates {
+            let mut listed: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, t)| *t == template)
+                .map(|(m, _)| *m)
+                .collect();
+            let allow = allowed(&instantiate(template))
+                .unwrap_or_else(|| panic!("{template} is not a known path"));
+            let mut allowed: Vec<&str> = allow.split(", ").collect();
+            listed.sort_unstable();
+            allowed.sort_unstable();
+            assert_eq!(listed, allowed, "{template}");
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_is_json() {
+        let reply = openapi();
+        let doc: serde_json::Value =
+            serde_json::from_slice(reply.body_bytes().expect("bytes")).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
 }
