@@ -132,7 +132,7 @@ CREATE TABLE idempotency (
     key          TEXT NOT NULL,
     request_hash BLOB NOT NULL,              -- BLAKE2s-256 of method, path and body
     status       INTEGER NOT NULL,
-    content_type TEXT NOT NULL,
+    content_type TEXT NOT NULL,              -- then one "Name: value" line per kept header
     body         BLOB NOT NULL,
     created_at   INTEGER NOT NULL,
     PRIMARY KEY (client_id, key)

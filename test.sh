@@ -10,6 +10,9 @@ cargo fmt -- --check   # vouchd only: vendor/ keeps upstream formatting
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 
+echo "== fuzz test tools (tests/fuzz/install.sh)"
+tests/fuzz/install.sh
+
 echo "== cargo test"
 # A few test threads keep the servers the integration tests start from starving each other on
 # a 2-core machine.

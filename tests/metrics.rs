@@ -17,6 +17,21 @@ impl Scrape {
     }
 }
 
+/// A scrape taken once nothing but the scrape itself is in flight: every request the test made
+/// before it has been counted (a request is counted just after its reply is sent).
+fn quiet_scrape(s: &TestServer) -> Scrape {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = scrape(s);
+        if got.value("vouchd_http_requests_in_flight") == 1.0
+            || std::time::Instant::now() >= deadline
+        {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn scrape(s: &TestServer) -> Scrape {
     let r = s.send("GET", "/metrics", &[], None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -215,7 +230,7 @@ fn metrics_count_requests_by_route_template_and_status() {
     let voucher = s.create_voucher(&t.token, &json!({"amount": "10.00"}));
     let id = id_of(&voucher["id"]);
     let code = voucher["code"].as_str().expect("code").to_string();
-    let before = scrape(&s);
+    let before = quiet_scrape(&s);
 
     for _ in 0..3 {
         assert_eq!(s.get(&format!("/v1/vouchers/{id}"), &t.token).status, 200);
@@ -289,7 +304,7 @@ fn metrics_count_charges_and_amounts_by_currency_and_type() {
             &json!({"discount": {"type": "percentage", "value": "10"}}),
         )["id"],
     );
-    let before = scrape(&s);
+    let before = quiet_scrape(&s);
 
     let charge = |voucher: &str, body: serde_json::Value| {
         let r = s.post(&format!("/v1/vouchers/{voucher}/charges"), &t.token, &body);

@@ -14,5 +14,6 @@ mod hardening;
 mod list;
 mod metrics;
 mod money;
+mod openapi;
 mod shutdown;
 mod vouchers;

@@ -25,6 +25,7 @@ pub fn route(
     let reply = match (req.method, segs.as_slice()) {
         (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
         (Get,    ["metrics"])                                    => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
+        (Get,    ["openapi.json"])                               => Ok(openapi()),
         (Post,   ["oauth", "token"])                             => oauth::token(ctx),
         (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
         (Post,   ["v1", "vouchers"])                             => native::create_voucher(ctx),
@@ -85,12 +86,58 @@ pub fn template(target: &str) -> &'static str {
     resource(&segs).map_or(UNMATCHED, |(template, _)| template)
 }
 
+/// `GET /openapi.json`: the OpenAPI 3.1 document of every route below, kept in the repository
+/// as JSON and checked against the running server by the fuzz test (tests/openapi.rs).
+fn openapi() -> Reply {
+    const DOCUMENT: &str = include_str!("../api/openapi.json");
+    Reply::bytes(200, "application/json", DOCUMENT.as_bytes().to_vec())
+}
+
+/// Every route as `(method, path template)` in OpenAPI's spelling, in the order of the table
+/// above: what `/openapi.json` must describe, one operation each (checked by the tests).
+#[rustfmt::skip]
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET",    "/healthz"),
+    ("GET",    "/openapi.json"),
+    ("GET",    "/metrics"),
+    ("POST",   "/oauth/token"),
+    ("GET",    "/v1/vouchers"),
+    ("POST",   "/v1/vouchers"),
+    ("POST",   "/v1/vouchers/batch"),
+    ("GET",    "/v1/vouchers/export.csv"),
+    ("POST",   "/v1/vouchers/import"),
+    ("GET",    "/v1/vouchers/{id}"),
+    ("PATCH",  "/v1/vouchers/{id}"),
+    ("DELETE", "/v1/vouchers/{id}"),
+    ("GET",    "/v1/vouchers/{id}/charges"),
+    ("POST",   "/v1/vouchers/{id}/charges"),
+    ("POST",   "/v1/vouchers/{id}/reservations"),
+    ("POST",   "/v1/vouchers/{id}/reservations/{rid}/capture"),
+    ("DELETE", "/v1/vouchers/{id}/reservations/{rid}"),
+    ("POST",   "/v1/validate"),
+    ("GET",    "/v1/customers/{id}/vouchers"),
+    ("GET",    "/v1/purchases/{id}/vouchers"),
+    ("GET",    "/carecloud/v1/customers/{id}/vouchers"),
+    ("GET",    "/carecloud/v1/purchases/{id}/vouchers"),
+    ("GET",    "/pos/v1/vouchers"),
+    ("POST",   "/pos/v1/vouchers"),
+    ("GET",    "/pos/v1/vouchers/{code}"),
+    ("PUT",    "/pos/v1/vouchers/{code}"),
+    ("DELETE", "/pos/v1/vouchers/{code}"),
+    ("GET",    "/v1/client-groups"),
+    ("POST",   "/v1/client-groups"),
+    ("GET",    "/v1/clients"),
+    ("POST",   "/v1/clients"),
+    ("DELETE", "/v1/clients/{id}"),
+];
+
 /// A known path's route template and the methods it takes (for 405's `Allow`).
 #[rustfmt::skip]
 fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
     Some(match segs {
         ["healthz"]                                     => ("/healthz", "GET"),
         ["metrics"]                                     => ("/metrics", "GET"),
+        ["openapi.json"]                                => ("/openapi.json", "GET"),
         ["oauth", "token"]                              => ("/oauth/token", "POST"),
         ["v1", "vouchers"]                              => ("/v1/vouchers", "GET, POST"),
         ["v1", "vouchers", "batch"]                     => ("/v1/vouchers/batch", "POST"),
@@ -147,5 +194,46 @@ mod tests {
         ] {
             assert_eq!(template(target), want, "{target}");
         }
+    }
+    /// A template's segments with every `{param}` filled in.
+    fn instantiate(template: &str) -> Vec<&str> {
+        template
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                if s.starts_with('{') {
+                    "ABCDEFGH12345678"
+                } else {
+                    s
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routes_list_exactly_the_methods_each_path_allows() {
+        let mut templates: Vec<&str> = ROUTES.iter().map(|(_, t)| *t).collect();
+        templates.dedup();
+        for template in templates {
+            let mut listed: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, t)| *t == template)
+                .map(|(m, _)| *m)
+                .collect();
+            let (_, allow) = resource(&instantiate(template))
+                .unwrap_or_else(|| panic!("{template} is not a known path"));
+            let mut allowed: Vec<&str> = allow.split(", ").collect();
+            listed.sort_unstable();
+            allowed.sort_unstable();
+            assert_eq!(listed, allowed, "{template}");
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_is_json() {
+        let reply = openapi();
+        let doc: serde_json::Value =
+            serde_json::from_slice(reply.body_bytes().expect("bytes")).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
     }
 }
