@@ -8,7 +8,7 @@ use super::clock::Interval;
 use super::code::Code;
 use super::money::{percent_of, Currency};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
     Active,
     Inactive,

@@ -8,14 +8,16 @@
 
 use super::ledger;
 use super::vouchers::{
-    insert_row, is_duplicate, stored_columns, voucher_from_row, where_clause, Scan, INSERT,
+    count_in, insert_row, is_duplicate, stored_columns, voucher_from_row, where_clause, Scan,
+    INSERT,
 };
 use crate::domain::code::CodeShape;
 use crate::domain::query::Filter;
-use crate::domain::voucher::{Tenant, Voucher};
+use crate::domain::voucher::{Status, Tenant, Voucher};
 use crate::error::{ApiError, FieldError};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
+use std::collections::HashMap;
 
 /// Vouchers read per page of an export.
 pub const PAGE: usize = 1000;
@@ -118,6 +120,7 @@ pub fn import(
     let mut stmt = conn.prepare_cached(INSERT)?;
     let mut errors: Vec<FieldError> = Vec::new();
     let mut count = 0;
+    let mut counted: HashMap<(String, Status), i64> = HashMap::new();
     let mut rng = rand::thread_rng();
     for item in rows {
         let mut v = match item.voucher {
@@ -158,12 +161,16 @@ pub fn import(
             }
             None => {
                 ledger::insert_opening_charge(conn, &v, now)?;
+                *counted.entry((v.group_id.clone(), v.status)).or_default() += 1;
                 count += 1;
                 imported(&v);
             }
         }
     }
     if errors.is_empty() {
+        for ((group_id, status), n) in counted {
+            count_in(conn, &group_id, status, n)?;
+        }
         Ok(count)
     } else {
         Err(ApiError::Invalid(errors))

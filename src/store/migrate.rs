@@ -37,6 +37,15 @@ const MIGRATIONS: &[&str] = &[
          INSERT INTO voucher_counts (group_id, status, n) VALUES (NEW.group_id, NEW.status, 1)
              ON CONFLICT (group_id, status) DO UPDATE SET n = n + 1;
      END;",
+    // 3: the counts are kept by the store's own insert, batch, import, status change and
+    // delete (one statement for a whole batch) instead of a trigger per row, which made a
+    // batch of 100 000 take twice as long. Recounted here so nothing carries over.
+    "DROP TRIGGER vouchers_counted_in;
+     DROP TRIGGER vouchers_counted_out;
+     DROP TRIGGER vouchers_counted_moved;
+     DELETE FROM voucher_counts;
+     INSERT INTO voucher_counts (group_id, status, n)
+         SELECT group_id, status, COUNT(*) FROM vouchers GROUP BY group_id, status;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

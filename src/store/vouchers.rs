@@ -169,10 +169,29 @@ fn is_duplicate_code(err: &rusqlite::Error) -> bool {
     is_duplicate(err, "code")
 }
 
+/// Adds `delta` to the number of `group_id`'s vouchers in `status` (`voucher_counts`, which the
+/// broadest lists take their totals from). Every insert, status change and delete of a voucher
+/// calls it in the same transaction.
+pub(super) fn count_in(
+    conn: &Connection,
+    group_id: &str,
+    status: Status,
+    delta: i64,
+) -> rusqlite::Result<()> {
+    if delta != 0 {
+        conn.prepare_cached(
+            "INSERT INTO voucher_counts (group_id, status, n) VALUES (?1, ?2, ?3)
+             ON CONFLICT (group_id, status) DO UPDATE SET n = n + excluded.n",
+        )?
+        .execute(params![group_id, status.as_str(), delta])?;
+    }
+    Ok(())
+}
+
 pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), ApiError> {
     let mut stmt = conn.prepare_cached(INSERT)?;
     match insert_row(&mut stmt, v) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(count_in(conn, &v.group_id, v.status, 1)?),
         Err(e) if is_duplicate_code(&e) => Err(ApiError::Conflict(
             "duplicate_code",
             format!("The code {} is taken.", v.code.as_str()),
@@ -222,6 +241,7 @@ pub fn insert_batch(
         }
         made.push((v.id.clone(), v.code.as_str().to_string()));
     }
+    count_in(conn, &template.group_id, template.status, made.len() as i64)?;
     Ok(made)
 }
 
@@ -350,6 +370,10 @@ pub fn update_at(
     );
     args.push(Value::Text(id.to_string()));
     conn.prepare(&sql)?.execute(params_from_iter(args))?;
+    if let Some(status) = changes.status.filter(|s| *s != current.status) {
+        count_in(conn, &current.group_id, current.status, -1)?;
+        count_in(conn, &current.group_id, status, 1)?;
+    }
     get(conn, id, tenant)
 }
 
@@ -380,6 +404,7 @@ pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), ApiErr
             "The voucher has ledger entries and cannot be deleted.".into(),
         ));
     }
+    count_in(conn, &v.group_id, v.status, -1)?;
     Ok(())
 }
 
