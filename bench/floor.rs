@@ -11,9 +11,9 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::time::Instant;
 use vouchd::auth::scope::Scopes;
-use vouchd::domain::code::{Code, CodeShape};
+use vouchd::domain::code::CodeShape;
 use vouchd::domain::money::Currency;
-use vouchd::domain::voucher::{Context, Medium, Restrictions, Status, Tenant, Voucher};
+use vouchd::domain::voucher::{Context, Tenant, Voucher};
 use vouchd::store::ledger::{self, Redemption};
 use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, SyncMode};
 
@@ -36,37 +36,15 @@ fn setup(path: &Path, sync: SyncMode) -> Setup {
     let group = clients::create_group(&conn, "bench", Scopes::all()).expect("group");
     let client = clients::create_client(&conn, "bench", &group, None, "-").expect("client");
     let template = Voucher {
-        id: String::new(),
-        code: Code::from_stored(String::new()),
-        client_id: client.id.clone(),
-        group_id: group.id.clone(),
-        sku: None,
         batch: Some("bench".into()),
-        label: None,
-        note: None,
-        currency: Currency::parse("EUR").expect("EUR"),
         amount: Some(100_000_000),
         remaining: Some(100_000_000),
-        discount: None,
-        max_uses: None,
-        uses: 0,
-        used_at: None,
-        valid_from: None,
-        valid_until: None,
-        validity: None,
-        status: Status::Active,
-        medium: Medium::Digital,
-        taxable: false,
-        tax_rate: None,
-        order_number: None,
-        restrictions: Restrictions::default(),
-        purchase_id: None,
-        reward_id: None,
-        data: None,
-        created_at: vouchd::domain::clock::now(),
-        updated_at: vouchd::domain::clock::now(),
-        held: 0,
-        entries: 0,
+        ..Voucher::blank(
+            client.id.clone(),
+            group.id.clone(),
+            Currency::parse("EUR").expect("EUR"),
+            vouchd::domain::clock::now(),
+        )
     };
     let shape = CodeShape::new(None, None).expect("shape");
     conn.execute_batch("BEGIN IMMEDIATE").expect("begin");

@@ -15,7 +15,7 @@ use crate::domain::clock::{self, format_date, format_rfc3339, DayEnd};
 use crate::domain::code::{new_id, normalize_code, Code};
 use crate::domain::money::format_decimal_trimmed;
 use crate::domain::query::{Filter, ListQuery, ParamError};
-use crate::domain::voucher::{Changes, Discount, Medium, Restrictions, Status, Tenant, Voucher};
+use crate::domain::voucher::{Changes, Discount, Restrictions, Status, Tenant, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::vouchers;
@@ -202,7 +202,6 @@ fn new_voucher(
     token: &TokenInfo,
     currency: crate::domain::money::Currency,
 ) -> Voucher {
-    let now = clock::now();
     let status = match seed.enabled {
         Some(false) => Status::Inactive,
         _ => Status::Active,
@@ -210,39 +209,22 @@ fn new_voucher(
     Voucher {
         id: new_id(),
         code,
-        client_id: token.client_id.clone(),
-        group_id: token.group_id.clone(),
-        sku: None,
-        batch: None,
         label: Some(seed.label),
-        note: None,
-        currency,
-        amount: None,
-        remaining: None,
         discount: Some(seed.discount),
         max_uses: Some(1),
-        uses: 0,
-        used_at: None,
-        valid_from: None,
         valid_until: Some(seed.valid_until),
-        validity: None,
         status,
-        medium: Medium::Digital,
-        taxable: false,
-        tax_rate: None,
-        order_number: None,
         restrictions: Restrictions {
             customer_id: seed.customer_id,
             product_id: seed.product_id,
             store_id: None,
         },
-        purchase_id: None,
-        reward_id: None,
-        data: None,
-        created_at: now,
-        updated_at: now,
-        held: 0,
-        entries: 0,
+        ..Voucher::blank(
+            token.client_id.clone(),
+            token.group_id.clone(),
+            currency,
+            clock::now(),
+        )
     }
 }
 

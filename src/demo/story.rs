@@ -7,7 +7,7 @@
 
 use crate::domain::code::{new_id, Code, CodeShape};
 use crate::domain::money::Currency;
-use crate::domain::voucher::{Changes, Context, Medium, Restrictions, Status, Tenant, Voucher};
+use crate::domain::voucher::{Changes, Context, Status, Tenant, Voucher};
 use crate::error::ApiError;
 use crate::store::ledger::{self, Redemption};
 use crate::store::vouchers;
@@ -151,39 +151,8 @@ impl<'c> Story<'c> {
     pub fn template(&mut self, owner: usize, created_at: i64, currency: Currency) -> Voucher {
         let clients = &self.owners[owner].clients;
         let client_id = clients[self.rng.gen_range(0..clients.len())].clone();
-        Voucher {
-            id: String::new(),
-            code: Code::from_stored(String::new()),
-            client_id,
-            group_id: self.owners[owner].group_id.clone(),
-            sku: None,
-            batch: None,
-            label: None,
-            note: None,
-            currency,
-            amount: None,
-            remaining: None,
-            discount: None,
-            max_uses: None,
-            uses: 0,
-            used_at: None,
-            valid_from: None,
-            valid_until: None,
-            validity: None,
-            status: Status::Active,
-            medium: Medium::Digital,
-            taxable: false,
-            tax_rate: None,
-            order_number: None,
-            restrictions: Restrictions::default(),
-            purchase_id: None,
-            reward_id: None,
-            data: None,
-            created_at,
-            updated_at: created_at,
-            held: 0,
-            entries: 0,
-        }
+        let group_id = self.owners[owner].group_id.clone();
+        Voucher::blank(client_id, group_id, currency, created_at)
     }
 
     fn remember(&mut self, owner: usize, v: &Voucher) -> usize {

@@ -158,6 +158,45 @@ pub struct Voucher {
 }
 
 impl Voucher {
+    /// An active digital voucher of `client_id` (a client of `group_id`) in `currency`, made
+    /// at `now`, with no id, code, kind or other field set yet: the caller makes it a value
+    /// voucher (`amount`, `remaining`) or a discount voucher (`discount`, `max_uses`).
+    pub fn blank(client_id: String, group_id: String, currency: Currency, now: i64) -> Voucher {
+        Voucher {
+            id: String::new(),
+            code: Code::from_stored(String::new()),
+            client_id,
+            group_id,
+            sku: None,
+            batch: None,
+            label: None,
+            note: None,
+            currency,
+            amount: None,
+            remaining: None,
+            discount: None,
+            max_uses: None,
+            uses: 0,
+            used_at: None,
+            valid_from: None,
+            valid_until: None,
+            validity: None,
+            status: Status::Active,
+            medium: Medium::Digital,
+            taxable: false,
+            tax_rate: None,
+            order_number: None,
+            restrictions: Restrictions::default(),
+            purchase_id: None,
+            reward_id: None,
+            data: None,
+            created_at: now,
+            updated_at: now,
+            held: 0,
+            entries: 0,
+        }
+    }
+
     pub fn deletable(&self) -> bool {
         self.entries == 0
     }
@@ -339,35 +378,9 @@ mod tests {
         Voucher {
             id: "V".into(),
             code: Code::from_stored("ABCD".into()),
-            client_id: "C".into(),
-            group_id: "G".into(),
-            sku: None,
-            batch: None,
-            label: None,
-            note: None,
-            currency: eur(),
             amount: Some(amount),
             remaining: Some(amount),
-            discount: None,
-            max_uses: None,
-            uses: 0,
-            used_at: None,
-            valid_from: None,
-            valid_until: None,
-            validity: None,
-            status: Status::Active,
-            medium: Medium::Digital,
-            taxable: false,
-            tax_rate: None,
-            order_number: None,
-            restrictions: Restrictions::default(),
-            purchase_id: None,
-            reward_id: None,
-            data: None,
-            created_at: 0,
-            updated_at: 0,
-            held: 0,
-            entries: 0,
+            ..Voucher::blank("C".into(), "G".into(), eur(), 0)
         }
     }
 
