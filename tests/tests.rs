@@ -10,4 +10,5 @@ mod demo;
 mod dialects;
 mod list;
 mod money;
+mod stats;
 mod vouchers;

@@ -10,6 +10,7 @@ pub mod import;
 pub mod ledger;
 pub mod native;
 pub mod pos;
+pub mod stats;
 pub mod views;
 
 use crate::app::App;

@@ -2,7 +2,7 @@
 
 use super::request::{Method, Request};
 use super::response::Reply;
-use crate::api::{admin, carecloud, export, import, ledger, native, pos, Ctx};
+use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
@@ -32,6 +32,7 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
         (Post,   ["v1", "vouchers", id, "reservations", rid, "capture"]) => ledger::capture(ctx, id, rid),
         (Delete, ["v1", "vouchers", id, "reservations", rid])    => ledger::release(ctx, id, rid),
         (Post,   ["v1", "validate"])                             => ledger::validate(ctx),
+        (Get,    ["v1", "stats"])                                => stats::get_stats(ctx),
         (Get,    ["v1", "customers", id, "vouchers"])            => native::list_customer_vouchers(ctx, id),
         (Get,    ["v1", "purchases", id, "vouchers"])            => native::list_purchase_vouchers(ctx, id),
         (Get,    ["carecloud", "v1", "customers", id, "vouchers"]) => carecloud::customer_vouchers(ctx, id),
@@ -70,6 +71,7 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["v1", "vouchers", _, "reservations", _, "capture"] => "POST",
         ["v1", "vouchers", _, "reservations", _]        => "DELETE",
         ["v1", "validate"]                              => "POST",
+        ["v1", "stats"]                                 => "GET",
         ["v1", "customers" | "purchases", _, "vouchers"] => "GET",
         ["carecloud", "v1", "customers" | "purchases", _, "vouchers"] => "GET",
         ["pos", "v1", "vouchers"]                       => "GET, POST",
