@@ -11,4 +11,5 @@ mod dialects;
 mod list;
 mod money;
 mod stats;
+mod ui;
 mod vouchers;
