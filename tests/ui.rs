@@ -1,5 +1,5 @@
-//! The back-room page's server side (issue 7). The list of a voucher's live holds, which the
-//! page needs to release one.
+//! The back-room page's server side (issue 7): the print sheet's barcode and QR SVGs, and the
+//! list of a voucher's live holds the page needs to release one.
 
 use crate::common::*;
 use serde_json::json;
@@ -8,6 +8,61 @@ use std::sync::OnceLock;
 fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(TestServer::start)
+}
+
+/// The width and height of an SVG's `viewBox="0 0 W H"`.
+fn view_box(svg: &str) -> (u32, u32) {
+    let rest = svg.split("viewBox=\"0 0 ").nth(1).expect("a viewBox");
+    let mut parts = rest.split(['"', ' ']);
+    let w = parts.next().and_then(|w| w.parse().ok()).expect("width");
+    let h = parts.next().and_then(|h| h.parse().ok()).expect("height");
+    (w, h)
+}
+
+#[test]
+fn barcode_and_qr_svgs_of_a_voucher_follow_its_scope_and_tenancy() {
+    let s = server();
+    let a = s.tenant(RW);
+    let b = s.tenant(RW);
+    let stem = code_stem();
+    let code = format!("{stem}AB");
+    let v = s.create_voucher(&a.token, &json!({"amount": "10", "code": code}));
+    let id = id_of(&v["id"]);
+    let bar = s.get(&format!("/v1/vouchers/{id}/barcode.svg"), &a.token);
+    assert_eq!(bar.status, 200, "{}", bar.body);
+    assert_eq!(bar.content_type(), "image/svg+xml");
+    assert!(bar.body.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    // Quiet zone, start, eight characters, check symbol, stop, quiet zone; 40 modules tall.
+    assert_eq!(view_box(&bar.body), (10 + 11 + 8 * 11 + 11 + 13 + 10, 40));
+    assert!(!bar.body.contains("<script"));
+    let qr = s.get(&format!("/v1/vouchers/{id}/qr.svg"), &a.token);
+    assert_eq!(qr.status, 200, "{}", qr.body);
+    assert_eq!(qr.content_type(), "image/svg+xml");
+    assert_eq!(
+        view_box(&qr.body),
+        (29, 29),
+        "version 1 with its quiet zone"
+    );
+    assert!(qr
+        .header("content-security-policy")
+        .is_some_and(|c| c.starts_with("default-src 'none'")));
+    // Another group's voucher does not exist for it; the symbols need a token with
+    // vouchers:read.
+    for name in ["barcode.svg", "qr.svg"] {
+        let path = format!("/v1/vouchers/{id}/{name}");
+        assert_problem(&s.get(&path, &b.token), 404, "not_found");
+        assert_problem(&s.send("GET", &path, &[], None), 401, "unauthorized");
+        let writer = s.tenant(&[WRITE]);
+        assert_problem(&s.get(&path, &writer.token), 403, "insufficient_scope");
+        assert_problem(
+            &s.get(&format!("/v1/vouchers/NOSUCHVOUCHER000/{name}"), &a.token),
+            404,
+            "not_found",
+        );
+    }
+    // The admin sees every group's.
+    let r = s.get(&format!("/v1/vouchers/{id}/qr.svg"), &s.admin_token());
+    assert_eq!(r.status, 200);
 }
 
 #[test]

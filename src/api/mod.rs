@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod native;
 pub mod pos;
 pub mod stats;
+pub mod symbols;
 pub mod views;
 
 use crate::app::App;

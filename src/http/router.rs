@@ -2,7 +2,7 @@
 
 use super::request::{Method, Request};
 use super::response::Reply;
-use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, Ctx};
+use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
@@ -26,6 +26,8 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
         (Get,    ["v1", "vouchers", id])                         => native::get_voucher(ctx, id),
         (Patch,  ["v1", "vouchers", id])                         => native::update_voucher(ctx, id),
         (Delete, ["v1", "vouchers", id])                         => native::delete_voucher(ctx, id),
+        (Get,    ["v1", "vouchers", id, "barcode.svg"])          => symbols::barcode(ctx, id),
+        (Get,    ["v1", "vouchers", id, "qr.svg"])               => symbols::qr(ctx, id),
         (Get,    ["v1", "vouchers", id, "charges"])              => ledger::list_charges(ctx, id),
         (Post,   ["v1", "vouchers", id, "charges"])              => ledger::post_charge(ctx, id),
         (Get,    ["v1", "vouchers", id, "reservations"])         => ledger::list_holds(ctx, id),
@@ -68,6 +70,7 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["v1", "vouchers", "import"]                    => "POST",
         ["v1", "vouchers", _]                           => "GET, PATCH, DELETE",
         ["v1", "vouchers", _, "charges"]                => "GET, POST",
+        ["v1", "vouchers", _, "barcode.svg" | "qr.svg"] => "GET",
         ["v1", "vouchers", _, "reservations"]           => "GET, POST",
         ["v1", "vouchers", _, "reservations", _, "capture"] => "POST",
         ["v1", "vouchers", _, "reservations", _]        => "DELETE",
