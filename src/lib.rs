@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod store;
+pub mod ui;
 
 use app::App;
 use std::net::TcpListener;

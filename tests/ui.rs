@@ -1,5 +1,7 @@
-//! The back-room page's server side (issue 7): the print sheet's barcode and QR SVGs, and the
-//! list of a voucher's live holds the page needs to release one.
+//! The back-room page's server side (issue 7): `GET /` and its assets with a same-origin
+//! Content-Security-Policy, the print sheet's barcode and QR SVGs, and the list of a voucher's
+//! live holds the page needs to release one. The page itself is driven in Chromium by
+//! `ui-tests/page.test.mjs`.
 
 use crate::common::*;
 use serde_json::json;
@@ -8,6 +10,65 @@ use std::sync::OnceLock;
 fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(TestServer::start)
+}
+
+#[test]
+fn the_page_is_served_at_root_with_a_same_origin_content_security_policy() {
+    let s = server();
+    let r = s.send("GET", "/", &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type(), "text/html; charset=utf-8");
+    assert!(r
+        .body
+        .contains("<script type=\"module\" src=\"/ui/app.js\"></script>"));
+    let csp = r.header("content-security-policy").expect("a CSP");
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self' blob:",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("unsafe") && !csp.contains("http"), "{csp}");
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    // No credentials are needed to load the page; it asks for them itself.
+    assert!(r.header("www-authenticate").is_none());
+}
+
+#[test]
+fn every_asset_is_served_with_its_type_and_unknown_ones_are_404_problems() {
+    let s = server();
+    for (path, kind) in [
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/api.js", "text/javascript; charset=utf-8"),
+        ("/ui/dom.js", "text/javascript; charset=utf-8"),
+        ("/ui/voucher.js", "text/javascript; charset=utf-8"),
+        ("/ui/issue.js", "text/javascript; charset=utf-8"),
+        ("/ui/sheet.js", "text/javascript; charset=utf-8"),
+        ("/ui/dashboard.js", "text/javascript; charset=utf-8"),
+        ("/ui/app.css", "text/css; charset=utf-8"),
+        ("/ui/favicon.svg", "image/svg+xml"),
+    ] {
+        let r = s.send("GET", path, &[], None);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.content_type(), kind, "{path}");
+        assert!(!r.body.is_empty(), "{path}");
+        assert!(r.header("content-security-policy").is_some(), "{path}");
+    }
+    assert_problem(&s.send("GET", "/ui/nope.js", &[], None), 404, "not_found");
+    assert_problem(
+        &s.send("GET", "/ui/../Cargo.toml", &[], None),
+        404,
+        "not_found",
+    );
+    let r = s.send("POST", "/", &[], Some(("text/plain", b"x")));
+    assert_problem(&r, 405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("GET"));
 }
 
 /// The width and height of an SVG's `viewBox="0 0 W H"`.

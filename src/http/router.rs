@@ -6,6 +6,7 @@ use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, s
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
+use crate::ui;
 use serde_json::json;
 
 pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Reply, ApiError> {
@@ -16,6 +17,8 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
     let ctx = &mut ctx;
     #[rustfmt::skip]
     let reply = match (req.method, segs.as_slice()) {
+        (Get,    [])                                             => Ok(ui::page()),
+        (Get,    ["ui", name])                                   => ui::asset(name).ok_or(ApiError::NotFound),
         (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
         (Post,   ["oauth", "token"])                             => oauth::token(ctx),
         (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
@@ -62,6 +65,7 @@ pub fn route(app: &App, conn: &rusqlite::Connection, req: &Request) -> Result<Re
 #[rustfmt::skip]
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
+        [] | ["ui", _]                                  => "GET",
         ["healthz"]                                     => "GET",
         ["oauth", "token"]                              => "POST",
         ["v1", "vouchers"]                              => "GET, POST",
