@@ -14,3 +14,10 @@ echo "== cargo test"
 # A few test threads keep the servers the integration tests start from starving each other on
 # a 2-core machine.
 cargo test --all-targets -- --test-threads "${VOUCHD_TEST_THREADS:-4}"
+
+echo "== page tests (headless Chromium)"
+# The back-room page end to end: the real binary, Debian's chromium driven by playwright-core.
+# install.sh installs what is missing (apt, npm) and skips what is there.
+ui-tests/install.sh
+cargo build --quiet
+node --test ui-tests/page.test.mjs
