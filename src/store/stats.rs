@@ -46,11 +46,16 @@ pub struct DayActivity {
     pub amount: i64,
 }
 
-/// ` AND v.group_id = ?` for a group's tenant, and its argument.
+/// ` AND +v.group_id = ?` for a group's tenant, and its argument.
+///
+/// The `+` keeps SQLite off the `(group_id, created_at)` index: every query here reads all of
+/// a group's vouchers, and a large group read through that index costs a random table
+/// lookup per voucher, many times slower than one sequential scan of the table (200 000
+/// vouchers: about 0.7 s against 0.04 s). A scan bounds the cost by the table's size.
 fn tenancy(tenant: &Tenant) -> (&'static str, Vec<Value>) {
     match tenant {
         Tenant::All => ("", Vec::new()),
-        Tenant::Group(group) => (" AND v.group_id = ?", vec![Value::Text(group.clone())]),
+        Tenant::Group(group) => (" AND +v.group_id = ?", vec![Value::Text(group.clone())]),
     }
 }
 
@@ -128,10 +133,13 @@ pub fn activity_per_day(
     ];
     args.extend(tenant_args);
     // `created_at + offset` is positive for any time the API accepts, so `/` floors.
+    // CROSS JOIN reads the ledger first, in one scan (it has no index on created_at), and
+    // each entry's voucher by its unique id, rather than each of a group's vouchers' ledger
+    // through an index: bounded by the ledger's size, whatever the group's.
     let sql = format!(
         "SELECT (l.created_at + ?1) / 86400 AS day, l.type, v.currency, MAX(v.exponent),
                 COUNT(*), SUM(l.amount)
-         FROM ledger l JOIN vouchers v ON v.id = l.voucher_id
+         FROM ledger l CROSS JOIN vouchers v ON v.id = l.voucher_id
          WHERE l.created_at >= ?2 AND l.created_at < ?3{clause}
          GROUP BY day, l.type, v.currency ORDER BY day, l.type, v.currency"
     );
