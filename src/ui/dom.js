@@ -115,6 +115,37 @@ export function money(amount, currency) {
   return amount === null || amount === undefined ? '—' : `${amount} ${currency}`;
 }
 
+// Amounts are decimal strings as the server writes them, computed on exactly (BigInt), never
+// as floating point.
+
+/** "17.50" → {units: 1750n, scale: 2}. */
+function parse(amount) {
+  const [whole, frac = ''] = String(amount).split('.');
+  return { units: BigInt(whole + frac), scale: frac.length };
+}
+
+/** a − b for two amounts of one currency, written with the same decimals. */
+export function minus(a, b) {
+  const x = parse(a);
+  const y = parse(b);
+  const scale = Math.max(x.scale, y.scale);
+  const units = x.units * 10n ** BigInt(scale - x.scale) - y.units * 10n ** BigInt(scale - y.scale);
+  const negative = units < 0n;
+  let digits = (negative ? -units : units).toString().padStart(scale + 1, '0');
+  if (scale) digits = `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+  return negative ? `-${digits}` : digits;
+}
+
+export function isZero(amount) {
+  return parse(amount).units === 0n;
+}
+
+/** "7,50" → "7.50": a comma is the decimal mark on many keyboards. */
+export function amountInput(text) {
+  const t = text.replace(/\s/g, '');
+  return !t.includes('.') && (t.match(/,/g) || []).length === 1 ? t.replace(',', '.') : t;
+}
+
 /** "2025-07-21T17:32:28+02:00" → "2025-07-21 17:32" (the shop's own time, as sent). */
 export function when(stamp) {
   if (!stamp) return '—';

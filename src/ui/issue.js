@@ -3,7 +3,7 @@
 // Idempotency-Key kept while the same values are retried, so a double submit creates once.
 
 import { call, explain, keyedSubmit, SignedOut } from './api.js';
-import { h, fill, showErrors, clearErrors, money, valueOf, day } from './dom.js';
+import { h, fill, showErrors, clearErrors, money, valueOf, day, amountInput } from './dom.js';
 import { downloadCsv } from './sheet.js';
 
 function $(id) {
@@ -39,11 +39,6 @@ function adapt(form) {
 /** A whole number as a number, anything else as typed (the server names what is wrong). */
 function integer(text) {
   return /^\d+$/.test(text) ? Number(text) : text;
-}
-
-function amountInput(text) {
-  const t = text.replace(/\s/g, '');
-  return !t.includes('.') && (t.match(/,/g) || []).length === 1 ? t.replace(',', '.') : t;
 }
 
 /** The request body for what the form says; only filled-in fields are sent. */

@@ -4,7 +4,7 @@
 // sent with an Idempotency-Key (see api.js).
 
 import { call, get, may, explain, confirmAction, SignedOut } from './api.js';
-import { h, fill, showErrors, clearErrors, money, when, day, spaced, valueOf } from './dom.js';
+import { h, fill, showErrors, clearErrors, money, when, day, spaced, valueOf, minus, isZero, amountInput } from './dom.js';
 
 const LEDGER_PAGE = 10;
 
@@ -94,36 +94,6 @@ async function refresh(message) {
   state.page = 1;
   state.message = message || '';
   await render();
-}
-
-// ---- money as the server writes it -----------------------------------------------------------
-
-/** "17.50" → {units: 1750n, scale: 2}. */
-function parse(amount) {
-  const [whole, frac = ''] = String(amount).split('.');
-  return { units: BigInt(whole + frac), scale: frac.length };
-}
-
-/** a − b for two amounts of one currency, written with the same decimals. */
-function minus(a, b) {
-  const x = parse(a);
-  const y = parse(b);
-  const scale = Math.max(x.scale, y.scale);
-  const units = x.units * 10n ** BigInt(scale - x.scale) - y.units * 10n ** BigInt(scale - y.scale);
-  const negative = units < 0n;
-  let digits = (negative ? -units : units).toString().padStart(scale + 1, '0');
-  if (scale) digits = `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
-  return negative ? `-${digits}` : digits;
-}
-
-function isZero(amount) {
-  return parse(amount).units === 0n;
-}
-
-/** "7,50" → "7.50": a comma is the decimal mark on many keyboards. */
-function amountInput(text) {
-  const t = text.replace(/\s/g, '');
-  return !t.includes('.') && (t.match(/,/g) || []).length === 1 ? t.replace(',', '.') : t;
 }
 
 // ---- what the voucher is ------------------------------------------------------------------
