@@ -18,6 +18,13 @@ echo "== cargo test"
 # a 2-core machine.
 cargo test --all-targets -- --test-threads "${VOUCHD_TEST_THREADS:-4}"
 
+echo "== page tests (headless Chromium)"
+# The back-room page end to end: the real binary, Debian's chromium driven by playwright-core.
+# install.sh installs what is missing (apt, npm) and skips what is there.
+ui-tests/install.sh
+cargo build --quiet
+node --test ui-tests/page.test.mjs
+
 echo "== vendored tiny_http's own unit tests (the patched thread pool among them)"
 CARGO_TARGET_DIR=target cargo test --quiet --manifest-path vendor/tiny_http/Cargo.toml --lib
 rm -f vendor/tiny_http/Cargo.lock

@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod ops;
 pub mod store;
+pub mod ui;
 
 use app::App;
 use std::net::TcpListener;

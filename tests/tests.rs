@@ -16,4 +16,6 @@ mod metrics;
 mod money;
 mod openapi;
 mod shutdown;
+mod stats;
+mod ui;
 mod vouchers;

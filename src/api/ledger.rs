@@ -9,7 +9,7 @@ use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_rfc3339};
 use crate::domain::code::Code;
 use crate::domain::money::{format_decimal, Currency};
-use crate::domain::query::{parse_list, Filter, ListKind};
+use crate::domain::query::{parse_list, Filter, ListKind, ParamError};
 use crate::domain::voucher::{check_charge, check_use, Context, Refusal, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
@@ -81,19 +81,33 @@ fn count_entry(
     Ok(reply)
 }
 
+#[derive(Serialize)]
+struct HoldView<'a> {
+    id: &'a str,
+    voucher_id: &'a str,
+    amount: String,
+    order_number: Option<&'a str>,
+    expires_at: String,
+    status: &'a str,
+    created_at: String,
+}
+
+impl<'a> HoldView<'a> {
+    fn new(hold: &'a Reservation, currency: Currency, offset: UtcOffset) -> HoldView<'a> {
+        HoldView {
+            id: &hold.id,
+            voucher_id: &hold.voucher_id,
+            amount: format_decimal(hold.amount, currency.exponent()),
+            order_number: hold.order_number.as_deref(),
+            expires_at: format_rfc3339(hold.expires_at, offset),
+            status: &hold.status,
+            created_at: format_rfc3339(hold.created_at, offset),
+        }
+    }
+}
+
 fn hold_reply(hold: &Reservation, currency: Currency, offset: UtcOffset) -> Reply {
-    Reply::json(
-        201,
-        &json!({
-            "id": hold.id,
-            "voucher_id": hold.voucher_id,
-            "amount": format_decimal(hold.amount, currency.exponent()),
-            "order_number": hold.order_number,
-            "expires_at": format_rfc3339(hold.expires_at, offset),
-            "status": hold.status,
-            "created_at": format_rfc3339(hold.created_at, offset),
-        }),
-    )
+    Reply::json(201, &HoldView::new(hold, currency, offset))
 }
 
 /// Reads the sale's context: currency and the restriction fields.
@@ -305,6 +319,31 @@ pub fn list_charges(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
     let views: Vec<EntryView> = entries
         .iter()
         .map(|e| EntryView::new(e, ctx.app.offset))
+        .collect();
+    Ok(ctx.page_reply(views, total, &query))
+}
+
+/// `GET /v1/vouchers/{id}/reservations`: the voucher's live holds (held and not expired),
+/// newest first, in the list shape; `page` and `per_page` are its only parameters.
+pub fn list_holds(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
+    let token = ctx.authorize(CHARGES_READ)?;
+    let voucher = vouchers::get(ctx.conn, id, &tenant_of(&token))?;
+    if let Some((name, _)) = ctx
+        .req
+        .query
+        .iter()
+        .find(|(name, _)| name != "page" && name != "per_page")
+    {
+        return Err(ApiError::Parameter(ParamError {
+            param: name.clone(),
+            message: "unknown parameter; this list takes page and per_page".into(),
+        }));
+    }
+    let query = parse_list(&ctx.req.query, ListKind::Charges, ctx.app.offset)?;
+    let (holds, total) = ledger::list_holds(ctx.conn, &voucher.id, clock::now(), &query)?;
+    let views: Vec<HoldView> = holds
+        .iter()
+        .map(|h| HoldView::new(h, voucher.currency, ctx.app.offset))
         .collect();
     Ok(ctx.page_reply(views, total, &query))
 }

@@ -10,6 +10,8 @@ pub mod import;
 pub mod ledger;
 pub mod native;
 pub mod pos;
+pub mod stats;
+pub mod symbols;
 pub mod views;
 
 use crate::app::App;

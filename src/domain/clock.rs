@@ -60,6 +60,25 @@ pub fn format_date(secs: i64, offset: UtcOffset) -> String {
         .unwrap_or_default()
 }
 
+/// Seconds in a day; the shop's offset is fixed (no daylight saving), so every local day has
+/// exactly this many.
+pub const DAY: i64 = 86_400;
+
+/// The shop's day that `secs` falls on, as days since 1970-01-01 at `offset`.
+pub fn local_day(secs: i64, offset: UtcOffset) -> i64 {
+    (secs + i64::from(offset.whole_seconds())).div_euclid(DAY)
+}
+
+/// The first second of the shop's day `day` (as [`local_day`] counts) at `offset`.
+pub fn day_start(day: i64, offset: UtcOffset) -> i64 {
+    day * DAY - i64::from(offset.whole_seconds())
+}
+
+/// `YYYY-MM-DD` of the shop's day `day` (as [`local_day`] counts).
+pub fn format_day(day: i64) -> String {
+    format_date(day * DAY, UtcOffset::UTC)
+}
+
 /// Which end of a date-only value is meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DayEnd {
@@ -205,6 +224,27 @@ mod tests {
             ),
             "2017-07-22"
         );
+    }
+
+    #[test]
+    fn local_days_follow_the_shops_offset() {
+        let plus2 = parse_offset("+02:00").expect("offset");
+        let minus5 = parse_offset("-05:30").expect("offset");
+        // 2025-07-21 23:30 UTC is already the 22nd at +02:00, still the 21st at -05:30.
+        let t = at("2025-07-21T23:30:00Z");
+        assert_eq!(format_day(local_day(t, UtcOffset::UTC)), "2025-07-21");
+        assert_eq!(format_day(local_day(t, plus2)), "2025-07-22");
+        assert_eq!(format_day(local_day(t, minus5)), "2025-07-21");
+        for offset in [UtcOffset::UTC, plus2, minus5] {
+            for secs in [0, 1, 86_399, 86_400, t, t + 12_345, 4_102_444_800] {
+                let day = local_day(secs, offset);
+                let start = day_start(day, offset);
+                assert!(start <= secs && secs < start + DAY, "{secs} at {offset}");
+                assert_eq!(local_day(start, offset), day);
+                assert_eq!(local_day(start - 1, offset), day - 1);
+                assert_eq!(format_day(day), format_date(secs, offset));
+            }
+        }
     }
 
     #[test]

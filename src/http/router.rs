@@ -2,11 +2,12 @@
 
 use super::request::{percent_decode, Method, Request};
 use super::response::Reply;
-use crate::api::{admin, carecloud, export, import, ledger, native, pos, Ctx};
+use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
 use crate::ops::{metrics, Trace};
+use crate::ui;
 use serde_json::json;
 
 /// Runs the handler of the request's route; notes in `trace` the client it authenticated.
@@ -23,6 +24,8 @@ pub fn route(
     let ctx = &mut ctx;
     #[rustfmt::skip]
     let reply = match (req.method, segs.as_slice()) {
+        (Get,    [])                                             => Ok(ui::page()),
+        (Get,    ["ui", name])                                   => ui::asset(name).ok_or(ApiError::NotFound),
         (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
         (Get,    ["metrics"])                                    => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
         (Get,    ["openapi.json"])                               => Ok(openapi()),
@@ -35,12 +38,16 @@ pub fn route(
         (Get,    ["v1", "vouchers", id])                         => native::get_voucher(ctx, id),
         (Patch,  ["v1", "vouchers", id])                         => native::update_voucher(ctx, id),
         (Delete, ["v1", "vouchers", id])                         => native::delete_voucher(ctx, id),
+        (Get,    ["v1", "vouchers", id, "barcode.svg"])          => symbols::barcode(ctx, id),
+        (Get,    ["v1", "vouchers", id, "qr.svg"])               => symbols::qr(ctx, id),
         (Get,    ["v1", "vouchers", id, "charges"])              => ledger::list_charges(ctx, id),
         (Post,   ["v1", "vouchers", id, "charges"])              => ledger::post_charge(ctx, id),
+        (Get,    ["v1", "vouchers", id, "reservations"])         => ledger::list_holds(ctx, id),
         (Post,   ["v1", "vouchers", id, "reservations"])         => ledger::reserve(ctx, id),
         (Post,   ["v1", "vouchers", id, "reservations", rid, "capture"]) => ledger::capture(ctx, id, rid),
         (Delete, ["v1", "vouchers", id, "reservations", rid])    => ledger::release(ctx, id, rid),
         (Post,   ["v1", "validate"])                             => ledger::validate(ctx),
+        (Get,    ["v1", "stats"])                                => stats::get_stats(ctx),
         (Get,    ["v1", "customers", id, "vouchers"])            => native::list_customer_vouchers(ctx, id),
         (Get,    ["v1", "purchases", id, "vouchers"])            => native::list_purchase_vouchers(ctx, id),
         (Get,    ["carecloud", "v1", "customers", id, "vouchers"]) => carecloud::customer_vouchers(ctx, id),
@@ -97,6 +104,8 @@ fn openapi() -> Reply {
 /// above: what `/openapi.json` must describe, one operation each (checked by the tests).
 #[rustfmt::skip]
 pub const ROUTES: &[(&str, &str)] = &[
+    ("GET",    "/"),
+    ("GET",    "/ui/{file}"),
     ("GET",    "/healthz"),
     ("GET",    "/openapi.json"),
     ("GET",    "/metrics"),
@@ -111,10 +120,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/vouchers/{id}"),
     ("GET",    "/v1/vouchers/{id}/charges"),
     ("POST",   "/v1/vouchers/{id}/charges"),
+    ("GET",    "/v1/vouchers/{id}/barcode.svg"),
+    ("GET",    "/v1/vouchers/{id}/qr.svg"),
+    ("GET",    "/v1/vouchers/{id}/reservations"),
     ("POST",   "/v1/vouchers/{id}/reservations"),
     ("POST",   "/v1/vouchers/{id}/reservations/{rid}/capture"),
     ("DELETE", "/v1/vouchers/{id}/reservations/{rid}"),
     ("POST",   "/v1/validate"),
+    ("GET",    "/v1/stats"),
     ("GET",    "/v1/customers/{id}/vouchers"),
     ("GET",    "/v1/purchases/{id}/vouchers"),
     ("GET",    "/carecloud/v1/customers/{id}/vouchers"),
@@ -135,6 +148,8 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[rustfmt::skip]
 fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
     Some(match segs {
+        []                                              => ("/", "GET"),
+        ["ui", _]                                       => ("/ui/{file}", "GET"),
         ["healthz"]                                     => ("/healthz", "GET"),
         ["metrics"]                                     => ("/metrics", "GET"),
         ["openapi.json"]                                => ("/openapi.json", "GET"),
@@ -145,10 +160,13 @@ fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
         ["v1", "vouchers", "import"]                    => ("/v1/vouchers/import", "POST"),
         ["v1", "vouchers", _]                           => ("/v1/vouchers/{id}", "GET, PATCH, DELETE"),
         ["v1", "vouchers", _, "charges"]                => ("/v1/vouchers/{id}/charges", "GET, POST"),
-        ["v1", "vouchers", _, "reservations"]           => ("/v1/vouchers/{id}/reservations", "POST"),
+        ["v1", "vouchers", _, "barcode.svg"]            => ("/v1/vouchers/{id}/barcode.svg", "GET"),
+        ["v1", "vouchers", _, "qr.svg"]                 => ("/v1/vouchers/{id}/qr.svg", "GET"),
+        ["v1", "vouchers", _, "reservations"]           => ("/v1/vouchers/{id}/reservations", "GET, POST"),
         ["v1", "vouchers", _, "reservations", _, "capture"] => ("/v1/vouchers/{id}/reservations/{rid}/capture", "POST"),
         ["v1", "vouchers", _, "reservations", _]        => ("/v1/vouchers/{id}/reservations/{rid}", "DELETE"),
         ["v1", "validate"]                              => ("/v1/validate", "POST"),
+        ["v1", "stats"]                                 => ("/v1/stats", "GET"),
         ["v1", "customers", _, "vouchers"]              => ("/v1/customers/{id}/vouchers", "GET"),
         ["v1", "purchases", _, "vouchers"]              => ("/v1/purchases/{id}/vouchers", "GET"),
         ["carecloud", "v1", "customers", _, "vouchers"] => ("/carecloud/v1/customers/{id}/vouchers", "GET"),
@@ -190,7 +208,8 @@ mod tests {
             ("//metrics/", "/metrics"),
             ("/v1/vouchers/a/b/c/d/e/f", UNMATCHED),
             ("/WQ4MM3", UNMATCHED),
-            ("", UNMATCHED),
+            ("", "/"),
+            ("/ui/app.js", "/ui/{file}"),
         ] {
             assert_eq!(template(target), want, "{target}");
         }

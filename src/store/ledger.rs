@@ -311,24 +311,48 @@ pub fn reserve(
     Ok(hold)
 }
 
+fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
+    Ok(Reservation {
+        id: row.get(0)?,
+        voucher_id: row.get(1)?,
+        amount: row.get(2)?,
+        order_number: row.get(3)?,
+        status: row.get(4)?,
+        expires_at: row.get(5)?,
+        created_at: row.get(6)?,
+    })
+}
+
 fn find_hold(conn: &Connection, voucher_id: &str, hold_id: &str) -> Result<Reservation, ApiError> {
     conn.prepare_cached(
         "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at FROM reservations
          WHERE id = ?1 AND voucher_id = ?2",
     )?
-    .query_row(params![hold_id, voucher_id], |row| {
-        Ok(Reservation {
-            id: row.get(0)?,
-            voucher_id: row.get(1)?,
-            amount: row.get(2)?,
-            order_number: row.get(3)?,
-            status: row.get(4)?,
-            expires_at: row.get(5)?,
-            created_at: row.get(6)?,
-        })
-    })
+    .query_row(params![hold_id, voucher_id], hold_from_row)
     .optional()?
     .ok_or(ApiError::NotFound)
+}
+
+/// One page of a voucher's live holds at `now` (held, not expired), newest first, and how
+/// many there are in all.
+pub fn list_holds(
+    conn: &Connection,
+    voucher_id: &str,
+    now: i64,
+    query: &ListQuery,
+) -> Result<(Vec<Reservation>, u64), ApiError> {
+    const LIVE: &str =
+        "FROM reservations WHERE voucher_id = ? AND status = 'held' AND expires_at > ?";
+    let args = vec![Value::Text(voucher_id.to_string()), Value::Integer(now)];
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) {LIVE}"))?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let sql = format!(
+        "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at {LIVE}
+         ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+    );
+    let holds = super::fetch_page(conn, &sql, args, query, hold_from_row)?;
+    Ok((holds, total as u64))
 }
 
 fn not_held(hold: &Reservation, now: i64) -> ApiError {

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod idempotency;
 pub mod ledger;
 pub mod migrate;
+pub mod stats;
 pub mod vouchers;
 
 use crate::domain::query::{SortField, SortKey};

@@ -1,0 +1,160 @@
+//! The dashboard's figures: vouchers issued, outstanding balances, and ledger activity per day.
+//!
+//! Plain aggregates over what a tenant may see (its group's vouchers, or all of them for
+//! `admin`), read inside one transaction by the caller so the three agree with each other.
+//! Money stays in integer minor units here, with the currency's exponent for rendering.
+
+use crate::domain::voucher::Tenant;
+use crate::error::ApiError;
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+/// How many vouchers exist, by kind and status, and how many were created since a moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Issued {
+    pub total: i64,
+    pub value: i64,
+    pub discount: i64,
+    pub active: i64,
+    pub inactive: i64,
+    pub cancelled: i64,
+    pub since: i64,
+}
+
+/// What is still owed on value vouchers of one currency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Liability {
+    pub currency: String,
+    pub exponent: u8,
+    /// Σ remaining, minor units.
+    pub amount: i64,
+    /// How many vouchers hold some of it.
+    pub vouchers: i64,
+}
+
+/// Ledger entries of one type on one local day, in one currency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayActivity {
+    /// Days since 1970-01-01 at the shop's offset.
+    pub day: i64,
+    /// `charge`, `use` or `refund`.
+    pub kind: String,
+    pub currency: String,
+    pub exponent: u8,
+    pub count: i64,
+    /// Σ amount, minor units.
+    pub amount: i64,
+}
+
+/// ` AND +v.group_id = ?` for a group's tenant, and its argument.
+///
+/// The `+` keeps SQLite off the `(group_id, created_at)` index: every query here reads all of
+/// a group's vouchers, and a large group read through that index costs a random table
+/// lookup per voucher, many times slower than one sequential scan of the table (200 000
+/// vouchers: about 0.7 s against 0.04 s). A scan bounds the cost by the table's size.
+fn tenancy(tenant: &Tenant) -> (&'static str, Vec<Value>) {
+    match tenant {
+        Tenant::All => ("", Vec::new()),
+        Tenant::Group(group) => (" AND +v.group_id = ?", vec![Value::Text(group.clone())]),
+    }
+}
+
+/// Counts the tenant's vouchers; `since` counts those created at or after `created_since`.
+pub fn issued(conn: &Connection, tenant: &Tenant, created_since: i64) -> Result<Issued, ApiError> {
+    let (clause, mut args) = tenancy(tenant);
+    args.insert(0, Value::Integer(created_since));
+    let sql = format!(
+        "SELECT COUNT(*),
+                COALESCE(SUM(v.amount IS NOT NULL), 0),
+                COALESCE(SUM(v.discount_type IS NOT NULL), 0),
+                COALESCE(SUM(v.status = 'active'), 0),
+                COALESCE(SUM(v.status = 'inactive'), 0),
+                COALESCE(SUM(v.status = 'cancelled'), 0),
+                COALESCE(SUM(v.created_at >= ?), 0)
+         FROM vouchers v WHERE 1 = 1{clause}"
+    );
+    let issued = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args.iter()), |row| {
+            Ok(Issued {
+                total: row.get(0)?,
+                value: row.get(1)?,
+                discount: row.get(2)?,
+                active: row.get(3)?,
+                inactive: row.get(4)?,
+                cancelled: row.get(5)?,
+                since: row.get(6)?,
+            })
+        })?;
+    Ok(issued)
+}
+
+/// The outstanding balance per currency: what remains on value vouchers that can still be
+/// spent or switched back on, i.e. not cancelled and not expired at `now`. Currencies with
+/// nothing outstanding are left out; the rest come in currency order.
+pub fn liability(conn: &Connection, tenant: &Tenant, now: i64) -> Result<Vec<Liability>, ApiError> {
+    let (clause, mut args) = tenancy(tenant);
+    args.insert(0, Value::Integer(now));
+    let sql = format!(
+        "SELECT v.currency, MAX(v.exponent), SUM(v.remaining), SUM(v.remaining > 0)
+         FROM vouchers v
+         WHERE v.remaining > 0 AND v.status <> 'cancelled'
+           AND (v.valid_until IS NULL OR v.valid_until >= ?){clause}
+         GROUP BY v.currency ORDER BY v.currency"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args.iter()), |row| {
+            Ok(Liability {
+                currency: row.get(0)?,
+                exponent: row.get(1)?,
+                amount: row.get(2)?,
+                vouchers: row.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Ledger entries on the tenant's vouchers from `from` (inclusive) to `until` (exclusive),
+/// grouped by local day (at `offset_secs` east of UTC), type and currency, in day order.
+pub fn activity_per_day(
+    conn: &Connection,
+    tenant: &Tenant,
+    from: i64,
+    until: i64,
+    offset_secs: i64,
+) -> Result<Vec<DayActivity>, ApiError> {
+    let (clause, tenant_args) = tenancy(tenant);
+    let mut args = vec![
+        Value::Integer(offset_secs),
+        Value::Integer(from),
+        Value::Integer(until),
+    ];
+    args.extend(tenant_args);
+    // `created_at + offset` is positive for any time the API accepts, so `/` floors.
+    // CROSS JOIN reads the ledger first, in one scan (it has no index on created_at), and
+    // each entry's voucher by its unique id, rather than each of a group's vouchers' ledger
+    // through an index: bounded by the ledger's size, whatever the group's.
+    let sql = format!(
+        "SELECT (l.created_at + ?1) / 86400 AS day, l.type, v.currency, MAX(v.exponent),
+                COUNT(*), SUM(l.amount)
+         FROM ledger l CROSS JOIN vouchers v ON v.id = l.voucher_id
+         WHERE l.created_at >= ?2 AND l.created_at < ?3{clause}
+         GROUP BY day, l.type, v.currency ORDER BY day, l.type, v.currency"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args.iter()), |row| {
+            Ok(DayActivity {
+                day: row.get(0)?,
+                kind: row.get(1)?,
+                currency: row.get(2)?,
+                exponent: row.get(3)?,
+                count: row.get(4)?,
+                amount: row.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
