@@ -82,7 +82,11 @@ async function signIn(page, landing = '#view-find') {
 async function find(page, code) {
   await page.fill('#find-code', code);
   await page.press('#find-code', 'Enter');
-  await page.waitForSelector('#voucher-code');
+  // The voucher shown before may still be on screen: wait for this code (shown in groups).
+  await page.waitForFunction(
+    (want) => document.querySelector('#voucher-code')?.textContent.replace(/\s/g, '') === `Voucher${want}`,
+    code.toUpperCase().replace(/[\s-]/g, ''),
+  );
   await page.waitForFunction(() => document.querySelector('#ledger, #ledger-empty'));
 }
 
