@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 echo "== cargo fmt --check"
-cargo fmt -- --check   # vouchd only: vendor/ keeps upstream formatting
+cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings

@@ -9,9 +9,9 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
+use crate::connection::Connection;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::connection::Connection;
 use crate::Limits;
 use crate::Request;
 
@@ -219,7 +219,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
@@ -264,7 +263,11 @@ impl Iterator for ClientConnection {
                 }
 
                 Err(ReadError::ExpectationFailed(_)) => {
-                    self.refuse(417, "expectation_failed", "Only Expect: 100-continue is known.");
+                    self.refuse(
+                        417,
+                        "expectation_failed",
+                        "Only Expect: 100-continue is known.",
+                    );
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 

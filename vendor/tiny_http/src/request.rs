@@ -454,9 +454,10 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
-        let closes = response.headers().iter().any(|h| {
-            h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close")
-        });
+        let closes = response
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"));
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),

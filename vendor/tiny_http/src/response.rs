@@ -256,8 +256,7 @@ where
 
         // vouchd patch: `Connection: close` is kept (the request then ends its connection:
         // see Request::respond); other Connection values stay tiny_http's own business.
-        if header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close")
-        {
+        if header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close") {
             if !self.headers.iter().any(|h| h.field.equiv("Connection")) {
                 self.headers.push(header);
             }
