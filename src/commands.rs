@@ -149,7 +149,7 @@ fn import(
     currency: Currency,
     offset: UtcOffset,
 ) -> Result<(), String> {
-    let conn = store::open_direct(db)?;
+    let mut conn = store::open_direct(db)?;
     let owner = import_owner(&conn, client)?;
     let issuer = Issuer {
         client_id: owner.id,
@@ -164,32 +164,24 @@ fn import(
     };
     let now = clock::now();
     let mut reader = ImportReader::new(input, issuer, now).map_err(|e| failure(&e))?;
-    // The write lock from the start: a server sharing the file waits (or answers 503) until
-    // the import commits, instead of the import failing halfway on a busy database.
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| format!("cannot start the import: {e}"))?;
     let mut progress = Progress::new("imported");
     let mut read = 0;
-    let result = store::in_savepoint(&conn, |c| {
+    // One IMMEDIATE transaction holding the write lock from the start: a server sharing the file
+    // waits (or answers 503) until the import commits, instead of the import failing halfway.
+    let result = store::write_direct(&mut conn, |c| {
+        let refused = |err: ApiError| format!("nothing was imported: {}", failure(&err));
         let count = bulk::import(c, &mut reader, now, |_| {
             read += 1;
             progress.show(read);
-        })?;
+        })
+        .map_err(refused)?;
         match reader.failure.take() {
-            Some(err) => Err(err),
+            Some(err) => Err(refused(err)),
             None => Ok(count),
         }
     });
     progress.end();
-    let count = match result {
-        Ok(count) => count,
-        Err(err) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(format!("nothing was imported: {}", failure(&err)));
-        }
-    };
-    conn.execute_batch("COMMIT")
-        .map_err(|e| format!("nothing was imported: the commit failed: {e}"))?;
+    let count = result?;
     println!("{}", serde_json::json!({ "imported": count }));
     eprintln!("vouchd: imported {count} vouchers from {file}");
     Ok(())
