@@ -47,10 +47,16 @@ impl RateLimiter {
             Ok(b) => b,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if !buckets.contains_key(key) && buckets.len() >= MAX_KEYS {
-            self.evict(&mut buckets, now);
+        if !buckets.contains_key(key) {
+            if buckets.len() >= MAX_KEYS {
+                self.evict(&mut buckets, now);
+            }
+            // A client's first request: its key is copied once, not on every request.
+            buckets.insert(key.to_string(), (self.burst, now));
         }
-        let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.burst, now));
+        let Some((tokens, at)) = buckets.get_mut(key) else {
+            return Err(1);
+        };
         *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate)
             .min(self.burst);
         *at = now;
