@@ -124,7 +124,8 @@ and the hand-offs between connection, worker and writer threads. Load and server
 machine's cores, and figures on a shared VM move by ±20 % between runs.
 
 What bounds the charge rate (profiled 2026-11-23 with \`perf record -g\` on the server and a
-timing probe in the writer loop, 64 clients, \`--sync full\`):
+timing probe in the writer loop, 64 clients, \`--sync full\`, at commit 4980c32: before the
+access log and the metrics, which now add a write to stderr and a short lock to every request):
 - With 8 worker threads at most 8 charges are in flight, so groups average 4 and each COMMIT
   (≈ 0.7 ms, mostly the WAL fsync) carries only 4 charges: ~4 000/s. With \`--threads 64\`
   (one worker per client, as this script runs the server; the default stays 4 × cores as
