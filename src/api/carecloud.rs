@@ -7,7 +7,10 @@ use crate::auth::scope::VOUCHERS_READ;
 use crate::domain::clock::{self, format_plain};
 use crate::domain::code::normalize_code;
 use crate::domain::money::format_decimal_trimmed;
-use crate::domain::query::{Filter, ListQuery, ParamError, SortField, SortKey};
+use crate::domain::query::{
+    bad, parse_bool as boolean, parse_count as count, parse_text as text, Filter, ListQuery,
+    ParamError, SortField, SortKey,
+};
 use crate::domain::voucher::{Status, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
@@ -81,36 +84,6 @@ fn sort_field(name: &str) -> Option<SortField> {
         "state" => SortField::Status,
         _ => return None,
     })
-}
-
-fn bad(param: &str, message: &str) -> ParamError {
-    ParamError {
-        param: param.to_string(),
-        message: message.to_string(),
-    }
-}
-
-fn boolean(name: &str, value: &str) -> Result<bool, ParamError> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(bad(name, "must be true or false")),
-    }
-}
-
-fn count(name: &str, value: &str, min: u64, max: u64) -> Result<u64, ParamError> {
-    value
-        .parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| bad(name, &format!("must be a whole number from {min} to {max}")))
-}
-
-fn text(name: &str, value: &str) -> Result<String, ParamError> {
-    if value.is_empty() || value.len() > 255 {
-        return Err(bad(name, "must be 1 to 255 characters"));
-    }
-    Ok(value.to_string())
 }
 
 /// Parses the dialect's query parameters; `now` is the instant `validity` and `is_applied`

@@ -6,7 +6,7 @@ use super::ledger::{check_guessing, looks_up_code};
 use super::views::VoucherView;
 use super::{tenant_of, Ctx};
 use crate::auth::scope::VOUCHERS_READ;
-use crate::domain::query::{parse_list, Filter, ListKind, ParamError};
+use crate::domain::query::{bad, parse_list, Filter, ListKind, ParamError};
 use crate::domain::voucher::Voucher;
 use crate::error::ApiError;
 use crate::http::response::Reply;
@@ -205,12 +205,11 @@ pub fn export_filters(
         .iter()
         .find(|(name, _)| matches!(name.as_str(), "page" | "per_page" | "sort"))
     {
-        return Err(ParamError {
-            param: name.clone(),
-            message: "does not apply: an export is the whole result, in the order the vouchers \
-                      were stored"
-                .into(),
-        });
+        return Err(bad(
+            name,
+            "does not apply: an export is the whole result, in the order the vouchers \
+                      were stored",
+        ));
     }
     Ok(parse_list(pairs, ListKind::Vouchers, offset)?.filters)
 }

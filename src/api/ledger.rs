@@ -9,7 +9,7 @@ use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_rfc3339};
 use crate::domain::code::Code;
 use crate::domain::money::{format_decimal, Currency};
-use crate::domain::query::{parse_list, Filter, ListKind, ParamError};
+use crate::domain::query::{bad, parse_list, Filter, ListKind};
 use crate::domain::voucher::{check_charge, check_use, Context, Refusal, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
@@ -334,10 +334,10 @@ pub fn list_holds(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         .iter()
         .find(|(name, _)| name != "page" && name != "per_page")
     {
-        return Err(ApiError::Parameter(ParamError {
-            param: name.clone(),
-            message: "unknown parameter; this list takes page and per_page".into(),
-        }));
+        return Err(ApiError::Parameter(bad(
+            name,
+            "unknown parameter; this list takes page and per_page",
+        )));
     }
     let query = parse_list(&ctx.req.query, ListKind::Charges, ctx.app.offset)?;
     let (holds, total) = ledger::list_holds(ctx.conn, &voucher.id, clock::now(), &query)?;

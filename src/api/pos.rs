@@ -14,7 +14,7 @@ use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_date, format_rfc3339, DayEnd};
 use crate::domain::code::{new_id, normalize_code, Code};
 use crate::domain::money::format_decimal_trimmed;
-use crate::domain::query::{Filter, ListQuery, ParamError};
+use crate::domain::query::{bad, parse_count, Filter, ListQuery, ParamError};
 use crate::domain::voucher::{Changes, Discount, Restrictions, Status, Tenant, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
@@ -144,27 +144,14 @@ fn parse_window(pairs: &[(String, String)]) -> Result<ListQuery, ParamError> {
     let mut seen: Vec<&str> = Vec::new();
     for (name, value) in pairs {
         let name = name.as_str();
-        let bad = |message: String| ParamError {
-            param: name.to_string(),
-            message,
-        };
         if seen.contains(&name) {
-            return Err(bad("given more than once".into()));
+            return Err(bad(name, "given more than once"));
         }
         seen.push(name);
-        let (min, max) = match name {
-            "limit" => (1, LIMIT_MAX),
-            "offset" => (0, u64::MAX / 2),
-            _ => return Err(bad("unknown parameter".into())),
-        };
-        let n = value
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| bad(format!("must be a whole number from {min} to {max}")))?;
         match name {
-            "limit" => query.per_page = n,
-            _ => query.offset = n,
+            "limit" => query.per_page = parse_count(name, value, 1, LIMIT_MAX)?,
+            "offset" => query.offset = parse_count(name, value, 0, u64::MAX / 2)?,
+            _ => return Err(bad(name, "unknown parameter")),
         }
     }
     Ok(query)

@@ -8,7 +8,7 @@ use super::{tenant_of, Ctx};
 use crate::auth::scope::VOUCHERS_READ;
 use crate::domain::clock::{self, day_start, format_day, format_rfc3339, local_day};
 use crate::domain::money::format_decimal;
-use crate::domain::query::ParamError;
+use crate::domain::query::bad;
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::stats::{self, DayActivity};
@@ -65,10 +65,10 @@ struct DayAmounts {
 pub fn get_stats(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_READ)?;
     if let Some((name, _)) = ctx.req.query.first() {
-        return Err(ApiError::Parameter(ParamError {
-            param: name.clone(),
-            message: "unknown parameter; this route takes none".into(),
-        }));
+        return Err(ApiError::Parameter(bad(
+            name,
+            "unknown parameter; this route takes none",
+        )));
     }
     let tenant = tenant_of(&token);
     let offset = ctx.app.offset;

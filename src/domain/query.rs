@@ -19,7 +19,8 @@ pub struct ParamError {
     pub message: String,
 }
 
-fn bad(param: &str, message: impl Into<String>) -> ParamError {
+/// A bad parameter: its name as sent and what is wrong (for the dialects' own parsers too).
+pub fn bad(param: &str, message: impl Into<String>) -> ParamError {
     ParamError {
         param: param.to_string(),
         message: message.into(),
@@ -193,12 +194,30 @@ pub fn parse_list(
     Ok(query)
 }
 
-fn parse_count(name: &str, value: &str, min: u64, max: u64) -> Result<u64, ParamError> {
+/// A whole number from `min` to `max`.
+pub fn parse_count(name: &str, value: &str, min: u64, max: u64) -> Result<u64, ParamError> {
     value
         .parse::<u64>()
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| bad(name, format!("must be a whole number from {min} to {max}")))
+}
+
+/// `true`/`1` or `false`/`0`.
+pub fn parse_bool(name: &str, value: &str) -> Result<bool, ParamError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(bad(name, "must be true or false")),
+    }
+}
+
+/// A text of 1 to 255 bytes.
+pub fn parse_text(name: &str, value: &str) -> Result<String, ParamError> {
+    if value.is_empty() || value.len() > 255 {
+        return Err(bad(name, "must be 1 to 255 characters"));
+    }
+    Ok(value.to_string())
 }
 
 fn parse_sort(
@@ -237,21 +256,12 @@ fn parse_filter(
         .strip_prefix("filter[")
         .and_then(|rest| rest.strip_suffix(']'))
         .ok_or_else(|| bad(name, "unknown parameter"))?;
-    let text = || -> Result<String, ParamError> {
-        if value.is_empty() || value.len() > 255 {
-            return Err(bad(name, "must be 1 to 255 characters"));
-        }
-        Ok(value.to_string())
-    };
+    let text = || parse_text(name, value);
     let instant = |end: DayEnd| {
         parse_instant(value, offset, end)
             .ok_or_else(|| bad(name, "must be an RFC 3339 timestamp or a date"))
     };
-    let boolean = || match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(bad(name, "must be true or false")),
-    };
+    let boolean = || parse_bool(name, value);
     let charges = kind == ListKind::Charges;
     Ok(match field {
         "created_from" => Filter::CreatedFrom(instant(DayEnd::Start)?),
