@@ -2,6 +2,7 @@
 //! (`/carecloud/v1/…`). Read-only, over the same store query as the native list.
 
 use super::ledger::check_guessing;
+use super::views::number;
 use super::{tenant_of, Ctx};
 use crate::auth::scope::VOUCHERS_READ;
 use crate::domain::clock::{self, format_plain};
@@ -162,11 +163,6 @@ fn state(status: Status) -> u8 {
         Status::Active => 1,
         Status::Inactive => 2,
     }
-}
-
-/// A decimal string as a JSON number, digits kept exactly (`12.5`, `30`: no float inside).
-pub fn number(decimal: &str) -> Number {
-    decimal.parse().unwrap_or_else(|_| Number::from(0))
 }
 
 #[derive(Serialize)]
@@ -337,11 +333,5 @@ mod tests {
         assert_eq!(state(Status::Cancelled), 0);
         assert_eq!(state(Status::Active), 1);
         assert_eq!(state(Status::Inactive), 2);
-    }
-
-    #[test]
-    fn numbers_keep_their_digits() {
-        assert_eq!(number("12.50").to_string(), "12.50");
-        assert_eq!(number("7").to_string(), "7");
     }
 }

@@ -2,12 +2,11 @@
 //! in the POS system's shape. Value vouchers (gift cards) are not part of it: they are neither
 //! listed nor found by code here.
 
-use super::carecloud::number;
 use super::fields::{Fields, Given};
 use super::idempotency;
 use super::ledger::check_guessing;
 use super::native::{generated_code, insert_new, read_discount};
-use super::views::DiscountNumberView;
+use super::views::{number, DiscountNumberView};
 use super::{tenant_of, Ctx};
 use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
 use crate::auth::token::TokenInfo;

@@ -15,6 +15,14 @@ pub struct DiscountView {
     pub value: String,
 }
 
+/// A decimal string as a JSON number, digits kept exactly (`12.5`, `30`: no float inside), for
+/// the dialects that want numbers.
+pub fn number(decimal: &str) -> serde_json::Number {
+    decimal
+        .parse()
+        .unwrap_or_else(|_| serde_json::Number::from(0))
+}
+
 /// A discount whose value is a JSON number (the POS dialect's shape).
 #[derive(Serialize)]
 pub struct DiscountNumberView {
@@ -180,5 +188,16 @@ impl<T: Serialize> Page<T> {
             },
         };
         Reply::json(200, &view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn numbers_keep_their_digits() {
+        assert_eq!(number("12.50").to_string(), "12.50");
+        assert_eq!(number("7").to_string(), "7");
     }
 }
