@@ -78,7 +78,8 @@ impl ClientConnection {
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            // vouchd patch: 8 KiB so that most replies leave in one write (was 1 KiB).
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(8192, write_socket)),
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
