@@ -18,7 +18,7 @@ use crate::domain::voucher::{
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::vouchers;
-use serde_json::json;
+use serde::Serialize;
 use time::UtcOffset;
 
 pub const MAX_BATCH: i64 = 100_000;
@@ -280,6 +280,21 @@ pub(super) fn insert_new(
     })
 }
 
+/// The answer to a batch: rendered from borrowed strings, not a `serde_json::Value` tree (which
+/// took ~80 MB for 100 000 vouchers, kept by the allocator afterwards).
+#[derive(Serialize)]
+struct BatchView<'a> {
+    batch: &'a str,
+    count: usize,
+    data: Vec<MadeView<'a>>,
+}
+
+#[derive(Serialize)]
+struct MadeView<'a> {
+    id: &'a str,
+    code: &'a str,
+}
+
 pub fn create_batch(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_WRITE)?;
     let ctx = &*ctx;
@@ -317,13 +332,13 @@ pub fn create_batch(ctx: &mut Ctx) -> Result<Reply, ApiError> {
                 key.as_ref(),
                 |c| vouchers::insert_batch(c, &template, &shape, count as u64),
                 |made| {
-                    let data: Vec<_> = made
-                        .iter()
-                        .map(|(id, code)| json!({"id": id, "code": code}))
-                        .collect();
                     Reply::json(
                         201,
-                        &json!({"batch": batch, "count": made.len(), "data": data}),
+                        &BatchView {
+                            batch: &batch,
+                            count: made.len(),
+                            data: made.iter().map(|(id, code)| MadeView { id, code }).collect(),
+                        },
                     )
                 },
             )

@@ -266,9 +266,14 @@ fn column(name: &str, scan: Scan) -> String {
     }
 }
 
-fn tenant_clause(tenant: &Tenant, scan: Scan, sql: &mut String, args: &mut Vec<Value>) {
+/// ` AND v.group_id = ?` for a group's tenant; `+v.group_id` (no index) when `unindexed`.
+fn tenant_clause(tenant: &Tenant, unindexed: bool, sql: &mut String, args: &mut Vec<Value>) {
     if let Tenant::Group(group) = tenant {
-        sql.push_str(&format!(" AND {} = ?", column("group_id", scan)));
+        sql.push_str(if unindexed {
+            " AND +v.group_id = ?"
+        } else {
+            " AND v.group_id = ?"
+        });
         args.push(Value::Text(group.clone()));
     }
 }
@@ -515,11 +520,29 @@ fn sort_column(field: SortField) -> &'static str {
 pub fn where_clause(tenant: &Tenant, filters: &[Filter], scan: Scan) -> (String, Vec<Value>) {
     let mut sql = String::from("WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
-    tenant_clause(tenant, scan, &mut sql, &mut args);
+    // With an equality on a column with its own index, SQLite preferred walking the group's
+    // whole `(group_id, created_at)` index (no sort needed) over that index's few rows: 1.3 s
+    // for one batch's first page on 1 000 000 vouchers. `+v.group_id` takes the group index
+    // out of the choice, so the selective index is used and its few rows are sorted.
+    let unindexed = scan == Scan::InSeqOrder || filters.iter().any(is_selective);
+    tenant_clause(tenant, unindexed, &mut sql, &mut args);
     for filter in filters {
         filter_clause(filter, scan, &mut sql, &mut args);
     }
     (sql, args)
+}
+
+/// Filters on a column with its own index that few vouchers share.
+fn is_selective(filter: &Filter) -> bool {
+    matches!(
+        filter,
+        Filter::Code(_)
+            | Filter::Id(_)
+            | Filter::Batch(_)
+            | Filter::CustomerId(_)
+            | Filter::PurchaseId(_)
+            | Filter::OrderNumber(_)
+    )
 }
 
 /// The number of vouchers the tenant may see with these filters, from `voucher_counts`, when
@@ -561,15 +584,18 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), ApiError> {
     let (where_sql, args) = where_clause(tenant, &query.filters, Scan::Any);
-    let total = match counted_total(conn, tenant, &query.filters)? {
+    let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
+    let sql =
+        format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?");
+    let vouchers = super::fetch_page(conn, &sql, args.clone(), query, voucher_from_row)?;
+    if let Some(total) = query.total_from_page(vouchers.len()) {
+        return Ok((vouchers, total));
+    }
+    let total: i64 = match counted_total(conn, tenant, &query.filters)? {
         Some(total) => total,
         None => conn
             .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
             .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
     };
-    let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
-    let sql =
-        format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?");
-    let vouchers = super::fetch_page(conn, &sql, args, query, voucher_from_row)?;
     Ok((vouchers, total as u64))
 }

@@ -1,0 +1,194 @@
+//! Builds the benchmark's database: `VOUCHERS` vouchers made through the store's own insert (so
+//! counts, indexes and constraints are the server's), a ledger history of charges and refunds,
+//! a till's client (a group with every scope but `admin`) with a known secret, the lists the load scripts pick from, and the peer's copy of
+//! the vouchers table.
+//!
+//! `cargo run --release --example bench-seed -- DIR VOUCHERS` writes into DIR:
+//! - `vouchd.db`: the database `vouchd serve` runs on;
+//! - `peer.db`: the same `vouchers` table (and the `clients`/`client_groups` it refers to), with
+//!   its unique index on `code`, for the peer server;
+//! - `codes.txt`, `ids.txt`: every voucher's code and id, one per line;
+//! - `cards.txt`: 1 000 active value vouchers without restrictions, chosen at random (the
+//!   charge scenarios and the charge floor use these);
+//! and prints one JSON line: `{"client_id","secret","seconds","vouchers","entries"}`.
+//!
+//! The data: vouchers made over the past year (one every 30 s), in batches of 1 000 (`B00000`,
+//! …); every 4th restricted to a customer (`C…`, five vouchers each); every voucher has an order
+//! number and a purchase (`O…`, `P…`, two vouchers each); every 10th batch is discount vouchers; one batch in 20
+//! inactive, one in 20 cancelled. Every 5th value voucher has a charge, every 10th charge a
+//! refund of half of it.
+
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+use vouchd::auth::scope::Scopes;
+use vouchd::auth::secret::hash_secret;
+use vouchd::domain::code::{new_id, CodeShape};
+use vouchd::domain::money::Currency;
+use vouchd::domain::voucher::{Context, Discount, DiscountKind, Status, Tenant, Voucher};
+use vouchd::error::ApiError;
+use vouchd::store::ledger::{self, Redemption};
+use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, SyncMode};
+
+const BATCH: u64 = 1000;
+const SECRET: &str = "bench-secret-not-for-production-0000000000";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = Path::new(args.get(1).map_or("/tmp", String::as_str));
+    let count: u64 = args
+        .get(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let started = Instant::now();
+    let path = dir.join("vouchd.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let mut conn = connect(&path, SyncMode::Normal, false).expect("open");
+    migrate::migrate(&mut conn).expect("migrate");
+    // Set-up only: nothing here needs to survive a power cut.
+    conn.pragma_update(None, "synchronous", "OFF").expect("sync off");
+    conn.pragma_update(None, "cache_size", -262_144).expect("cache");
+
+    conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+    let group = clients::create_group(
+        &conn,
+        "bench",
+        Scopes::parse("vouchers:read vouchers:write charges:read charges:write").expect("scopes"),
+    ).expect("group");
+    let client = clients::create_client(
+        &conn,
+        "bench",
+        &group,
+        None,
+        &hash_secret(SECRET).expect("hash"),
+    )
+    .expect("client");
+    let now = vouchd::domain::clock::now();
+    let eur = Currency::parse("EUR").expect("EUR");
+    let shape = CodeShape::new(None, None).expect("shape");
+    let mut rng = StdRng::seed_from_u64(20261123);
+    let mut codes = String::with_capacity(count as usize * 9);
+    let mut ids = String::with_capacity(count as usize * 17);
+    let mut chargeable = Vec::new();
+    for i in 0..count {
+        let b = i / BATCH;
+        let created = now - (count - i) as i64 * 30;
+        let mut v = Voucher {
+            batch: Some(format!("B{b:05}")),
+            order_number: Some(format!("O{:07}", i / 2)),
+            purchase_id: Some(format!("P{:07}", i / 2)),
+            status: match b % 20 {
+                18 => Status::Inactive,
+                19 => Status::Cancelled,
+                _ => Status::Active,
+            },
+            ..Voucher::blank(client.id.clone(), group.id.clone(), eur, created)
+        };
+        if i % 4 == 1 {
+            v.restrictions.customer_id = Some(format!("C{:06}", i / 20));
+        }
+        if b % 10 == 5 {
+            v.discount = Some(Discount {
+                kind: DiscountKind::Percentage,
+                value: 1000,
+            });
+            v.max_uses = Some(1);
+        } else {
+            let amount = rng.gen_range(10..=500) * 100;
+            v.amount = Some(amount);
+            v.remaining = Some(amount);
+        }
+        loop {
+            v.id = new_id();
+            v.code = shape.generate(&mut rng);
+            match vouchers::insert(&conn, &v) {
+                Ok(()) => break,
+                Err(ApiError::Conflict("duplicate_code", _)) => continue,
+                Err(e) => panic!("insert: {e:?}"),
+            }
+        }
+        codes.push_str(v.code.as_str());
+        codes.push('\n');
+        ids.push_str(&v.id);
+        ids.push('\n');
+        if v.amount.is_some() && v.status == Status::Active && i % 4 != 1 {
+            chargeable.push((v.id, created));
+        }
+        if i % 50_000 == 49_999 {
+            conn.execute_batch("COMMIT; BEGIN IMMEDIATE").expect("commit");
+        }
+    }
+
+    let tenant = Tenant::Group(group.id.clone());
+    let context = Context::default();
+    let mut entries = 0u64;
+    for (n, (id, created)) in chargeable.iter().enumerate().step_by(5) {
+        let r = Redemption {
+            client_id: &client.id,
+            tenant: &tenant,
+            order_number: Some("history"),
+            context: &context,
+            now: created + 3600,
+        };
+        let charge = in_savepoint(&conn, |c| ledger::charge(c, id, 500, &r)).expect("charge");
+        entries += 1;
+        if n % 50 == 0 {
+            in_savepoint(&conn, |c| ledger::refund(c, id, &charge.id, Some(250), &r))
+                .expect("refund");
+            entries += 1;
+        }
+        if n % 50_000 == 0 {
+            conn.execute_batch("COMMIT; BEGIN IMMEDIATE").expect("commit");
+        }
+    }
+    conn.execute_batch("COMMIT").expect("commit");
+
+    let peer = dir.join("peer.db");
+    let _ = std::fs::remove_file(&peer);
+    conn.execute("ATTACH DATABASE ?1 AS peer", [peer.to_str().expect("utf-8 path")])
+        .expect("attach");
+    for table in ["client_groups", "clients", "vouchers"] {
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        conn.execute_batch(&sql.replacen(
+            &format!("CREATE TABLE {table}"),
+            &format!("CREATE TABLE peer.{table}"),
+            1,
+        ))
+        .expect("peer table");
+        conn.execute_batch(&format!(
+            "INSERT INTO peer.{table} SELECT * FROM main.{table}"
+        ))
+        .expect("peer rows");
+    }
+    conn.execute_batch("DETACH DATABASE peer").expect("detach");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    drop(conn);
+
+    chargeable.shuffle(&mut rng);
+    let cards: Vec<&str> = chargeable
+        .iter()
+        .take(1000)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    std::fs::write(dir.join("codes.txt"), codes).expect("codes");
+    std::fs::write(dir.join("ids.txt"), ids).expect("ids");
+    std::fs::write(dir.join("cards.txt"), cards.join("\n") + "\n").expect("cards");
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{{\"client_id\":\"{}\",\"secret\":\"{SECRET}\",\"seconds\":{:.1},\"vouchers\":{count},\"entries\":{entries}}}",
+        client.id,
+        started.elapsed().as_secs_f64()
+    )
+    .expect("stdout");
+}
