@@ -86,7 +86,10 @@ pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::R
     for i in 0..threads.max(1) {
         let server = Arc::clone(&server);
         let app = Arc::clone(&app);
-        let conn = app.store.reader().map_err(std::io::Error::other)?;
+        let conn = app
+            .store
+            .worker_reader(threads.max(1))
+            .map_err(std::io::Error::other)?;
         let worker = std::thread::Builder::new()
             .name(format!("vouchd-worker-{i}"))
             .spawn(move || {
