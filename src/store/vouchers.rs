@@ -208,9 +208,19 @@ pub fn insert_batch(
     shape: &CodeShape,
     count: u64,
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let taken: u64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM vouchers WHERE code >= ?1 AND code < ?1 || '~' AND length(code) = ?2")?
-        .query_row(params![shape.prefix, shape.length as i64], |r| r.get(0))?;
+    // All vouchers (kept in voucher_counts) bound the codes of this shape already taken; only
+    // when that bound leaves too little room is the exact number counted, a scan of the code
+    // index (~0.2 s on 1 000 000 vouchers).
+    let all: u64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM voucher_counts")?
+        .query_row([], |r| r.get(0))?;
+    let taken: u64 = if fits_in_space(count, shape.space(), all) {
+        all
+    } else {
+        conn
+            .prepare_cached("SELECT COUNT(*) FROM vouchers WHERE code >= ?1 AND code < ?1 || '~' AND length(code) = ?2")?
+            .query_row(params![shape.prefix, shape.length as i64], |r| r.get(0))?
+    };
     if !fits_in_space(count, shape.space(), taken) {
         let room = shape.space().saturating_sub(taken) / 2;
         return Err(ApiError::invalid(
@@ -220,13 +230,20 @@ pub fn insert_batch(
     }
     let mut stmt = conn.prepare_cached(INSERT)?;
     let mut rng = rand::thread_rng();
+    // The codes are made first and inserted in order: random codes inserted as they come
+    // touch a random leaf of the code index each, which on a large table spilled the writer's
+    // cache to the WAL and read it back; in order, each leaf is filled once.
+    let mut codes: Vec<Code> = (0..count).map(|_| shape.generate(&mut rng)).collect();
+    codes.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     let mut made = Vec::with_capacity(count as usize);
     let mut v = template.clone();
-    for _ in 0..count {
+    for code in codes {
         let mut attempts = 0;
+        // A code already taken (or made twice in this batch) is replaced by a fresh one.
+        let mut code = Some(code);
         loop {
             v.id = crate::domain::code::new_id();
-            v.code = shape.generate(&mut rng);
+            v.code = code.take().unwrap_or_else(|| shape.generate(&mut rng));
             match insert_row(&mut stmt, &v) {
                 Ok(_) => break,
                 Err(e) if is_duplicate_code(&e) && attempts < 64 => attempts += 1,
@@ -577,6 +594,12 @@ fn counted_total(
     Ok(Some(total))
 }
 
+/// The statement for one page of a list: `where_sql`'s arguments, then LIMIT and OFFSET.
+fn page_sql(where_sql: &str, query: &ListQuery) -> String {
+    let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
+    format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?")
+}
+
 /// One page of vouchers matching the query, and how many match in all.
 pub fn list(
     conn: &Connection,
@@ -584,9 +607,7 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), ApiError> {
     let (where_sql, args) = where_clause(tenant, &query.filters, Scan::Any);
-    let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
-    let sql =
-        format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?");
+    let sql = page_sql(&where_sql, query);
     let vouchers = super::fetch_page(conn, &sql, args.clone(), query, voucher_from_row)?;
     if let Some(total) = query.total_from_page(vouchers.len()) {
         return Ok((vouchers, total));
@@ -598,4 +619,69 @@ pub fn list(
             .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
     };
     Ok((vouchers, total as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{connect, migrate, SyncMode};
+
+    /// SQLite's plan for the first page of a group's list with these filters.
+    fn plan(conn: &Connection, filters: Vec<Filter>) -> String {
+        let tenant = Tenant::Group("G1".into());
+        let query = ListQuery {
+            filters,
+            ..ListQuery::first(20)
+        };
+        let (where_sql, mut args) = where_clause(&tenant, &query.filters, Scan::Any);
+        args.extend([Value::Integer(20), Value::Integer(0)]);
+        let sql = format!("EXPLAIN QUERY PLAN {}", page_sql(&where_sql, &query));
+        let mut stmt = conn.prepare(&sql).expect("explain");
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("rows");
+        rows.join("; ")
+    }
+
+    #[test]
+    fn every_filter_a_till_uses_searches_its_own_index() {
+        let dir = std::env::temp_dir().join(format!("vouchd-plans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut conn = connect(&dir.join("plans.db"), SyncMode::Normal, false).expect("open");
+        migrate::migrate(&mut conn).expect("migrate");
+        let text = |s: &str| s.to_string();
+        let cases = [
+            (
+                Filter::Code(text("ABCD1234")),
+                "sqlite_autoindex_vouchers_2",
+            ),
+            (Filter::Id(text("X")), "sqlite_autoindex_vouchers_1"),
+            (Filter::Batch(text("B1")), "vouchers_batch"),
+            (Filter::CustomerId(text("C1")), "vouchers_customer"),
+            (Filter::PurchaseId(text("P1")), "vouchers_purchase"),
+            (Filter::OrderNumber(text("O1")), "vouchers_order"),
+        ];
+        for (filter, index) in cases {
+            let plan = plan(
+                &conn,
+                vec![filter.clone(), Filter::Status(vec![Status::Active])],
+            );
+            assert!(
+                plan.starts_with(&format!("SEARCH v USING INDEX {index} (")),
+                "{filter:?}: {plan}"
+            );
+        }
+        // The broad lists walk the group's index in the default order: no scan, no sort.
+        for filters in [vec![], vec![Filter::Status(vec![Status::Active])]] {
+            let plan = plan(&conn, filters.clone());
+            assert!(
+                plan.starts_with("SEARCH v USING INDEX vouchers_group_created (group_id=?)")
+                    && !plan.contains("TEMP B-TREE"),
+                "{filters:?}: {plan}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
