@@ -93,7 +93,8 @@ fn charges(db: &Path, client_id: &str, cards: &str, n: usize, sync: SyncMode) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).map_or("", String::as_str);
-    let usage = "usage: bench-floor lookup DB CLIENT_ID CODES N | charges DB CLIENT_ID CARDS N SYNC";
+    let usage =
+        "usage: bench-floor lookup DB CLIENT_ID CODES N | charges DB CLIENT_ID CARDS N SYNC";
     let n: usize = arg(5).parse().expect(usage);
     let db = Path::new(arg(2));
     match arg(1) {

@@ -9,8 +9,9 @@
 //!   its unique index on `code`, for the peer server;
 //! - `codes.txt`, `ids.txt`: every voucher's code and id, one per line;
 //! - `cards.txt`: 1 000 active value vouchers without restrictions, chosen at random (the
-//!   charge scenarios and the charge floor use these);
-//! and prints one JSON line: `{"client_id","secret","seconds","vouchers","entries"}`.
+//!   charge scenarios and the charge floor use these).
+//!
+//! It prints one JSON line: `{"client_id","secret","seconds","vouchers","entries"}`.
 //!
 //! The data: vouchers made over the past year (one every 30 s), in batches of 1 000 (`B00000`,
 //! …); every 4th restricted to a customer (`C…`, five vouchers each); every voucher has an order
@@ -49,15 +50,18 @@ fn main() {
     let mut conn = connect(&path, SyncMode::Normal, false).expect("open");
     migrate::migrate(&mut conn).expect("migrate");
     // Set-up only: nothing here needs to survive a power cut.
-    conn.pragma_update(None, "synchronous", "OFF").expect("sync off");
-    conn.pragma_update(None, "cache_size", -262_144).expect("cache");
+    conn.pragma_update(None, "synchronous", "OFF")
+        .expect("sync off");
+    conn.pragma_update(None, "cache_size", -262_144)
+        .expect("cache");
 
     conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
     let group = clients::create_group(
         &conn,
         "bench",
         Scopes::parse("vouchers:read vouchers:write charges:read charges:write").expect("scopes"),
-    ).expect("group");
+    )
+    .expect("group");
     let client = clients::create_client(
         &conn,
         "bench",
@@ -118,7 +122,8 @@ fn main() {
             chargeable.push((v.id, created));
         }
         if i % 50_000 == 49_999 {
-            conn.execute_batch("COMMIT; BEGIN IMMEDIATE").expect("commit");
+            conn.execute_batch("COMMIT; BEGIN IMMEDIATE")
+                .expect("commit");
         }
     }
 
@@ -141,15 +146,19 @@ fn main() {
             entries += 1;
         }
         if n % 50_000 == 0 {
-            conn.execute_batch("COMMIT; BEGIN IMMEDIATE").expect("commit");
+            conn.execute_batch("COMMIT; BEGIN IMMEDIATE")
+                .expect("commit");
         }
     }
     conn.execute_batch("COMMIT").expect("commit");
 
     let peer = dir.join("peer.db");
     let _ = std::fs::remove_file(&peer);
-    conn.execute("ATTACH DATABASE ?1 AS peer", [peer.to_str().expect("utf-8 path")])
-        .expect("attach");
+    conn.execute(
+        "ATTACH DATABASE ?1 AS peer",
+        [peer.to_str().expect("utf-8 path")],
+    )
+    .expect("attach");
     for table in ["client_groups", "clients", "vouchers"] {
         let sql: String = conn
             .query_row(
