@@ -166,11 +166,12 @@ done
 row[token]=$(measure 4 "$base" MODE=token BASIC="$basic")
 say "batch of 100 000"
 batch_s=()
-for _ in $(seq "$repeats"); do
+batch_runs=$(( repeats > 1 ? 5 : 1 ))
+for _ in $(seq "$batch_runs"); do
     batch_s+=("$(curl -sf -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $token" \
         -H 'Content-Type: application/json' -d '{"count":100000,"amount":"10.00"}' "$base/v1/vouchers/batch")")
 done
-batch_median=$(printf '%s\n' "${batch_s[@]}" | sort -n | sed -n "$(( (repeats + 1) / 2 ))p")
+batch_median=$(printf '%s\n' "${batch_s[@]}" | sort -n | sed -n "$(( (batch_runs + 1) / 2 ))p")
 load_rss=$(rss_kib "$server_pid" VmHWM)
 stop "$server_pid"
 
@@ -242,7 +243,7 @@ startup_ms=$(field median_ms "$startup")
 others=$(
     echo '| figure | value | target | verdict |'
     echo '|---|---|---|---|'
-    echo "| batch create of 100 000 (median of $repeats; ${batch_s[*]} s) | ${batch_median} s | < 2 s | $(check "$batch_median" "<" 2) |"
+    echo "| batch create of 100 000 (median of $batch_runs: ${batch_s[*]} s) | ${batch_median} s | < 2 s | $(check "$batch_median" "<" 2) |"
     echo "| start-up to first answer on $vouchers vouchers ($db_mib MiB; runs $(grep -o '\[.*\]' <<<"$startup") ms) | $startup_ms ms | < 100 ms | $(check "$startup_ms" "<" 100) |"
     echo "| idle RSS after start-up | $((idle_rss / 1024)) MiB | < 20 MB | $(check "$idle_rss" "<" 19531) |"
     echo "| peak RSS over the --sync full scenarios | $((load_rss / 1024)) MiB | < 100 MB | $(check "$load_rss" "<" 97656) |"

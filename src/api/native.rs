@@ -337,7 +337,10 @@ pub fn create_batch(ctx: &mut Ctx) -> Result<Reply, ApiError> {
                         &BatchView {
                             batch: &batch,
                             count: made.len(),
-                            data: made.iter().map(|(id, code)| MadeView { id, code }).collect(),
+                            data: made
+                                .iter()
+                                .map(|(id, code)| MadeView { id, code })
+                                .collect(),
                         },
                     )
                 },

@@ -469,7 +469,15 @@ mod tests {
         assert_eq!(q(0, 20).total_from_page(1), Some(1));
         assert_eq!(q(0, 20).total_from_page(0), Some(0));
         assert_eq!(q(40, 20).total_from_page(7), Some(47));
-        assert_eq!(q(0, 20).total_from_page(20), None, "a full page may have more after it");
-        assert_eq!(q(40, 20).total_from_page(0), None, "past the end: the total is unknown");
+        assert_eq!(
+            q(0, 20).total_from_page(20),
+            None,
+            "a full page may have more after it"
+        );
+        assert_eq!(
+            q(40, 20).total_from_page(0),
+            None,
+            "past the end: the total is unknown"
+        );
     }
 }

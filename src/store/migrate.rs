@@ -46,6 +46,11 @@ const MIGRATIONS: &[&str] = &[
      DELETE FROM voucher_counts;
      INSERT INTO voucher_counts (group_id, status, n)
          SELECT group_id, status, COUNT(*) FROM vouchers GROUP BY group_id, status;",
+    // 4: the group's index carries the status, so a page of one status deep in a list skips
+    // the rows before it in the index instead of reading each from the table (page 2 000 of
+    // 50 active vouchers among 1 000 000: 32 ms before).
+    "DROP INDEX vouchers_group_created;
+     CREATE INDEX vouchers_group_created ON vouchers(group_id, created_at, id, status);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

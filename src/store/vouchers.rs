@@ -595,9 +595,27 @@ fn counted_total(
 }
 
 /// The statement for one page of a list: `where_sql`'s arguments, then LIMIT and OFFSET.
+///
+/// A page that may need sorting or skipping picks its rows by key first and reads only
+/// those rows whole: otherwise SQLite builds every matching row (35 columns and the held
+/// amount's subquery) before sorting or skipping it — 155 ms for a page of 90 000 vouchers
+/// sorted by `valid_until`, 4 ms for page 40 of one batch. A look-up by code or id (one
+/// row at most) is asked directly.
 fn page_sql(where_sql: &str, query: &ListQuery) -> String {
     let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
-    format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?")
+    let unique = query
+        .filters
+        .iter()
+        .any(|f| matches!(f, Filter::Code(_) | Filter::Id(_)));
+    if unique {
+        format!("SELECT {COLUMNS} FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?")
+    } else {
+        format!(
+            "SELECT {COLUMNS} FROM vouchers v WHERE v.seq IN \
+             (SELECT v.seq FROM vouchers v {where_sql} ORDER BY {order} LIMIT ? OFFSET ?) \
+             ORDER BY {order}"
+        )
+    }
 }
 
 /// One page of vouchers matching the query, and how many match in all.
@@ -669,16 +687,20 @@ mod tests {
                 vec![filter.clone(), Filter::Status(vec![Status::Active])],
             );
             assert!(
-                plan.starts_with(&format!("SEARCH v USING INDEX {index} (")),
+                plan.contains(&format!("INDEX {index} (")) && !plan.contains("SCAN"),
                 "{filter:?}: {plan}"
             );
         }
-        // The broad lists walk the group's index in the default order: no scan, no sort.
+        // The broad lists pick the page's keys walking the group's index in the default
+        // order: no scan, and no sort of what matches (only of the page's own rows).
         for filters in [vec![], vec![Filter::Status(vec![Status::Active])]] {
             let plan = plan(&conn, filters.clone());
+            let keys = plan.split("LIST SUBQUERY").nth(1).unwrap_or_default();
+            let keys = keys.split("CORRELATED").next().unwrap_or_default();
             assert!(
-                plan.starts_with("SEARCH v USING INDEX vouchers_group_created (group_id=?)")
-                    && !plan.contains("TEMP B-TREE"),
+                keys.contains("INDEX vouchers_group_created (group_id=?)")
+                    && !keys.contains("TEMP B-TREE")
+                    && !plan.contains("SCAN"),
                 "{filters:?}: {plan}"
             );
         }
