@@ -115,12 +115,17 @@ db_mib=$(( $(stat -c %s "$tmp/vouchd.db") / 1048576 ))
 
 # --- floors -------------------------------------------------------------------------------------
 say "store floors"
-lookup_floor=$(field per_sec "$("$ex/bench-floor" lookup "$tmp/vouchd.db" "$client_id" "$tmp/codes.txt" $((floor_n * 10)))")
+median() { sort -n | sed -n "$(( (repeats + 1) / 2 ))p"; }
+lookup_floor=$(for _ in $(seq "$repeats"); do
+    field per_sec "$("$ex/bench-floor" lookup "$tmp/vouchd.db" "$client_id" "$tmp/codes.txt" $((floor_n * 10)))"
+done | median)
 declare -A one grouped
 for sync in full normal; do
-    f=$("$ex/bench-floor" charges "$tmp/vouchd.db" "$client_id" "$tmp/cards.txt" "$floor_n" "$sync")
-    one[$sync]=$(field per_sec "$(grep '"one"' <<<"$f")")
-    grouped[$sync]=$(field per_sec "$(grep '"grouped"' <<<"$f")")
+    runs=$(for _ in $(seq "$repeats"); do
+        "$ex/bench-floor" charges "$tmp/vouchd.db" "$client_id" "$tmp/cards.txt" "$floor_n" "$sync"
+    done)
+    one[$sync]=$(grep '"one"' <<<"$runs" | while read -r l; do field per_sec "$l"; done | median)
+    grouped[$sync]=$(grep '"grouped"' <<<"$runs" | while read -r l; do field per_sec "$l"; done | median)
 done
 
 say "HTTP floor: bare tiny_http, $threads threads"
@@ -270,6 +275,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
     echo "Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)."
     echo "Load: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2) in its own process on 127.0.0.1, 2 threads, keep-alive, ${seconds} s per scenario, the median of $repeats runs (by req/s)."
     echo "Server: \`vouchd serve --threads $threads --rate-limit 0\` on a $vouchers-voucher database ($db_mib MiB) built by \`bench-seed\`."
+    echo "Floors: \`bench-floor\` on the same database before the server starts, the median of $repeats runs ($floor_n charges per mode, $((floor_n * 10)) look-ups); \`bench-http-floor\` measured like the server's scenarios."
     echo "Peer: $peer_pkg from npm (better-sqlite3 8.7.0, WAL with its build's default \`synchronous=NORMAL\`, open mode without auth), on a copy of the same vouchers table, bound to 127.0.0.1."
     echo
     echo "$table"
