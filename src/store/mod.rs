@@ -359,21 +359,31 @@ impl Store {
 }
 
 fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>, batch_sizes: &Histogram) {
-    // When the WAL was last copied into the database file, and whether commits came since.
+    // When the WAL was last copied into the database file, and whether commits came since
+    // (at the start, a migration's may have).
     let mut checkpointed = Instant::now();
-    let mut uncopied = false;
+    let mut uncopied = true;
     loop {
-        let first = match jobs.recv_timeout(CHECKPOINT_EVERY) {
+        // With commits not yet copied, wait for work only so long; else until there is some.
+        let next = if uncopied {
+            jobs.recv_timeout(CHECKPOINT_EVERY)
+        } else {
+            jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let first = match next {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
                 // Idle: copy what the last commits left in the WAL.
-                if uncopied {
-                    checkpoint(&conn);
-                    (checkpointed, uncopied) = (Instant::now(), false);
-                }
+                checkpoint(&conn);
+                (checkpointed, uncopied) = (Instant::now(), false);
                 continue;
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                if uncopied {
+                    checkpoint(&conn);
+                }
+                break;
+            }
         };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -504,6 +514,40 @@ mod tests {
         });
         assert!(taken.is_ok(), "{taken:?}");
         assert_eq!(count(&store), before + 1);
+        store.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The rows the database file itself holds, ignoring the WAL (`None`: not even the table).
+    fn count_in_file(path: &Path) -> Option<i64> {
+        let uri = format!("file:{}?immutable=1", path.display());
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        Connection::open_with_flags(uri, flags)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))
+            .ok()
+    }
+
+    #[test]
+    fn the_writer_copies_the_wal_into_the_file_once_idle() {
+        let dir = std::env::temp_dir().join(format!("vouchd-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.db");
+        let store = Store::open(&path, SyncMode::Full).unwrap();
+        let before = count(&store);
+        store
+            .write(|conn| {
+                conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
+                Ok(())
+            })
+            .unwrap();
+        // Committed: in the WAL at once, in the file after the idle checkpoint.
+        assert_eq!(count(&store), before + 1);
+        let waited = std::time::Instant::now();
+        while count_in_file(&path) != Some(before + 1) {
+            assert!(waited.elapsed() < Duration::from_secs(5), "never copied");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         store.close();
         let _ = std::fs::remove_dir_all(&dir);
     }
