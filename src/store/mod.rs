@@ -374,8 +374,7 @@ fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>, batch_sizes: &Hist
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
                 // Idle: copy what the last commits left in the WAL.
-                checkpoint(&conn);
-                (checkpointed, uncopied) = (Instant::now(), false);
+                (checkpointed, uncopied) = (Instant::now(), !checkpoint(&conn));
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -440,19 +439,23 @@ fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>, batch_sizes: &Hist
         }
         // Answers are out: now and then, copy the WAL into the database.
         if uncopied && checkpointed.elapsed() >= CHECKPOINT_EVERY {
-            checkpoint(&conn);
-            (checkpointed, uncopied) = (Instant::now(), false);
+            (checkpointed, uncopied) = (Instant::now(), !checkpoint(&conn));
         }
     }
 }
 
-/// Copies committed pages from the WAL into the database file. PASSIVE never waits for
-/// readers; run on the writer, nothing is appended meanwhile, so the next write can start
-/// the WAL over from its beginning.
-fn checkpoint(conn: &Connection) {
-    if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+/// Copies committed pages from the WAL into the database file; true when all of them were
+/// (then, with nothing appended meanwhile on the writer, the next write starts the WAL over).
+/// PASSIVE never waits: pages a reader's older snapshot still needs are left for the next try.
+fn checkpoint(conn: &Connection) -> bool {
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        let (log, copied): (i64, i64) = (r.get(1)?, r.get(2)?);
+        Ok(log == copied)
+    });
+    done.unwrap_or_else(|err| {
         eprintln!("vouchd: checkpoint failed (tried again later): {err}");
-    }
+        false
+    })
 }
 
 fn commit_error(err: &rusqlite::Error) -> ApiError {
