@@ -110,7 +110,11 @@ impl ClientConnection {
         // at CR LF; a lone LF stays part of the line, as before.
         let mut buf: Vec<u8> = Vec::new();
         loop {
-            let available = self.next_header_source.fill_buf()?;
+            let available = match self.next_header_source.fill_buf() {
+                // `bytes()` retried these; a signal must not drop a half-read head.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if available.is_empty() {
                 return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF"));
             }
