@@ -7,7 +7,8 @@
 //!
 //! `cargo run --release --example bench-floor -- charges DB CLIENT_ID CARDS N SYNC` charges 0.01
 //! on random vouchers from the file `CARDS` with the store's charge transaction
-//! (`store::ledger::charge` in a SAVEPOINT in `BEGIN IMMEDIATE … COMMIT`), `N` times with one
+//! (`store::ledger::charge` in a SAVEPOINT in `store::write_direct`'s `BEGIN IMMEDIATE … COMMIT`),
+//! `N` times with one
 //! COMMIT per charge and `N` times with 100 charges per COMMIT.
 //!
 //! Each prints one JSON line per mode: `{"mode","per_sec","n","seconds"}`.
@@ -19,7 +20,7 @@ use std::time::Instant;
 use vouchd::domain::query::{Filter, ListQuery};
 use vouchd::domain::voucher::{Context, Tenant};
 use vouchd::store::ledger::{self, Redemption};
-use vouchd::store::{clients, connect, in_savepoint, vouchers, SyncMode};
+use vouchd::store::{clients, connect, in_savepoint, vouchers, write_direct, SyncMode};
 
 const GROUP: usize = 100;
 
@@ -62,7 +63,7 @@ fn lookup(db: &Path, client_id: &str, codes: &str, n: usize) {
 }
 
 fn charges(db: &Path, client_id: &str, cards: &str, n: usize, sync: SyncMode) {
-    let conn = connect(db, sync, false).expect("open");
+    let mut conn = connect(db, sync, false).expect("open");
     let tenant = tenant(&conn, client_id);
     let cards = lines(cards);
     let context = Context::default();
@@ -71,20 +72,25 @@ fn charges(db: &Path, client_id: &str, cards: &str, n: usize, sync: SyncMode) {
         let started = Instant::now();
         let mut done = 0;
         while done < n {
-            conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-            for _ in 0..per_commit.min(n - done) {
-                let id = &cards[rng.gen_range(0..cards.len())];
-                let r = Redemption {
-                    client_id,
-                    tenant: &tenant,
-                    order_number: Some("bench"),
-                    context: &context,
-                    now: vouchd::domain::clock::now(),
-                };
-                in_savepoint(&conn, |c| ledger::charge(c, id, 1, &r)).expect("charge");
-                done += 1;
-            }
-            conn.execute_batch("COMMIT").expect("commit");
+            let group = per_commit.min(n - done);
+            // One BEGIN IMMEDIATE … COMMIT, a SAVEPOINT per charge: the writer's shape.
+            write_direct(&mut conn, |c| {
+                for _ in 0..group {
+                    let id = &cards[rng.gen_range(0..cards.len())];
+                    let r = Redemption {
+                        client_id,
+                        tenant: &tenant,
+                        order_number: Some("bench"),
+                        context: &context,
+                        now: vouchd::domain::clock::now(),
+                    };
+                    in_savepoint(c, |c| ledger::charge(c, id, 1, &r))
+                        .map_err(|e| format!("charge: {e:?}"))?;
+                }
+                Ok(())
+            })
+            .expect("charges");
+            done += group;
         }
         report(mode, n, started.elapsed().as_secs_f64());
     }

@@ -35,7 +35,7 @@ fn return_large_blocks_to_the_system() {
     unsafe {
         mallopt(M_MMAP_THRESHOLD, 256 * 1024);
         // glibc gives up to 8 arenas per core, each keeping what its threads freed; with ~130
-        // threads at --threads 64 that kept ~10 MB more at the same request rates.
+        // threads at --threads 64 that kept ~6 MB more at the same request rates.
         mallopt(M_ARENA_MAX, 4);
     }
 }

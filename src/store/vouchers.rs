@@ -598,9 +598,8 @@ fn counted_total(
 ///
 /// A page that may need sorting or skipping picks its rows by key first and reads only
 /// those rows whole: otherwise SQLite builds every matching row (35 columns and the held
-/// amount's subquery) before sorting or skipping it — 155 ms for a page of 90 000 vouchers
-/// sorted by `valid_until`, 4 ms for page 40 of one batch. A look-up by code or id (one
-/// row at most) is asked directly.
+/// amount's subquery) before sorting or skipping it (page 40 of one 1 000-voucher batch:
+/// 4.3 ms before, 1.9 ms after). A look-up by code or id (one row at most) is asked directly.
 fn page_sql(where_sql: &str, query: &ListQuery) -> String {
     let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
     let unique = query
