@@ -470,6 +470,54 @@ fn bad_charge_bodies_are_422_naming_the_field() {
 }
 
 #[test]
+fn amounts_are_checked_against_the_vouchers_currency() {
+    // The voucher is read in the write, so the decimals are checked there: by its currency.
+    let t = cashier();
+    let yen = gift(t, "500", json!({"currency": "JPY"}));
+    let dinar = gift(t, "5.000", json!({"currency": "KWD"}));
+    let euro = gift(t, "10.00", json!({}));
+    let off = discount(t, json!({"type": "money", "value": "2.00"}), json!({}));
+    for (id, body, field) in [
+        (&yen, json!({"type": "charge", "amount": "1.5"}), "amount"),
+        (&yen, json!({"type": "charge", "amount": 1.5}), "amount"),
+        (
+            &dinar,
+            json!({"type": "charge", "amount": "0.0001"}),
+            "amount",
+        ),
+        (
+            &euro,
+            json!({"type": "charge", "amount": "0.00001"}),
+            "amount",
+        ),
+        (&euro, json!({"type": "charge", "amount": true}), "amount"),
+        (&euro, json!({"type": "charge", "amount": ["1"]}), "amount"),
+        (
+            &euro,
+            json!({"type": "refund", "refers_to": "X", "amount": "0.001"}),
+            "amount",
+        ),
+        (
+            &off,
+            json!({"type": "use", "ticket_total": "9.999"}),
+            "ticket_total",
+        ),
+    ] {
+        assert_invalid_field(&post_charge(t, id, body), field);
+    }
+    assert_eq!(remaining(t, &yen), "500");
+    assert_eq!(remaining(t, &dinar), "5.000");
+    assert!(ledger(t, &yen).is_empty() && ledger(t, &dinar).is_empty());
+    assert_eq!(charged(t, &yen, "7")["amount"], "7");
+    assert_eq!(charged(t, &dinar, "0.125")["amount"], "0.125");
+    assert_eq!(charged(t, &euro, "0.5")["amount"], "0.50");
+    assert_eq!(remaining(t, &dinar), "4.875");
+    // An unknown voucher is 404 whatever the amount's decimals.
+    let r = charge(t, "NOSUCHVOUCHER000", "1.5");
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+#[test]
 fn status_rules_refuse_inactive_and_cancelled_and_allow_active() {
     let t = cashier();
     let id = gift(t, "10.00", json!({"status": "inactive"}));

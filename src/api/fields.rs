@@ -5,10 +5,27 @@
 //! everything that is wrong.
 
 use crate::domain::clock::{parse_instant, DayEnd};
-use crate::domain::money::{parse_decimal, Currency};
+use crate::domain::money::{parse_decimal, AmountError, Currency, MAX_EXPONENT};
 use crate::error::{ApiError, FieldError};
 use serde_json::{Map, Value};
 use time::UtcOffset;
+
+/// An amount read by [`Fields::later_amount`], to be put in minor units once its currency is
+/// known.
+#[derive(Clone, Debug)]
+pub struct LaterAmount {
+    field: &'static str,
+    text: String,
+}
+
+impl LaterAmount {
+    /// The amount in minor units of `currency`, or a 422 naming the field when it has more
+    /// decimals than the currency.
+    pub fn minor_units(&self, currency: Currency) -> Result<i64, ApiError> {
+        parse_decimal(&self.text, currency.exponent())
+            .map_err(|e| ApiError::invalid(self.field, e.to_string()))
+    }
+}
 
 pub struct Fields {
     map: Map<String, Value>,
@@ -119,6 +136,35 @@ impl Fields {
         };
         match parse_decimal(&text, scale) {
             Ok(v) => Given::Value(v),
+            Err(e) => {
+                self.error(name, e.to_string());
+                Given::Absent
+            }
+        }
+    }
+
+    /// An amount whose currency is not known yet: the voucher's, read inside the write. Its
+    /// type, shape, sign, size and zero are checked here with the other fields; its decimals
+    /// against the currency by [`LaterAmount::minor_units`].
+    pub fn later_amount(&mut self, name: &'static str, allow_zero: bool) -> Given<LaterAmount> {
+        let text = match self.take(name) {
+            Given::Value(Value::String(s)) => s,
+            Given::Value(Value::Number(n)) => n.to_string(),
+            Given::Value(_) => {
+                self.error(name, "must be a decimal string or a number");
+                return Given::Absent;
+            }
+            Given::Null => return Given::Null,
+            Given::Absent => return Given::Absent,
+        };
+        match parse_decimal(&text, MAX_EXPONENT) {
+            Ok(0) if !allow_zero => {
+                self.error(name, "must be greater than zero");
+                Given::Absent
+            }
+            Ok(_) | Err(AmountError::TooManyDecimals(_)) => {
+                Given::Value(LaterAmount { field: name, text })
+            }
             Err(e) => {
                 self.error(name, e.to_string());
                 Given::Absent

@@ -9,6 +9,9 @@ use std::fmt;
 /// The largest amount accepted anywhere, in major units: far above any voucher, far below i64.
 pub const MAX_MAJOR: i64 = 1_000_000_000;
 
+/// The most decimals any currency has (CLF's 4).
+pub const MAX_EXPONENT: u8 = 4;
+
 /// ISO 4217 codes with a minor-unit exponent other than 2. Every other code in [`CURRENCIES`]
 /// has two decimals.
 const EXPONENTS: &[(&str, u8)] = &[
@@ -234,6 +237,12 @@ mod tests {
 
     fn eur() -> Currency {
         Currency::parse("EUR").expect("EUR is known")
+    }
+
+    #[test]
+    fn no_currency_has_more_decimals_than_max_exponent() {
+        assert!(EXPONENTS.iter().all(|(_, e)| *e <= MAX_EXPONENT));
+        assert!(EXPONENTS.iter().any(|(_, e)| *e == MAX_EXPONENT));
     }
 
     #[test]

@@ -180,9 +180,20 @@ pub fn charge(
     r: &Redemption,
 ) -> Result<Entry, ApiError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
-    check_charge(&v, amount, r.now, r.context)?;
+    charge_on(conn, &v, amount, r)
+}
+
+/// Charges `amount` on `v`, read in this same write transaction (so by the writer, whose
+/// reads no other write can come between).
+pub fn charge_on(
+    conn: &Connection,
+    v: &Voucher,
+    amount: i64,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
+    check_charge(v, amount, r.now, r.context)?;
     debit(conn, &v.id, amount, r.now)?;
-    insert_entry(conn, &v, r, EntryKind::Charge, amount, None, None)
+    insert_entry(conn, v, r, EntryKind::Charge, amount, None, None)
 }
 
 /// Uses a discount voucher on a ticket of `ticket_total`; the entry's amount is the discount.
@@ -193,7 +204,17 @@ pub fn use_discount(
     r: &Redemption,
 ) -> Result<Entry, ApiError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
-    let granted = check_use(&v, ticket_total, r.now, r.context)?;
+    use_discount_on(conn, &v, ticket_total, r)
+}
+
+/// [`use_discount`] on `v`, read in this same write transaction.
+pub fn use_discount_on(
+    conn: &Connection,
+    v: &Voucher,
+    ticket_total: i64,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
+    let granted = check_use(v, ticket_total, r.now, r.context)?;
     let changed = conn
         .prepare_cached(
             "UPDATE vouchers SET uses = uses + 1, entries = entries + 1, updated_at = ?2,
@@ -206,7 +227,7 @@ pub fn use_discount(
     }
     insert_entry(
         conn,
-        &v,
+        v,
         r,
         EntryKind::Use,
         granted,
@@ -224,6 +245,17 @@ pub fn refund(
     r: &Redemption,
 ) -> Result<Entry, ApiError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
+    refund_on(conn, &v, refers_to, amount, r)
+}
+
+/// [`refund`] on `v`, read in this same write transaction.
+pub fn refund_on(
+    conn: &Connection,
+    v: &Voucher,
+    refers_to: &str,
+    amount: Option<i64>,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
     if r.context.currency.is_some_and(|c| c != v.currency) {
         return Err(Refusal::CurrencyMismatch.into());
     }
@@ -259,15 +291,7 @@ pub fn refund(
             "The refund would exceed the voucher's amount.".into(),
         ));
     }
-    insert_entry(
-        conn,
-        &v,
-        r,
-        EntryKind::Refund,
-        amount,
-        Some(refers_to),
-        None,
-    )
+    insert_entry(conn, v, r, EntryKind::Refund, amount, Some(refers_to), None)
 }
 
 /// Holds `amount` of a value voucher's balance for `expires_in` seconds.
