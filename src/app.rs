@@ -36,7 +36,7 @@ impl App {
     /// `rate_limit`: API requests a second per client (0: no limit).
     pub fn new(store: Store, offset: UtcOffset, currency: Currency, rate_limit: u32) -> App {
         App {
-            metrics: Metrics::new(store.batch_sizes()),
+            metrics: Metrics::new(store.batch_sizes(), store.wal_syncs()),
             store,
             offset,
             currency,

@@ -274,6 +274,8 @@ fn metrics_count_requests_by_route_template_and_status() {
     // A write went through the writer: one more group at least.
     assert!(delta("vouchd_writer_batch_size_count") >= 1.0);
     assert!(after.value("vouchd_writer_batch_size_sum") >= 2.0);
+    // The test server runs `--sync full`: that write was answered after a sync of the WAL.
+    assert!(delta("vouchd_wal_syncs_total") >= 1.0);
     assert_eq!(after.value("vouchd_http_requests_in_flight"), 1.0);
     // Open connections are the server's own count: five more idle sockets are five more.
     let open = after.value("vouchd_http_connections_open");
@@ -404,6 +406,7 @@ fn metrics_text_parses_as_prometheus_exposition() {
         "vouchd_charges_total",
         "vouchd_charges_amount_minor_total",
         "vouchd_writer_batch_size",
+        "vouchd_wal_syncs_total",
     ] {
         assert!(
             m.text.contains(&format!("# TYPE {family} ")),

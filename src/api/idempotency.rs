@@ -41,8 +41,15 @@ pub fn run(
         key: value.to_string(),
         request_hash: hasher.finalize().into(),
     };
-    if let Some(reply) = replay(ctx, &key)? {
-        return Ok(reply);
+    // A reply found while its first request still holds the key is committed but may not be
+    // on disk yet (that request is answered only once it is): it is replayed only after the
+    // key is released, which this check, made after the read, proves.
+    let found = replay(ctx, &key);
+    if !matches!(found, Ok(None)) {
+        Claim::check(ctx, &key)?;
+        if let Some(reply) = found? {
+            return Ok(reply);
+        }
     }
     let _claim = Claim::take(ctx, &key)?;
     // The first request may have finished between the look-up and the claim.
@@ -91,13 +98,31 @@ impl<'a> Claim<'a> {
             .lock()
             .map_err(|_| ApiError::Unavailable(1))?;
         if !in_flight.insert(id.clone()) {
-            return Err(ApiError::Conflict(
-                "idempotency_conflict",
-                "A request with this Idempotency-Key is still being processed.".into(),
-            ));
+            return Err(still_running());
         }
         Ok(Claim { ctx, id })
     }
+
+    /// 409 while another request holds `key`.
+    fn check(ctx: &Ctx, key: &Key) -> Result<(), ApiError> {
+        let id = (key.client_id.clone(), key.key.clone());
+        let in_flight = ctx
+            .app
+            .in_flight
+            .lock()
+            .map_err(|_| ApiError::Unavailable(1))?;
+        if in_flight.contains(&id) {
+            return Err(still_running());
+        }
+        Ok(())
+    }
+}
+
+fn still_running() -> ApiError {
+    ApiError::Conflict(
+        "idempotency_conflict",
+        "A request with this Idempotency-Key is still being processed.".into(),
+    )
 }
 
 impl Drop for Claim<'_> {

@@ -163,6 +163,8 @@ pub struct Metrics {
     charges: Mutex<BTreeMap<(String, ChargeKind), ChargeStats>>,
     /// Operations per writer transaction, observed by the store's writer thread.
     batch_sizes: Arc<Histogram>,
+    /// Syncs of the WAL by the store's answering thread (`--sync full`).
+    wal_syncs: Arc<AtomicU64>,
     /// Requests a worker is handling right now.
     pub in_flight: Gauge,
     /// Open client connections, counted by the connection layer.
@@ -170,11 +172,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(batch_sizes: Arc<Histogram>) -> Metrics {
+    pub fn new(batch_sizes: Arc<Histogram>, wal_syncs: Arc<AtomicU64>) -> Metrics {
         Metrics {
             routes: Mutex::new(BTreeMap::new()),
             charges: Mutex::new(BTreeMap::new()),
             batch_sizes,
+            wal_syncs,
             in_flight: Gauge::default(),
             connections: Gauge::default(),
         }
@@ -243,6 +246,17 @@ impl Metrics {
         );
         self.batch_sizes
             .render(&mut out, "vouchd_writer_batch_size", "");
+        header(
+            &mut out,
+            "vouchd_wal_syncs_total",
+            "counter",
+            "Syncs of the write-ahead log, each making every group committed before it durable (--sync full).",
+        );
+        let _ = writeln!(
+            out,
+            "vouchd_wal_syncs_total {}",
+            self.wal_syncs.load(Ordering::Relaxed)
+        );
         out
     }
 
@@ -339,7 +353,7 @@ mod tests {
     use super::*;
 
     fn metrics() -> Metrics {
-        Metrics::new(Arc::new(Histogram::batch_sizes()))
+        Metrics::new(Arc::new(Histogram::batch_sizes()), Arc::default())
     }
 
     #[test]
