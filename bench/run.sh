@@ -288,10 +288,12 @@ echo "$others"
 
 [[ -z $results ]] && exit 0
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+# Asked before the results file is rewritten (the rewrite itself is a change).
+dirty=$(git diff --quiet -- . ":(exclude)$results" 2>/dev/null || echo ', with uncommitted changes')
 {
     echo "# Benchmark results"
     echo
-    echo "Command: \`bench/run.sh\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ', with uncommitted changes'))."
+    echo "Command: \`bench/run.sh\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty)."
     echo "Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)."
     echo "Load: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2) in its own process on 127.0.0.1, 2 threads, keep-alive, ${seconds} s per scenario, the median of $repeats runs (by req/s)."
     echo "Server: \`vouchd serve --threads $threads --rate-limit 0\` on a $vouchers-voucher database ($db_mib MiB) built by \`bench-seed\`."

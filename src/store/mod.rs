@@ -423,31 +423,33 @@ type Answers = (Result<(), rusqlite::Error>, Vec<Box<dyn Finish>>);
 /// `durable.broken` is set, and the writer takes no more writes until vouchd is restarted.
 fn run_answerer(groups: Receiver<Answers>, durable: &Durable) {
     let mut wal_file = None;
+    // The first failed sync, which fails every later group too: their frames follow the
+    // lost ones in the WAL, so a crash would take them as well.
+    let mut failed: Option<String> = None;
     while let Ok(first) = groups.recv() {
         let mut waiting = vec![first];
         waiting.extend(groups.try_iter());
-        let synced = match &durable.wal {
-            Some(path) if waiting.iter().any(|(committed, _)| committed.is_ok()) => {
-                let synced = sync_wal(path, &mut wal_file);
+        let needs_sync = waiting.iter().any(|(committed, _)| committed.is_ok());
+        match &durable.wal {
+            Some(path) if needs_sync && failed.is_none() => {
+                if let Err(err) = sync_wal(path, &mut wal_file) {
+                    eprintln!(
+                        "vouchd: cannot sync the WAL to disk ({err}); no more writes are \
+                         taken until vouchd is restarted"
+                    );
+                    failed = Some(err.to_string());
+                    durable.broken.store(true, Ordering::Release);
+                }
                 durable.syncs.fetch_add(1, Ordering::Relaxed);
-                synced
             }
-            _ => Ok(()),
-        };
-        if let Err(err) = &synced {
-            if !durable.broken.swap(true, Ordering::AcqRel) {
-                eprintln!(
-                    "vouchd: cannot sync the WAL to disk ({err}); no more writes are taken \
-                     until vouchd is restarted"
-                );
-            }
+            _ => {}
         }
         for (committed, pending) in waiting {
             for finish in pending {
-                let outcome = match (&committed, &synced) {
+                let outcome = match (&committed, &failed) {
                     (Err(err), _) => Err(commit_error(err)),
-                    (Ok(()), Ok(())) => Ok(()),
-                    (Ok(()), Err(err)) => Err(not_synced(err)),
+                    (Ok(()), None) => Ok(()),
+                    (Ok(()), Some(err)) => Err(not_synced(err)),
                 };
                 finish.finish(outcome);
             }
@@ -482,7 +484,7 @@ fn sync_wal(path: &Path, file: &mut Option<std::fs::File>) -> std::io::Result<()
     }
 }
 
-fn not_synced(err: &std::io::Error) -> ApiError {
+fn not_synced(err: &str) -> ApiError {
     ApiError::internal(
         "the write may not be on disk: the WAL could not be synced; restart vouchd",
         err,
@@ -719,6 +721,38 @@ mod tests {
             assert_eq!(count(&store), 21);
             store.close();
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_sync_fails_its_writes_and_every_write_after_it() {
+        let dir = std::env::temp_dir().join(format!("vouchd-nosync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("n.db");
+        let store = Store::open(&path, SyncMode::Full).unwrap();
+        let insert = |key: &'static str| {
+            store.write(move |conn| {
+                conn.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [key])?;
+                Ok(())
+            })
+        };
+        // The answering thread opens the WAL at its first sync: gone, that sync fails.
+        std::fs::remove_file(wal_path(&path)).unwrap();
+        let lost = insert("first");
+        assert!(
+            matches!(&lost, Err(ApiError::Internal(m)) if m.contains("may not be on disk")),
+            "{lost:?}"
+        );
+        // A WAL that could be synced again changes nothing: no write is taken any more.
+        std::fs::write(wal_path(&path), b"").unwrap();
+        for key in ["second", "third"] {
+            let refused = insert(key);
+            assert!(
+                matches!(&refused, Err(ApiError::Internal(m)) if m.contains("restart")),
+                "{refused:?}"
+            );
+        }
+        store.close();
         let _ = std::fs::remove_dir_all(&dir);
     }
 
