@@ -294,12 +294,17 @@ impl Store {
             .map_err(|e| format!("cannot start the answering thread: {e}"))?;
         let checkpoints = connect(path, SyncMode::Normal, false)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let db_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let (commits, committed) = mpsc::sync_channel::<()>(1);
         let tail_wanted = Arc::new(AtomicBool::new(false));
         let asked = Arc::clone(&tail_wanted);
         let checkpointer = std::thread::Builder::new()
             .name("vouchd-checkpoint".into())
-            .spawn(move || run_checkpointer(checkpoints, committed, &asked))
+            .spawn(move || run_checkpointer(checkpoints, db_file, committed, &asked))
             .map_err(|e| format!("cannot start the checkpointing thread: {e}"))?;
         let helpers = Helpers {
             answers,
@@ -522,13 +527,26 @@ fn run_writer(conn: Connection, jobs: Receiver<Box<dyn Job>>, batch_sizes: &Hist
     let _ = checkpoint(&conn);
 }
 
-/// The checkpointing thread: at most every [`CHECKPOINT_EVERY`] after a commit, copies the
-/// WAL into the database file on its own connection. PASSIVE never blocks the writer, which
-/// goes on appending meanwhile, so under a steady load the WAL is never all copied and would
-/// grow without end; past [`WAL_FRAMES_LIMIT`] frames this thread asks the writer to copy the
-/// few frames appended since (`tail_wanted`), after which the writer's next commit starts the
-/// WAL over. (On the writer, checkpoints took a fifth of its time under the charge load.)
-fn run_checkpointer(conn: Connection, commits: Receiver<()>, tail_wanted: &AtomicBool) {
+/// The checkpointing thread: [`CHECKPOINT_EVERY`] after its last checkpoint, if something was
+/// committed since, copies the WAL into the database file on its own connection. PASSIVE
+/// never blocks the writer, which goes on appending meanwhile, so under a steady load the WAL
+/// is never all copied and would grow without end (an earlier try: 470 MB in 10 s). Past
+/// [`WAL_FRAMES_LIMIT`] frames this thread catches up (checkpoints right after each other,
+/// each copying what came during the last, until one is quick), then asks the writer to copy
+/// the few frames appended since (`tail_wanted`), after which the writer's next commit starts
+/// the WAL over; and it stays idle until the writer has, since its own copying would dirty the
+/// file under the writer's sync of it.
+///
+/// SQLite syncs the database file only after a checkpoint that copied the whole WAL (until
+/// then every frame is still in the WAL, which a recovery replays), so under a steady load the
+/// copied pages piled up unsynced and the writer's tail checkpoint synced them all: 50-70 ms
+/// during which no write ran. This thread syncs the file after each of its checkpoints instead.
+fn run_checkpointer(
+    conn: Connection,
+    db: std::fs::File,
+    commits: Receiver<()>,
+    tail_wanted: &AtomicBool,
+) {
     let mut last = Instant::now();
     // A migration may have left frames: copy them as soon as there is a quiet moment.
     let mut uncopied = true;
@@ -548,21 +566,55 @@ fn run_checkpointer(conn: Connection, commits: Receiver<()>, tail_wanted: &Atomi
         }
         // The commits signalled so far are all in what this checkpoint copies.
         while commits.try_recv().is_ok() {}
-        last = Instant::now();
-        match checkpoint(&conn) {
-            Ok((log, copied)) => {
+        match copy_and_sync(&conn, &db) {
+            Ok(Some((log, copied))) => {
                 uncopied = copied < log;
                 if log >= WAL_FRAMES_LIMIT {
+                    catch_up(&conn, &db);
                     tail_wanted.store(true, Ordering::Release);
+                    let asked = Instant::now();
+                    while tail_wanted.load(Ordering::Acquire)
+                        && asked.elapsed() < Duration::from_secs(1)
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
             }
-            Err(err) => {
-                if err.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy) {
-                    eprintln!("vouchd: checkpoint failed (tried again later): {err}");
-                }
-            }
+            Ok(None) => {}
+            Err(err) => eprintln!("vouchd: checkpoint failed (tried again later): {err}"),
+        }
+        last = Instant::now();
+    }
+}
+
+/// Checkpoints again and again (four times at most) until one takes under 10 ms: each copies
+/// what was appended during the one before, so what the writer is left to copy is small.
+fn catch_up(conn: &Connection, db: &std::fs::File) {
+    for _ in 0..4 {
+        let started = Instant::now();
+        if !matches!(copy_and_sync(conn, db), Ok(Some(_)))
+            || started.elapsed() < Duration::from_millis(10)
+        {
+            return;
         }
     }
+}
+
+/// A checkpoint, then a sync of the database file (`db`) if it copied anything: (frames in
+/// the WAL, frames copied), or none when another checkpoint was under way.
+fn copy_and_sync(conn: &Connection, db: &std::fs::File) -> Result<Option<(i64, i64)>, String> {
+    let (log, copied) = match checkpoint(conn) {
+        Ok(done) => done,
+        Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            return Ok(None)
+        }
+        Err(err) => return Err(err.to_string()),
+    };
+    if copied > 0 {
+        db.sync_all()
+            .map_err(|e| format!("cannot sync the database file: {e}"))?;
+    }
+    Ok(Some((log, copied)))
 }
 
 fn write_groups(
@@ -633,9 +685,15 @@ fn write_groups(
             break;
         }
         // The WAL is long: copy what the checkpointing thread has not, so that the next
-        // commit starts the WAL over. Busy (that thread is copying): tried after the next group.
-        if h.tail_wanted.swap(false, Ordering::AcqRel) && checkpoint(conn).is_err() {
-            h.tail_wanted.store(true, Ordering::Release);
+        // commit starts the WAL over. The flag is cleared once done (that thread waits for it);
+        // busy (a checkpoint under way): tried again after the next group.
+        if h.tail_wanted.load(Ordering::Acquire) {
+            let busy = checkpoint(conn).is_err_and(|err| {
+                err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+            });
+            if !busy {
+                h.tail_wanted.store(false, Ordering::Release);
+            }
         }
     }
 }
