@@ -34,8 +34,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection waits on a lock held by another process (the CLI, a backup).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the checkpointing thread copies newly committed WAL pages into the database file,
-/// at most.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// at most. A page written again and again between two checkpoints is copied once: under the
+/// charge load on 1 000 000 vouchers, 250 ms gave ~9 % more charges a second than 100 ms
+/// (means of 6 and 3 runs; 500 ms was no better).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// WAL frames (pages) past which the checkpointing thread asks the writer to copy the rest
 /// itself, so that the WAL starts over: 32 MiB of 4 KiB pages.
 const WAL_FRAMES_LIMIT: i64 = 8192;
