@@ -392,12 +392,18 @@ fn metrics_text_parses_as_prometheus_exposition() {
     let s = TestServer::start();
     let t = s.tenant(CASHIER);
     let id = id_of(&s.create_voucher(&t.token, &json!({"amount": "1.00"}))["id"]);
+    let before = scrape(&s);
     s.post(
         &format!("/v1/vouchers/{id}/charges"),
         &t.token,
         &json!({"type": "charge", "amount": "0.01"}),
     );
-    let m = scrape(&s);
+    // A request is counted after its last byte went out: the scrape may come first.
+    let m = settle(
+        &s,
+        &before,
+        &[(requests("POST", "/v1/vouchers/{id}/charges", 201), 1.0)],
+    );
     for family in [
         "vouchd_http_requests_total",
         "vouchd_http_request_duration_seconds",

@@ -43,7 +43,13 @@ pub fn run(
     };
     // A reply found while its first request still holds the key is committed but may not be
     // on disk yet (that request is answered only once it is): it is replayed only after the
-    // key is released, which this check, made after the read, proves.
+    // key is released, which this check, made after the read, proves. Once a sync of the WAL
+    // has failed, a released key proves nothing (its request was answered 500): no replays.
+    if ctx.app.store.writes_stopped() {
+        return Err(ApiError::Internal(
+            "vouchd takes no writes since the WAL could not be synced; restart it".into(),
+        ));
+    }
     let found = replay(ctx, &key);
     if !matches!(found, Ok(None)) {
         Claim::check(ctx, &key)?;

@@ -258,6 +258,8 @@ pub struct Store {
     batch_sizes: Arc<Histogram>,
     /// Syncs of the WAL by the answering thread, for the metrics.
     wal_syncs: Arc<AtomicU64>,
+    /// Set once a sync of the WAL failed (or the answering thread is gone): no writes since.
+    broken: Arc<AtomicBool>,
     /// How long a write may wait for the writer to take it ([`WRITE_TIMEOUT`]).
     write_timeout: Duration,
 }
@@ -265,6 +267,16 @@ pub struct Store {
 impl Store {
     /// Opens the database, applies the schema or pending migrations, and starts the writer.
     pub fn open(path: &Path, sync: SyncMode) -> Result<Store, String> {
+        Store::open_with(path, sync, None)
+    }
+
+    /// [`Store::open`], with `--sync full` syncing `wal_file` instead of the WAL (tests give
+    /// a file whose sync fails).
+    fn open_with(
+        path: &Path,
+        sync: SyncMode,
+        wal_file: Option<std::fs::File>,
+    ) -> Result<Store, String> {
         let mut conn = connect(path, sync, false)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         migrate::migrate(&mut conn)
@@ -276,7 +288,11 @@ impl Store {
             .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
         // `--sync full`: the answering thread syncs the WAL before any caller hears of its
         // write (`run_answerer`), so the writer's COMMIT need not wait for the disk.
-        let wal = (sync == SyncMode::Full).then(|| wal_path(path));
+        let wal = match (sync, wal_file) {
+            (SyncMode::Normal, _) => None,
+            (SyncMode::Full, Some(file)) => Some(file),
+            (SyncMode::Full, None) => Some(open_wal(&conn)?),
+        };
         if wal.is_some() {
             conn.pragma_update(None, "synchronous", SyncMode::Normal.pragma())
                 .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
@@ -290,6 +306,7 @@ impl Store {
             syncs: Arc::clone(&wal_syncs),
             broken: Arc::clone(&broken),
         };
+        let writes_stopped = Arc::clone(&broken);
         let answerer = std::thread::Builder::new()
             .name("vouchd-answers".into())
             .spawn(move || run_answerer(groups, &durable))
@@ -329,6 +346,7 @@ impl Store {
             writer: Arc::new(Mutex::new(Some(writer))),
             batch_sizes,
             wal_syncs,
+            broken: writes_stopped,
             write_timeout: WRITE_TIMEOUT,
         })
     }
@@ -336,6 +354,12 @@ impl Store {
     /// The histogram of operations per writer transaction.
     pub fn batch_sizes(&self) -> Arc<Histogram> {
         Arc::clone(&self.batch_sizes)
+    }
+
+    /// True once a sync of the WAL failed: committed writes may then not be on disk, so no
+    /// write is taken and no stored reply replayed until vouchd is restarted.
+    pub fn writes_stopped(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
     }
 
     /// How many times the WAL was synced to make committed groups durable (`--sync full`).
@@ -429,7 +453,6 @@ type Answers = (Result<(), rusqlite::Error>, Vec<Box<dyn Finish>>);
 /// without it (Linux reports a lost write-back once): those groups are answered 500,
 /// `durable.broken` is set, and the writer takes no more writes until vouchd is restarted.
 fn run_answerer(groups: Receiver<Answers>, durable: &Durable) {
-    let mut wal_file = None;
     // The first failed sync, which fails every later group too: their frames follow the
     // lost ones in the WAL, so a crash would take them as well.
     let mut failed: Option<String> = None;
@@ -438,8 +461,8 @@ fn run_answerer(groups: Receiver<Answers>, durable: &Durable) {
         waiting.extend(groups.try_iter());
         let needs_sync = waiting.iter().any(|(committed, _)| committed.is_ok());
         match &durable.wal {
-            Some(path) if needs_sync && failed.is_none() => {
-                if let Err(err) = sync_wal(path, &mut wal_file) {
+            Some(wal) if needs_sync && failed.is_none() => {
+                if let Err(err) = wal.sync_all() {
                     eprintln!(
                         "vouchd: cannot sync the WAL to disk ({err}); no more writes are \
                          taken until vouchd is restarted"
@@ -467,28 +490,29 @@ fn run_answerer(groups: Receiver<Answers>, durable: &Durable) {
 /// What the answering thread needs to make groups durable.
 struct Durable {
     /// The WAL to sync before answering (`--sync full`), or none (`--sync normal`).
-    wal: Option<PathBuf>,
+    wal: Option<std::fs::File>,
     /// Syncs done, for the metrics.
     syncs: Arc<AtomicU64>,
     /// Set when a sync failed: the writer then takes no more writes.
     broken: Arc<AtomicBool>,
 }
 
-/// Syncs the WAL file (opened on first use): every frame written before the call is then on
-/// disk. The writer's connection keeps the WAL open all along, so SQLite never removes it.
-fn sync_wal(path: &Path, file: &mut Option<std::fs::File>) -> std::io::Result<()> {
-    if file.is_none() {
-        *file = Some(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(path)?,
-        );
-    }
-    match file {
-        Some(f) => f.sync_all(),
-        None => Ok(()),
-    }
+/// Opens the WAL of `conn`'s database, which `conn` has open (it is in WAL mode and has
+/// read): the name SQLite itself uses, its resolved database file name with `-wal` appended
+/// (the path as given may be a symbolic link). Opened once, before any write: a handle
+/// opened later could miss a failed write-back another handle had already been told of.
+/// The writer's connection keeps the WAL open all along, so SQLite never removes it.
+fn open_wal(conn: &Connection) -> Result<std::fs::File, String> {
+    let db = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .ok_or("the database has no file name")?;
+    let wal = wal_path(Path::new(db));
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&wal)
+        .map_err(|e| format!("cannot open the WAL {}: {e}", wal.display()))
 }
 
 fn not_synced(err: &str) -> ApiError {
@@ -602,8 +626,9 @@ fn catch_up(conn: &Connection, db: &std::fs::File) {
     }
 }
 
-/// A checkpoint, then a sync of the database file (`db`) if it copied anything: (frames in
-/// the WAL, frames copied), or none when another checkpoint was under way.
+/// A checkpoint, then a sync of the database file (`db`) unless the WAL held no copied frame
+/// (a sync with nothing new to write is cheap): (frames in the WAL, frames copied so far), or
+/// none when another checkpoint was under way.
 fn copy_and_sync(conn: &Connection, db: &std::fs::File) -> Result<Option<(i64, i64)>, String> {
     let (log, copied) = match checkpoint(conn) {
         Ok(done) => done,
@@ -684,6 +709,7 @@ fn write_groups(
         }
         if h.answers.send((committed, pending)).is_err() {
             eprintln!("vouchd: the answering thread is gone; the writer stops");
+            h.broken.store(true, Ordering::Release);
             break;
         }
         // The WAL is long: copy what the checkpointing thread has not, so that the next
@@ -785,26 +811,51 @@ mod tests {
     }
 
     #[test]
+    fn through_a_symbolic_link_the_wal_synced_is_the_one_sqlite_writes() {
+        let dir = std::env::temp_dir().join(format!("vouchd-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (real, link) = (dir.join("real.db"), dir.join("link.db"));
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let store = Store::open(&link, SyncMode::Full).unwrap();
+        store
+            .write(|conn| {
+                conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
+                Ok(())
+            })
+            .unwrap();
+        assert!(store.wal_syncs().load(Ordering::SeqCst) >= 1);
+        // SQLite writes the WAL beside the file the link names, and no other WAL exists.
+        assert!(wal_path(&real).exists());
+        assert!(!wal_path(&link).exists());
+        store.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_failed_sync_fails_its_writes_and_every_write_after_it() {
         let dir = std::env::temp_dir().join(format!("vouchd-nosync-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("n.db");
-        let store = Store::open(&path, SyncMode::Full).unwrap();
+        // The answering thread syncs this instead of the WAL: syncing a character device fails.
+        let unsyncable = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let store = Store::open_with(&path, SyncMode::Full, Some(unsyncable)).unwrap();
         let insert = |key: &'static str| {
             store.write(move |conn| {
                 conn.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [key])?;
                 Ok(())
             })
         };
-        // The answering thread opens the WAL at its first sync: gone, that sync fails.
-        std::fs::remove_file(wal_path(&path)).unwrap();
+        assert!(!store.writes_stopped());
         let lost = insert("first");
         assert!(
             matches!(&lost, Err(ApiError::Internal(m)) if m.contains("may not be on disk")),
             "{lost:?}"
         );
-        // A WAL that could be synced again changes nothing: no write is taken any more.
-        std::fs::write(wal_path(&path), b"").unwrap();
+        assert!(store.writes_stopped());
+        // No write is taken any more.
         for key in ["second", "third"] {
             let refused = insert(key);
             assert!(
@@ -872,13 +923,15 @@ mod tests {
             })
             .unwrap();
         // Four writers rewrite their own 64 KiB row without pause: 16 WAL frames a commit,
-        // 160 MiB of frames in all, five times the limit, and the checkpointing thread is
+        // 256 MiB of frames in all, eight times the limit, and the checkpointing thread is
         // never done before the next commit.
+        const ROUNDS: u32 = 1024;
+        let started = Instant::now();
         let writers: Vec<_> = (0..4)
             .map(|w: i64| {
                 let store = store.clone();
                 std::thread::spawn(move || {
-                    for round in 0..640u32 {
+                    for round in 0..ROUNDS {
                         let blob = vec![round as u8; 64 * 1024];
                         store
                             .write(move |conn| {
@@ -902,8 +955,16 @@ mod tests {
         for w in writers {
             w.join().unwrap();
         }
-        // The limit, plus what is appended between two rounds of the checkpointing thread.
-        let bound = (WAL_FRAMES_LIMIT as u64) * 4096 * 2;
+        // The limit, plus what these writers append in two intervals of the checkpointing
+        // thread (it notices the limit at its next round; then the writer copies the tail).
+        let per_sec = (4 * u64::from(ROUNDS) * 64 * 1024) as f64 / started.elapsed().as_secs_f64();
+        let bound = (WAL_FRAMES_LIMIT as u64) * 4096
+            + (per_sec * 2.0 * CHECKPOINT_EVERY.as_secs_f64()) as u64;
+        let written = 4 * u64::from(ROUNDS) * 64 * 1024;
+        assert!(
+            bound < written / 2,
+            "the writers were too slow to tell: bound {bound}"
+        );
         assert!(
             largest <= bound,
             "the WAL grew to {largest} bytes (bound {bound})"
