@@ -533,7 +533,8 @@ fn wal_path(db: &Path) -> PathBuf {
 struct Helpers {
     answers: SyncSender<Answers>,
     answerer: JoinHandle<()>,
-    /// Set by the answering thread when a sync failed.
+    /// Set by the answering thread when a sync failed, or by the writer when that thread is
+    /// gone: no writes are taken any more.
     broken: Arc<AtomicBool>,
     /// A signal to the checkpointing thread that something was committed.
     commits: SyncSender<()>,
