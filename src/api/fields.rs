@@ -122,15 +122,24 @@ impl Fields {
         Given::Value(text)
     }
 
-    /// A decimal given as a string or a JSON number, in units of `10^-scale`.
-    pub fn decimal(&mut self, name: &str, scale: u8) -> Given<i64> {
-        let text = match self.take(name) {
-            Given::Value(Value::String(s)) => s,
-            Given::Value(Value::Number(n)) => n.to_string(),
+    /// The text of a decimal given as a string or a JSON number (another type is an error).
+    fn decimal_text(&mut self, name: &str) -> Given<String> {
+        match self.take(name) {
+            Given::Value(Value::String(s)) => Given::Value(s),
+            Given::Value(Value::Number(n)) => Given::Value(n.to_string()),
             Given::Value(_) => {
                 self.error(name, "must be a decimal string or a number");
-                return Given::Absent;
+                Given::Absent
             }
+            Given::Null => Given::Null,
+            Given::Absent => Given::Absent,
+        }
+    }
+
+    /// A decimal given as a string or a JSON number, in units of `10^-scale`.
+    pub fn decimal(&mut self, name: &str, scale: u8) -> Given<i64> {
+        let text = match self.decimal_text(name) {
+            Given::Value(text) => text,
             Given::Null => return Given::Null,
             Given::Absent => return Given::Absent,
         };
@@ -147,13 +156,8 @@ impl Fields {
     /// type, shape, sign, size and zero are checked here with the other fields; its decimals
     /// against the currency by [`LaterAmount::minor_units`].
     pub fn later_amount(&mut self, name: &'static str, allow_zero: bool) -> Given<LaterAmount> {
-        let text = match self.take(name) {
-            Given::Value(Value::String(s)) => s,
-            Given::Value(Value::Number(n)) => n.to_string(),
-            Given::Value(_) => {
-                self.error(name, "must be a decimal string or a number");
-                return Given::Absent;
-            }
+        let text = match self.decimal_text(name) {
+            Given::Value(text) => text,
             Given::Null => return Given::Null,
             Given::Absent => return Given::Absent,
         };

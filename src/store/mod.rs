@@ -757,6 +757,13 @@ fn commit_error(err: &rusqlite::Error) -> ApiError {
 mod tests {
     use super::*;
 
+    /// A fresh directory of this test process's own under the system's temporary one.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vouchd-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     fn count(store: &Store) -> i64 {
         store
             .reader()
@@ -767,8 +774,7 @@ mod tests {
 
     #[test]
     fn with_sync_full_every_answered_write_was_synced_and_with_normal_none() {
-        let dir = std::env::temp_dir().join(format!("vouchd-sync-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("sync");
         for (sync, name) in [(SyncMode::Full, "full.db"), (SyncMode::Normal, "normal.db")] {
             let path = dir.join(name);
             let store = Store::open(&path, sync).unwrap();
@@ -813,8 +819,7 @@ mod tests {
 
     #[test]
     fn through_a_symbolic_link_the_wal_synced_is_the_one_sqlite_writes() {
-        let dir = std::env::temp_dir().join(format!("vouchd-link-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("link");
         let (real, link) = (dir.join("real.db"), dir.join("link.db"));
         std::os::unix::fs::symlink(&real, &link).unwrap();
         let store = Store::open(&link, SyncMode::Full).unwrap();
@@ -834,8 +839,7 @@ mod tests {
 
     #[test]
     fn a_failed_sync_fails_its_writes_and_every_write_after_it() {
-        let dir = std::env::temp_dir().join(format!("vouchd-nosync-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("nosync");
         let path = dir.join("n.db");
         // The answering thread syncs this instead of the WAL: syncing a character device fails.
         let unsyncable = std::fs::OpenOptions::new()
@@ -870,8 +874,7 @@ mod tests {
 
     #[test]
     fn a_write_the_writer_did_not_take_in_time_is_503_and_never_runs() {
-        let dir = std::env::temp_dir().join(format!("vouchd-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("store");
         let path = dir.join("w.db");
         let _ = std::fs::remove_file(&path);
         let mut store = Store::open(&path, SyncMode::Normal).unwrap();
@@ -913,8 +916,7 @@ mod tests {
     /// The rows the database file itself holds, ignoring the WAL (`None`: not even the table).
     #[test]
     fn under_a_steady_load_the_wal_starts_over_instead_of_growing() {
-        let dir = std::env::temp_dir().join(format!("vouchd-walcap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("walcap");
         let path = dir.join("g.db");
         let store = Store::open(&path, SyncMode::Full).unwrap();
         store
@@ -985,8 +987,7 @@ mod tests {
 
     #[test]
     fn the_wal_is_copied_into_the_file_once_idle() {
-        let dir = std::env::temp_dir().join(format!("vouchd-ckpt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("ckpt");
         let path = dir.join("c.db");
         let store = Store::open(&path, SyncMode::Full).unwrap();
         let before = count(&store);
