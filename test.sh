@@ -1,30 +1,55 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh checkout: formatting, lints, unit tests and the integration
 # tests that start the real binary. Installs whatever the tests need by itself.
-set -euo pipefail
+#
+# Every stage runs even when one before it failed, so one failure hides nothing; a summary at
+# the end names the stages that failed, and the exit status is non-zero if any did.
+set -uo pipefail
 cd "$(dirname "$0")"
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
+failed=()
+passed=()
 
-echo "== cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
+# stage NAME COMMAND...: runs one stage and notes how it ended.
+stage() {
+  local name=$1
+  shift
+  echo "== $name"
+  if "$@"; then
+    passed+=("$name")
+  else
+    echo "== $name: FAILED (exit $?)"
+    failed+=("$name")
+  fi
+}
 
-echo "== fuzz test tools (tests/fuzz/install.sh)"
-tests/fuzz/install.sh
+stage "cargo fmt --check" cargo fmt --all -- --check
 
-echo "== cargo test"
+stage "cargo clippy" cargo clippy --all-targets --quiet -- -D warnings
+
+stage "fuzz test tools (tests/fuzz/install.sh)" tests/fuzz/install.sh
+
 # A few test threads keep the servers the integration tests start from starving each other on
 # a 2-core machine.
-cargo test --all-targets -- --test-threads "${VOUCHD_TEST_THREADS:-4}"
+stage "cargo test" cargo test --all-targets -- --test-threads "${VOUCHD_TEST_THREADS:-4}"
 
-echo "== page tests (headless Chromium)"
 # The back-room page end to end: the real binary, Debian's chromium driven by playwright-core.
 # install.sh installs what is missing (apt, npm) and skips what is there.
-ui-tests/install.sh
-cargo build --quiet
-node --test ui-tests/page.test.mjs
+page_tests() {
+  ui-tests/install.sh && cargo build --quiet && node --test ui-tests/page.test.mjs
+}
+stage "page tests (headless Chromium)" page_tests
 
-echo "== vendored tiny_http's own unit tests (the patched thread pool among them)"
-CARGO_TARGET_DIR=target cargo test --quiet --manifest-path vendor/tiny_http/Cargo.toml --lib
-rm -f vendor/tiny_http/Cargo.lock
+vendored_tests() {
+  CARGO_TARGET_DIR=target cargo test --quiet --manifest-path vendor/tiny_http/Cargo.toml --lib
+  local rc=$?
+  rm -f vendor/tiny_http/Cargo.lock
+  return $rc
+}
+stage "vendored tiny_http's own unit tests (the patched thread pool among them)" vendored_tests
+
+echo
+echo "== summary of the stages (${#failed[@]} of $(( ${#passed[@]} + ${#failed[@]} )) failed)"
+for name in "${passed[@]}"; do echo "   ok      $name"; done
+for name in "${failed[@]+"${failed[@]}"}"; do echo "   FAILED  $name"; done
+[ ${#failed[@]} -eq 0 ]
