@@ -9,7 +9,8 @@ use time::UtcOffset;
 
 pub const USAGE: &str = "usage:
   vouchd serve [--db PATH] [--listen ADDR] [--threads N] [--sync full|normal] [--utc-offset +HH:MM] [--currency EUR] [--rate-limit N]
-               [--log-format text|json]
+               [--log-format text|json] [--max-connections N] [--max-connections-per-ip N]
+               [--idle-timeout SECONDS] [--public-url URL]
   vouchd group create NAME --scopes SCOPE,SCOPE... [--db PATH]
   vouchd client create NAME --group GROUP [--scopes SCOPE,...] [--db PATH]
   vouchd client list [--db PATH]
@@ -32,6 +33,16 @@ pub const USAGE: &str = "usage:
 /// or a web shop's checkout sends, low enough that one runaway client cannot take the server.
 pub const DEFAULT_RATE_LIMIT: u32 = 100;
 
+/// Open connections the server holds at most unless `--max-connections` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Open connections from one remote address at most (`--max-connections-per-ip`): enough for
+/// every till of a shop, too few for one address to fill the server.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+
+/// Seconds an idle keep-alive connection is kept unless `--idle-timeout` says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 10;
+
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -46,6 +57,15 @@ pub struct ServeConfig {
     pub offset: UtcOffset,
     pub currency: Currency,
     pub log_format: LogFormat,
+    /// Open connections in all, past which a new one gets 503 and is closed.
+    pub max_connections: usize,
+    /// Open connections from one remote address, past which a new one gets 503.
+    pub max_connections_per_ip: usize,
+    /// How long an idle keep-alive connection is kept.
+    pub idle_timeout: std::time::Duration,
+    /// The server's own URL as clients reach it (`--public-url`): links are built on it
+    /// instead of the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug)]
@@ -265,6 +285,18 @@ fn currency(opts: &[(String, String)]) -> Result<Currency, String> {
     }
 }
 
+/// A connection count option: 1 to 1 000 000, `default` when not given.
+fn count_option(opts: &[(String, String)], name: &str, default: usize) -> Result<usize, String> {
+    match option(opts, name) {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| format!("--{name} must be 1 to 1000000")),
+        None => Ok(default),
+    }
+}
+
 fn parse_serve(args: &[String]) -> Result<Command, String> {
     let (pos, opts) = split(
         args,
@@ -277,6 +309,10 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
             "currency",
             "rate-limit",
             "log-format",
+            "max-connections",
+            "max-connections-per-ip",
+            "idle-timeout",
+            "public-url",
         ],
     )?;
     if !pos.is_empty() {
@@ -310,6 +346,20 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         Some(s) => LogFormat::parse(&s).ok_or("--log-format must be text or json")?,
         None => LogFormat::Text,
     };
+    let max_connections = count_option(&opts, "max-connections", DEFAULT_MAX_CONNECTIONS)?;
+    let max_connections_per_ip = count_option(
+        &opts,
+        "max-connections-per-ip",
+        DEFAULT_MAX_CONNECTIONS_PER_IP,
+    )?;
+    let idle_timeout = match option(&opts, "idle-timeout") {
+        Some(n) => n
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=3600).contains(n))
+            .ok_or("--idle-timeout must be 1 to 3600 seconds")?,
+        None => DEFAULT_IDLE_TIMEOUT_SECS,
+    };
     Ok(Command::Serve(ServeConfig {
         db: db_path(&opts),
         listen,
@@ -319,6 +369,10 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         offset,
         currency,
         log_format,
+        max_connections,
+        max_connections_per_ip,
+        idle_timeout: std::time::Duration::from_secs(idle_timeout),
+        public_url: option(&opts, "public-url"),
     }))
 }
 
