@@ -40,14 +40,6 @@ page_tests() {
 }
 stage "page tests (headless Chromium)" page_tests
 
-vendored_tests() {
-  CARGO_TARGET_DIR=target cargo test --quiet --manifest-path vendor/tiny_http/Cargo.toml --lib
-  local rc=$?
-  rm -f vendor/tiny_http/Cargo.lock
-  return $rc
-}
-stage "vendored tiny_http's own unit tests (the patched thread pool among them)" vendored_tests
-
 echo
 echo "== summary of the stages (${#failed[@]} of $(( ${#passed[@]} + ${#failed[@]} )) failed)"
 for name in "${passed[@]}"; do echo "   ok      $name"; done

@@ -1,6 +1,6 @@
-//! The HTTP floor: the same (vendored) tiny_http the server uses, with the same number of
-//! worker threads taking requests from it, answering every request with one fixed small JSON
-//! body. Nothing vouchd does per request (routing, auth, SQL, rendering, logging, metrics) is
+//! The HTTP floor: bare tiny_http 0.12 from the registry (the server the design started from,
+//! kept as the anchor), with the same number of worker threads taking requests from it,
+//! answering every request with one fixed small JSON body. Nothing vouchd does per request (routing, auth, SQL, rendering, logging, metrics) is
 //! here, so its requests per second are the most vouchd's could be on this machine.
 //!
 //! `cargo run --release --example bench-http-floor -- THREADS` listens on 127.0.0.1 (a free
@@ -19,10 +19,7 @@ fn main() {
         .unwrap_or(8);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let server = Arc::new(
-        tiny_http::Server::from_listener_with_limits(listener, None, tiny_http::Limits::default())
-            .expect("server"),
-    );
+    let server = Arc::new(tiny_http::Server::from_listener(listener, None).expect("server"));
     let header = tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header");
     let workers: Vec<_> = (0..threads)
         .map(|_| {

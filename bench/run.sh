@@ -167,6 +167,7 @@ code_at() { sed -n "${1}p" "$tmp/codes.txt"; }
 id_at() { sed -n "${1}p" "$tmp/ids.txt"; }
 mid=$((vouchers / 2 + 7))
 
+row[healthz]=$(measure "$conns" "$base/healthz" MODE=fixed)
 row[lookup]=$(measure "$conns" "$base" MODE=lookup "${auth[@]}")
 row[get]=$(measure "$conns" "$base" MODE=get "${auth[@]}")
 row[charge_full]=$(measure "$conns" "$base" MODE=charge "${auth[@]}")
@@ -239,6 +240,7 @@ table=$(
     echo '| scenario | req/s | p50 ms | p99 ms | errors | against | ratio | target | verdict |'
     echo '|---|---|---|---|---|---|---|---|---|'
     line http_floor "HTTP floor: bare tiny_http, $threads threads, fixed JSON, $conns conns" "—" "" "" ""
+    line healthz "vouchd's own server: bare \`/healthz\`, $conns conns" "HTTP floor" "$http_floor" "" ""
     line lookup "look-up by \`filter[code]\`, $conns conns" "HTTP floor $http_floor/s" "$http_floor" \
         "≥ 0.75× and p99 < 5 ms" "$(check "$(ratio "$(rps lookup)" "$http_floor")" ">=" 0.75), p99 $(check "$(col lookup 3)" "<" 5)"
     line lookup "" "peer look-up $(rps peer_lookup)/s" "$(rps peer_lookup)" "≥ 10×" \

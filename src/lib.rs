@@ -28,6 +28,12 @@ pub fn serve(config: &cli::ServeConfig, listener: TcpListener) -> Result<Running
     let mut app = App::new(store, config.offset, config.currency, config.rate_limit);
     app.access_log = ops::log::AccessLog::new(config.log_format);
     let app = Arc::new(app);
-    http::server::start(app, listener, config.threads)
+    let settings = http::server::Settings {
+        threads: config.threads,
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        idle_timeout: config.idle_timeout,
+    };
+    http::server::start(app, listener, &settings)
         .map_err(|e| format!("cannot start the server: {e}"))
 }

@@ -314,9 +314,9 @@ fn schemathesis_finds_every_answer_documented_and_every_error_a_matching_problem
 
 #[test]
 fn server_still_accepts_connections_after_a_quiet_spell_longer_than_the_io_timeout() {
-    // The listener's SO_RCVTIMEO (10 s, inherited by every connection) also times out its
-    // accept(); tiny_http ends its accept thread on that error, and the server stopped
-    // listening after ten quiet seconds (a keep-alive client saw "connection refused" next).
+    // A listener's SO_RCVTIMEO also times out its accept(); the server vouchd used before ended
+    // its accept loop on that error and stopped listening after ten quiet seconds (a
+    // keep-alive client saw "connection refused" next). No error may end the accept loop.
     let server = TestServer::start();
     assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
     std::thread::sleep(Duration::from_secs(13));

@@ -1,6 +1,14 @@
-//! HTTP: the server loop and its limits, the route table, request parsing and replies.
+//! HTTP: vouchd's own HTTP/1.1 server on `httparse` — framing and limits ([`wire`]), the
+//! connections and their caps ([`conn`]), epoll ([`poll`]), the workers that read and answer
+//! ([`worker`], [`write`]), the accept loop and shutdown ([`server`]) — then the route table,
+//! request decoding and replies.
 
+pub mod conn;
+pub mod poll;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod wire;
+pub mod worker;
+pub mod write;

@@ -1,16 +1,18 @@
 //! The parts of a request handlers read: method, path segments, query pairs, headers, body.
 //!
-//! Decoding is done once here. The body is read only up to the 1 MiB cap; a `Content-Length`
-//! over it is refused before anything is read.
+//! Decoding is done once here, from a head and body the connection layer has already framed
+//! and bounded (`wire`): the body is whole and at most 1 MiB by the time a handler runs.
 
+use super::wire::Head;
 use crate::error::ApiError;
-use std::io::Read;
 
 pub const MAX_BODY: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Get,
+    /// Answered as GET, without the body.
+    Head,
     Post,
     Put,
     Patch,
@@ -19,13 +21,14 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn of(method: &tiny_http::Method) -> Method {
-        match method {
-            tiny_http::Method::Get => Method::Get,
-            tiny_http::Method::Post => Method::Post,
-            tiny_http::Method::Put => Method::Put,
-            tiny_http::Method::Patch => Method::Patch,
-            tiny_http::Method::Delete => Method::Delete,
+    pub fn parse(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
             _ => Method::Other,
         }
     }
@@ -35,6 +38,7 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
+            Method::Head => "HEAD",
             Method::Post => "POST",
             Method::Put => "PUT",
             Method::Patch => "PATCH",
@@ -53,71 +57,32 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub remote: String,
     pub body: Vec<u8>,
-    /// Whether a reply of unknown length can be streamed to this client: tiny_http sends such
-    /// a reply chunked to HTTP/1.1, but reads it whole into memory for HTTP/1.0 or when the
-    /// request's `TE` asks for identity.
-    pub chunked: bool,
 }
 
 impl Request {
-    /// Reads method, URL, headers and (capped) body from a tiny_http request.
-    pub fn read(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
-        let method = Method::of(raw.method());
-        let url = raw.url().to_string();
-        let (path, raw_query) = match url.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (url, String::new()),
+    /// Splits the target and decodes the query of a framed request.
+    pub fn new(head: Head, body: Vec<u8>, remote: String) -> Result<Request, ApiError> {
+        let mut target = head.target;
+        let raw_query = match target.find('?') {
+            Some(at) => {
+                let query = target[at + 1..].to_string();
+                target.truncate(at);
+                query
+            }
+            None => String::new(),
         };
-        let headers: Vec<(String, String)> = raw
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_string(),
-                    h.value.as_str().to_string(),
-                )
-            })
-            .collect();
-        let te_identity = headers.iter().any(|(name, value)| {
-            name.eq_ignore_ascii_case("te") && value.to_ascii_lowercase().contains("identity")
-        });
-        let chunked = *raw.http_version() >= (1, 1) && !te_identity;
-        let remote = raw
-            .remote_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        let mut request = Request {
-            method,
-            path,
-            query: Vec::new(),
-            raw_query,
-            headers,
-            remote,
-            body: Vec::new(),
-            chunked,
-        };
-        request.query = decode_pairs(&request.raw_query).ok_or_else(|| {
+        let query = decode_pairs(&raw_query).ok_or_else(|| {
             ApiError::Malformed("The query string is not valid UTF-8 percent-encoding.".into())
         })?;
-        if let Some(length) = request.header("content-length") {
-            let length: u64 = length
-                .trim()
-                .parse()
-                .map_err(|_| ApiError::Malformed("Content-Length is not a number.".into()))?;
-            if length > MAX_BODY as u64 {
-                return Err(ApiError::PayloadTooLarge);
-            }
-        }
-        let mut body = Vec::new();
-        raw.as_reader()
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|_| ApiError::Malformed("The body could not be read.".into()))?;
-        if body.len() > MAX_BODY {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        request.body = body;
-        Ok(request)
+        Ok(Request {
+            method: head.method,
+            path: target,
+            raw_query,
+            query,
+            headers: head.headers,
+            remote,
+            body,
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -20,52 +20,53 @@ pub fn route(
     use Method::*;
     let segments = req.segments();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // Every path's methods come from one place: a path the table knows with a method it does
+    // not route is 405 with the path's `Allow`, never another route's answer.
+    let (template, allow) = resource(&segs).ok_or(ApiError::NotFound)?;
+    let method = if req.method == Head { Get } else { req.method };
     let mut ctx = Ctx::new(app, conn, req);
     let ctx = &mut ctx;
     #[rustfmt::skip]
-    let reply = match (req.method, segs.as_slice()) {
-        (Get,    [])                                             => Ok(ui::page()),
-        (Get,    ["ui", name])                                   => ui::asset(name).ok_or(ApiError::NotFound),
-        (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
-        (Get,    ["metrics"])                                    => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
-        (Get,    ["openapi.json"])                               => Ok(openapi()),
-        (Post,   ["oauth", "token"])                             => oauth::token(ctx),
-        (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),
-        (Post,   ["v1", "vouchers"])                             => native::create_voucher(ctx),
-        (Post,   ["v1", "vouchers", "batch"])                    => native::create_batch(ctx),
-        (Get,    ["v1", "vouchers", "export.csv"])               => export::export_vouchers(ctx),
-        (Post,   ["v1", "vouchers", "import"])                   => import::import_vouchers(ctx),
-        (Get,    ["v1", "vouchers", id])                         => native::get_voucher(ctx, id),
-        (Patch,  ["v1", "vouchers", id])                         => native::update_voucher(ctx, id),
-        (Delete, ["v1", "vouchers", id])                         => native::delete_voucher(ctx, id),
-        (Get,    ["v1", "vouchers", id, "barcode.svg"])          => symbols::barcode(ctx, id),
-        (Get,    ["v1", "vouchers", id, "qr.svg"])               => symbols::qr(ctx, id),
-        (Get,    ["v1", "vouchers", id, "charges"])              => ledger::list_charges(ctx, id),
-        (Post,   ["v1", "vouchers", id, "charges"])              => ledger::post_charge(ctx, id),
-        (Get,    ["v1", "vouchers", id, "reservations"])         => ledger::list_holds(ctx, id),
-        (Post,   ["v1", "vouchers", id, "reservations"])         => ledger::reserve(ctx, id),
-        (Post,   ["v1", "vouchers", id, "reservations", rid, "capture"]) => ledger::capture(ctx, id, rid),
-        (Delete, ["v1", "vouchers", id, "reservations", rid])    => ledger::release(ctx, id, rid),
-        (Post,   ["v1", "validate"])                             => ledger::validate(ctx),
-        (Get,    ["v1", "stats"])                                => stats::get_stats(ctx),
-        (Get,    ["v1", "customers", id, "vouchers"])            => native::list_customer_vouchers(ctx, id),
-        (Get,    ["v1", "purchases", id, "vouchers"])            => native::list_purchase_vouchers(ctx, id),
-        (Get,    ["carecloud", "v1", "customers", id, "vouchers"]) => carecloud::customer_vouchers(ctx, id),
-        (Get,    ["carecloud", "v1", "purchases", id, "vouchers"]) => carecloud::purchase_vouchers(ctx, id),
-        (Get,    ["pos", "v1", "vouchers"])                      => pos::list(ctx),
-        (Post,   ["pos", "v1", "vouchers"])                      => pos::create(ctx),
-        (Get,    ["pos", "v1", "vouchers", code])                => pos::get(ctx, code),
-        (Put,    ["pos", "v1", "vouchers", code])                => pos::replace(ctx, code),
-        (Delete, ["pos", "v1", "vouchers", code])                => pos::delete(ctx, code),
-        (Get,    ["v1", "client-groups"])                        => admin::list_groups(ctx),
-        (Post,   ["v1", "client-groups"])                        => admin::create_group(ctx),
-        (Get,    ["v1", "clients"])                              => admin::list_clients(ctx),
-        (Post,   ["v1", "clients"])                              => admin::create_client(ctx),
-        (Delete, ["v1", "clients", id])                          => admin::revoke_client(ctx, id),
-        _ => Err(match resource(&segs) {
-            Some((_, allow)) => ApiError::MethodNotAllowed(allow),
-            None => ApiError::NotFound,
-        }),
+    let reply = match (method, template, segs.as_slice()) {
+        (Get,    "/",                                            []                   ) => Ok(ui::page()),
+        (Get,    "/ui/{file}",                                   [_, name]            ) => ui::asset(name).ok_or(ApiError::NotFound),
+        (Get,    "/healthz",                                     [_]                  ) => Ok(Reply::json(200, &json!({"status": "ok"}))),
+        (Get,    "/metrics",                                     [_]                  ) => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
+        (Get,    "/openapi.json",                                [_]                  ) => Ok(openapi()),
+        (Post,   "/oauth/token",                                 [_, _]               ) => oauth::token(ctx),
+        (Get,    "/v1/vouchers",                                 [_, _]               ) => native::list_vouchers(ctx),
+        (Post,   "/v1/vouchers",                                 [_, _]               ) => native::create_voucher(ctx),
+        (Post,   "/v1/vouchers/batch",                           [_, _, _]            ) => native::create_batch(ctx),
+        (Get,    "/v1/vouchers/export.csv",                      [_, _, _]            ) => export::export_vouchers(ctx),
+        (Post,   "/v1/vouchers/import",                          [_, _, _]            ) => import::import_vouchers(ctx),
+        (Get,    "/v1/vouchers/{id}",                            [_, _, id]           ) => native::get_voucher(ctx, id),
+        (Patch,  "/v1/vouchers/{id}",                            [_, _, id]           ) => native::update_voucher(ctx, id),
+        (Delete, "/v1/vouchers/{id}",                            [_, _, id]           ) => native::delete_voucher(ctx, id),
+        (Get,    "/v1/vouchers/{id}/barcode.svg",                [_, _, id, _]        ) => symbols::barcode(ctx, id),
+        (Get,    "/v1/vouchers/{id}/qr.svg",                     [_, _, id, _]        ) => symbols::qr(ctx, id),
+        (Get,    "/v1/vouchers/{id}/charges",                    [_, _, id, _]        ) => ledger::list_charges(ctx, id),
+        (Post,   "/v1/vouchers/{id}/charges",                    [_, _, id, _]        ) => ledger::post_charge(ctx, id),
+        (Get,    "/v1/vouchers/{id}/reservations",               [_, _, id, _]        ) => ledger::list_holds(ctx, id),
+        (Post,   "/v1/vouchers/{id}/reservations",               [_, _, id, _]        ) => ledger::reserve(ctx, id),
+        (Post,   "/v1/vouchers/{id}/reservations/{rid}/capture", [_, _, id, _, rid, _]) => ledger::capture(ctx, id, rid),
+        (Delete, "/v1/vouchers/{id}/reservations/{rid}",         [_, _, id, _, rid]   ) => ledger::release(ctx, id, rid),
+        (Post,   "/v1/validate",                                 [_, _]               ) => ledger::validate(ctx),
+        (Get,    "/v1/stats",                                    [_, _]               ) => stats::get_stats(ctx),
+        (Get,    "/v1/customers/{id}/vouchers",                  [_, _, id, _]        ) => native::list_customer_vouchers(ctx, id),
+        (Get,    "/v1/purchases/{id}/vouchers",                  [_, _, id, _]        ) => native::list_purchase_vouchers(ctx, id),
+        (Get,    "/carecloud/v1/customers/{id}/vouchers",        [_, _, _, id, _]     ) => carecloud::customer_vouchers(ctx, id),
+        (Get,    "/carecloud/v1/purchases/{id}/vouchers",        [_, _, _, id, _]     ) => carecloud::purchase_vouchers(ctx, id),
+        (Get,    "/pos/v1/vouchers",                             [_, _, _]            ) => pos::list(ctx),
+        (Post,   "/pos/v1/vouchers",                             [_, _, _]            ) => pos::create(ctx),
+        (Get,    "/pos/v1/vouchers/{code}",                      [_, _, _, code]      ) => pos::get(ctx, code),
+        (Put,    "/pos/v1/vouchers/{code}",                      [_, _, _, code]      ) => pos::replace(ctx, code),
+        (Delete, "/pos/v1/vouchers/{code}",                      [_, _, _, code]      ) => pos::delete(ctx, code),
+        (Get,    "/v1/client-groups",                            [_, _]               ) => admin::list_groups(ctx),
+        (Post,   "/v1/client-groups",                            [_, _]               ) => admin::create_group(ctx),
+        (Get,    "/v1/clients",                                  [_, _]               ) => admin::list_clients(ctx),
+        (Post,   "/v1/clients",                                  [_, _]               ) => admin::create_client(ctx),
+        (Delete, "/v1/clients/{id}",                             [_, _, id]           ) => admin::revoke_client(ctx, id),
+        _ => Err(ApiError::MethodNotAllowed(allow)),
     };
     trace.client_id = ctx.client_id.take();
     match (reply, ctx.quota.get()) {
@@ -144,37 +145,38 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/clients/{id}"),
 ];
 
-/// A known path's route template and the methods it takes (for 405's `Allow`).
+/// A known path's route template and the methods it takes (for 405's `Allow`; HEAD wherever
+/// GET is, answered as GET without the body).
 #[rustfmt::skip]
 fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
     Some(match segs {
-        []                                              => ("/", "GET"),
-        ["ui", _]                                       => ("/ui/{file}", "GET"),
-        ["healthz"]                                     => ("/healthz", "GET"),
-        ["metrics"]                                     => ("/metrics", "GET"),
-        ["openapi.json"]                                => ("/openapi.json", "GET"),
+        []                                              => ("/", "GET, HEAD"),
+        ["ui", _]                                       => ("/ui/{file}", "GET, HEAD"),
+        ["healthz"]                                     => ("/healthz", "GET, HEAD"),
+        ["metrics"]                                     => ("/metrics", "GET, HEAD"),
+        ["openapi.json"]                                => ("/openapi.json", "GET, HEAD"),
         ["oauth", "token"]                              => ("/oauth/token", "POST"),
-        ["v1", "vouchers"]                              => ("/v1/vouchers", "GET, POST"),
+        ["v1", "vouchers"]                              => ("/v1/vouchers", "GET, HEAD, POST"),
         ["v1", "vouchers", "batch"]                     => ("/v1/vouchers/batch", "POST"),
-        ["v1", "vouchers", "export.csv"]                => ("/v1/vouchers/export.csv", "GET"),
+        ["v1", "vouchers", "export.csv"]                => ("/v1/vouchers/export.csv", "GET, HEAD"),
         ["v1", "vouchers", "import"]                    => ("/v1/vouchers/import", "POST"),
-        ["v1", "vouchers", _]                           => ("/v1/vouchers/{id}", "GET, PATCH, DELETE"),
-        ["v1", "vouchers", _, "charges"]                => ("/v1/vouchers/{id}/charges", "GET, POST"),
-        ["v1", "vouchers", _, "barcode.svg"]            => ("/v1/vouchers/{id}/barcode.svg", "GET"),
-        ["v1", "vouchers", _, "qr.svg"]                 => ("/v1/vouchers/{id}/qr.svg", "GET"),
-        ["v1", "vouchers", _, "reservations"]           => ("/v1/vouchers/{id}/reservations", "GET, POST"),
+        ["v1", "vouchers", _]                           => ("/v1/vouchers/{id}", "GET, HEAD, PATCH, DELETE"),
+        ["v1", "vouchers", _, "charges"]                => ("/v1/vouchers/{id}/charges", "GET, HEAD, POST"),
+        ["v1", "vouchers", _, "barcode.svg"]            => ("/v1/vouchers/{id}/barcode.svg", "GET, HEAD"),
+        ["v1", "vouchers", _, "qr.svg"]                 => ("/v1/vouchers/{id}/qr.svg", "GET, HEAD"),
+        ["v1", "vouchers", _, "reservations"]           => ("/v1/vouchers/{id}/reservations", "GET, HEAD, POST"),
         ["v1", "vouchers", _, "reservations", _, "capture"] => ("/v1/vouchers/{id}/reservations/{rid}/capture", "POST"),
         ["v1", "vouchers", _, "reservations", _]        => ("/v1/vouchers/{id}/reservations/{rid}", "DELETE"),
         ["v1", "validate"]                              => ("/v1/validate", "POST"),
-        ["v1", "stats"]                                 => ("/v1/stats", "GET"),
-        ["v1", "customers", _, "vouchers"]              => ("/v1/customers/{id}/vouchers", "GET"),
-        ["v1", "purchases", _, "vouchers"]              => ("/v1/purchases/{id}/vouchers", "GET"),
-        ["carecloud", "v1", "customers", _, "vouchers"] => ("/carecloud/v1/customers/{id}/vouchers", "GET"),
-        ["carecloud", "v1", "purchases", _, "vouchers"] => ("/carecloud/v1/purchases/{id}/vouchers", "GET"),
-        ["pos", "v1", "vouchers"]                       => ("/pos/v1/vouchers", "GET, POST"),
-        ["pos", "v1", "vouchers", _]                    => ("/pos/v1/vouchers/{code}", "GET, PUT, DELETE"),
-        ["v1", "client-groups"]                         => ("/v1/client-groups", "GET, POST"),
-        ["v1", "clients"]                               => ("/v1/clients", "GET, POST"),
+        ["v1", "stats"]                                 => ("/v1/stats", "GET, HEAD"),
+        ["v1", "customers", _, "vouchers"]              => ("/v1/customers/{id}/vouchers", "GET, HEAD"),
+        ["v1", "purchases", _, "vouchers"]              => ("/v1/purchases/{id}/vouchers", "GET, HEAD"),
+        ["carecloud", "v1", "customers", _, "vouchers"] => ("/carecloud/v1/customers/{id}/vouchers", "GET, HEAD"),
+        ["carecloud", "v1", "purchases", _, "vouchers"] => ("/carecloud/v1/purchases/{id}/vouchers", "GET, HEAD"),
+        ["pos", "v1", "vouchers"]                       => ("/pos/v1/vouchers", "GET, HEAD, POST"),
+        ["pos", "v1", "vouchers", _]                    => ("/pos/v1/vouchers/{code}", "GET, HEAD, PUT, DELETE"),
+        ["v1", "client-groups"]                         => ("/v1/client-groups", "GET, HEAD, POST"),
+        ["v1", "clients"]                               => ("/v1/clients", "GET, HEAD, POST"),
         ["v1", "clients", _]                            => ("/v1/clients/{id}", "DELETE"),
         _ => return None,
     })
@@ -241,7 +243,12 @@ mod tests {
                 .collect();
             let (_, allow) = resource(&instantiate(template))
                 .unwrap_or_else(|| panic!("{template} is not a known path"));
-            let mut allowed: Vec<&str> = allow.split(", ").collect();
+            let mut allowed: Vec<&str> = allow.split(", ").filter(|m| *m != "HEAD").collect();
+            assert_eq!(
+                allow.contains("GET"),
+                allow.contains("HEAD"),
+                "{template}: HEAD goes with GET"
+            );
             listed.sort_unstable();
             allowed.sort_unstable();
             assert_eq!(listed, allowed, "{template}");

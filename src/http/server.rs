@@ -1,209 +1,251 @@
-//! The HTTP server: a listener with socket timeouts, N worker threads each owning a reader
-//! connection, and a panic guard around every request.
+//! The HTTP server: one thread accepts connections (and closes those past their deadlines), a
+//! bounded pool of workers serves them. A connection waiting for bytes is parked in epoll and
+//! holds no thread; when bytes arrive one worker takes it, reads, handles and answers on the
+//! spot, and parks it again.
 //!
-//! tiny_http has no timeouts of its own; accepted sockets inherit `SO_RCVTIMEO`/`SO_SNDTIMEO`
-//! from the listening socket on Linux, so they are set once here. The rest of SPEC §5's limits
-//! (connection cap, header and request-line limits, a deadline for a request's head, a bounded
-//! connection thread pool) are patches to the vendored tiny_http (vendor/tiny_http/PATCHES.md).
+//! Limits: `--max-connections` in all and `--max-connections-per-ip` per remote address (past
+//! them a connection gets 503 and is closed), idle connections closed after `--idle-timeout`,
+//! a head due within 10 s of its first byte, a reply write that stalls for 10 s ends the
+//! connection. Framing limits are in [`super::wire`].
 
-use super::request::Request;
-use super::response::{Body, Reply};
-use super::router;
+use super::conn::{send_now, Conn, Counts, Phase};
+use super::poll::Poller;
+use super::wire::Fault;
+use super::worker::Worker;
+use super::write::{fault_bytes, DateCache};
 use crate::app::App;
-use crate::error::ApiError;
-use crate::ops::Trace;
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long a connection may stay silent while a request is read or a reply written.
+/// How long a reply's write may stall before the connection is given up.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the accepting thread looks for connections past their deadlines.
+const SWEEP: Duration = Duration::from_millis(250);
+/// A pause after an `accept` that failed for want of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The server's settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub threads: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub idle_timeout: Duration,
+}
+
+/// What the accepting thread and the workers share.
+pub struct Shared {
+    pub app: Arc<App>,
+    pub poller: Poller,
+    /// Connections waiting for bytes, by key.
+    parked: Mutex<HashMap<u64, Conn>>,
+    pub stopping: AtomicBool,
+    pub idle_timeout: Duration,
+}
+
+impl Shared {
+    fn parked(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The parked connection `key`, if it is still there (the sweep may have closed it).
+    pub fn take(&self, key: u64) -> Option<Conn> {
+        self.parked().remove(&key)
+    }
+
+    /// Parks `conn` until its next bytes. Armed under the lock: the sweep cannot close the
+    /// descriptor between the two, so a reused descriptor number never gets a stale key.
+    pub fn park(&self, conn: Conn) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut parked = self.parked();
+        if self.poller.rearm(conn.stream.as_raw_fd(), conn.key).is_ok() {
+            parked.insert(conn.key, conn);
+        }
+    }
+}
 
 /// A running server: its address, and the handles to stop it.
 pub struct Running {
     pub addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    /// The listening socket tiny_http accepts on, to stop accepting at shutdown.
+    shared: Arc<Shared>,
     listener: TcpListener,
+    acceptor: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
-    app: Arc<App>,
 }
 
 impl Running {
     /// Blocks until every worker has stopped.
-    pub fn wait(self) {
-        for worker in self.workers {
-            let _ = worker.join();
-        }
-        self.app.tokens.stop_watching();
-        self.app.store.close();
-    }
-
-    /// Stops accepting, lets the workers finish what they hold, and flushes the writer.
-    pub fn shutdown(mut self) {
-        // On Linux this wakes tiny_http's accept() with an error, which ends its accept loop:
-        // new connections are refused from here on instead of queueing unanswered.
-        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
+    pub fn wait(mut self) {
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
-        // Requests queued behind the workers' stop marks get a clean 503. A worker may have
-        // stopped on the accept loop's error instead of its mark, so look past one empty pop.
-        let mut empty = 0;
-        while empty < 2 {
-            match self.server.try_recv() {
-                Ok(Some(raw)) => respond(
-                    raw,
-                    ApiError::Unavailable(1)
-                        .to_reply()
-                        .with_header("Connection", "close"),
-                ),
-                _ => empty += 1,
-            }
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
         }
+        self.shared.app.tokens.stop_watching();
+        self.shared.app.store.close();
+    }
+
+    /// Stops accepting, lets the workers finish the requests they hold, closes every idle
+    /// connection and flushes the writer.
+    pub fn shutdown(self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Ends a pending accept at once; new connections are refused from here on.
+        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
+        self.shared.poller.stop();
+        let shared = Arc::clone(&self.shared);
         self.wait();
+        let idle: Vec<Conn> = shared.parked().drain().map(|(_, conn)| conn).collect();
+        drop(idle);
     }
 }
 
-pub fn start(app: Arc<App>, listener: TcpListener, threads: usize) -> std::io::Result<Running> {
-    let sock = socket2::SockRef::from(&listener);
-    sock.set_read_timeout(Some(IO_TIMEOUT))?;
-    sock.set_write_timeout(Some(IO_TIMEOUT))?;
+pub fn start(app: Arc<App>, listener: TcpListener, settings: &Settings) -> io::Result<Running> {
+    raise_descriptor_limit();
+    // Accepted sockets inherit the send timeout from the listening socket on Linux.
+    socket2::SockRef::from(&listener).set_write_timeout(Some(IO_TIMEOUT))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let accepting = listener.try_clone()?;
-    let server = Arc::new(
-        tiny_http::Server::from_listener_with_limits(listener, None, tiny_http::Limits::default())
-            .map_err(std::io::Error::other)?,
-    );
     app.tokens.watch(&app.store)?;
+    let threads = settings.threads.max(1);
+    let shared = Arc::new(Shared {
+        app: Arc::clone(&app),
+        poller: Poller::new()?,
+        parked: Mutex::new(HashMap::new()),
+        stopping: AtomicBool::new(false),
+        idle_timeout: settings.idle_timeout,
+    });
     let mut workers = Vec::with_capacity(threads);
-    for i in 0..threads.max(1) {
-        let server = Arc::clone(&server);
-        let app = Arc::clone(&app);
-        let conn = app
-            .store
-            .worker_reader(threads.max(1))
-            .map_err(std::io::Error::other)?;
-        let worker = std::thread::Builder::new()
-            .name(format!("vouchd-worker-{i}"))
-            .spawn(move || {
-                while let Ok(mut raw) = server.recv() {
-                    let started = Instant::now();
-                    let _in_flight = app.metrics.in_flight.hold();
-                    // tiny_http (patched) counts its open connections; read at each request,
-                    // so a scrape of /metrics sees the count of its own moment.
-                    app.metrics
-                        .connections
-                        .set(i64::try_from(server.num_connections()).unwrap_or(i64::MAX));
-                    let mut trace = Trace::of(&raw);
-                    let reply = catch_unwind(AssertUnwindSafe(|| {
-                        handle(&app, &conn, &mut raw, &mut trace)
-                    }))
-                    .unwrap_or_else(|_| {
-                        eprintln!(
-                            "vouchd: a request handler panicked: {} {}",
-                            raw.method(),
-                            raw.url()
-                        );
-                        ApiError::Internal("panic".into()).to_reply()
-                    });
-                    let status = reply.status;
-                    respond(raw, reply);
-                    let elapsed = started.elapsed();
-                    app.metrics
-                        .observe(trace.method.as_str(), trace.route, status, elapsed);
-                    app.access_log.write(&trace, status, elapsed);
-                }
-            })?;
-        workers.push(worker);
+    for i in 0..threads {
+        let db = app.store.worker_reader(threads).map_err(io::Error::other)?;
+        let worker = Worker::new(Arc::clone(&shared), db);
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("vouchd-worker-{i}"))
+                .spawn(move || worker.run())?,
+        );
     }
+    let counts = Counts::new(
+        app,
+        settings.max_connections,
+        settings.max_connections_per_ip,
+    );
+    let accepting = listener.try_clone()?;
+    let acceptor = {
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("vouchd-accept".into())
+            .spawn(move || accept_loop(&shared, &accepting, &counts))?
+    };
     Ok(Running {
         addr,
-        server,
-        listener: accepting,
+        shared,
+        listener,
+        acceptor: Some(acceptor),
         workers,
-        app,
     })
 }
 
-fn handle(
-    app: &App,
-    conn: &rusqlite::Connection,
-    raw: &mut tiny_http::Request,
-    trace: &mut Trace,
-) -> Reply {
-    let result = Request::read(raw).and_then(|req| router::route(app, conn, &req, trace));
-    match result {
-        Ok(reply) => reply,
-        Err(err) => {
-            if let Some(cause) = err.log_message() {
-                eprintln!("vouchd: {} {}: {cause}", raw.method(), raw.url());
+/// Accepts until the server stops; between accepts, closes connections past their deadlines.
+fn accept_loop(shared: &Shared, listener: &TcpListener, counts: &Arc<Counts>) {
+    let mut next_key: u64 = 0;
+    let mut date = DateCache::default();
+    let mut last_sweep = Instant::now();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let mut waiting = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd; the result is only a hint, accept tells the truth.
+        unsafe { libc::poll(&mut waiting, 1, SWEEP.as_millis() as libc::c_int) };
+        loop {
+            if shared.stopping.load(Ordering::SeqCst) {
+                return;
             }
-            let mut reply = err.to_reply();
-            if matches!(err, ApiError::PayloadTooLarge) {
-                // The unread body must not be taken for the next request.
-                reply.headers.push(("Connection", "close".into()));
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    // Out of descriptors (EMFILE, ENFILE) or memory: wait and go on, never stop.
+                    if !matches!(
+                        err.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                    ) {
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
+                    break;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let Some(slot) = counts.admit(peer.ip()) else {
+                send_now(
+                    &stream,
+                    &fault_bytes(&Fault::TOO_MANY_CONNECTIONS, &mut date),
+                );
+                continue;
+            };
+            next_key += 1;
+            let conn = Conn::new(
+                stream,
+                next_key,
+                peer.ip(),
+                slot,
+                Instant::now() + shared.idle_timeout,
+            );
+            let mut parked = shared.parked();
+            if shared.poller.add(conn.stream.as_raw_fd(), conn.key).is_ok() {
+                parked.insert(conn.key, conn);
             }
-            reply
+        }
+        if last_sweep.elapsed() >= SWEEP {
+            last_sweep = Instant::now();
+            sweep(shared, &mut date);
         }
     }
 }
 
-fn respond(raw: tiny_http::Request, reply: Reply) {
-    let mut headers = Vec::new();
-    let mut add = |name: &str, value: &str| {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            headers.push(header);
-        }
+/// Closes the parked connections past their deadlines; a head or body that did not arrive in
+/// time gets a 408 first.
+fn sweep(shared: &Shared, date: &mut DateCache) {
+    let now = Instant::now();
+    let expired: Vec<Conn> = {
+        let mut parked = shared.parked();
+        let keys: Vec<u64> = parked
+            .values()
+            .filter(|conn| conn.deadline <= now)
+            .map(|conn| conn.key)
+            .collect();
+        keys.iter().filter_map(|key| parked.remove(key)).collect()
     };
-    if reply.status != 204 {
-        add("Content-Type", reply.content_type);
-    }
-    for (name, value) in &reply.headers {
-        add(name, value);
-    }
-    let status = tiny_http::StatusCode(reply.status);
-    // A client gone away is not worth a log line; a stream logs its own failures.
-    let _ = match reply.body {
-        Body::Bytes(bytes) => {
-            let length = bytes.len();
-            let data = std::io::Cursor::new(bytes);
-            raw.respond(tiny_http::Response::new(
-                status,
-                headers,
-                data,
-                Some(length),
-                None,
-            ))
+    for conn in expired {
+        if matches!(conn.phase, Phase::Head { .. } | Phase::Body(_)) {
+            send_now(&conn.stream, &fault_bytes(&Fault::TIMEOUT, date));
         }
-        // No length: tiny_http sends it chunked (the handler checked the client can take
-        // that), reading the stream as the socket drains, so it never sits in memory whole.
-        Body::Stream(reader) => raw.respond(tiny_http::Response::new(
-            status,
-            headers,
-            Guarded(reader),
-            None,
-            None,
-        )),
-    };
+    }
 }
 
-/// A streamed body is read after the handler's panic guard: each read gets a guard of its own,
-/// so a panic cuts the reply short (the client sees an unfinished chunked body) and the worker
-/// lives on.
-struct Guarded(Box<dyn Read + Send>);
-
-impl Read for Guarded {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        catch_unwind(AssertUnwindSafe(|| self.0.read(buf))).unwrap_or_else(|_| {
-            eprintln!("vouchd: a streamed reply panicked; it was cut short");
-            Err(std::io::Error::other("a streamed reply panicked"))
-        })
+/// Each open connection costs a descriptor: take the whole hard limit, not the soft default.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a live struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }

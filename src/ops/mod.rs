@@ -27,11 +27,11 @@ pub struct Trace {
 
 impl Trace {
     /// Method, route template and peer of a request as it arrives, before anything is read.
-    pub fn of(raw: &tiny_http::Request) -> Trace {
+    pub fn new(method: Method, target: &str, remote: IpAddr) -> Trace {
         Trace {
-            method: Method::of(raw.method()),
-            route: router::template(raw.url()),
-            remote: raw.remote_addr().map(|a| a.ip()),
+            method,
+            route: router::template(target),
+            remote: Some(remote),
             client_id: None,
         }
     }

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the fuzz test (tests/openapi.rs) runs: a Python venv in target/fuzz/venv with
-# schemathesis and its dependencies at the versions pinned in requirements.txt. Idempotent: a
-# venv already holding exactly these pins is left alone. Fails loudly rather than letting the
-# test skip itself.
+# Installs what the fuzz test (tests/openapi.rs) and the real-client tests (tests/http_clients.rs)
+# run: a Python venv in target/fuzz/venv with schemathesis and requests at the versions pinned
+# in requirements.txt, and wrk from Debian. Idempotent: what is there is left alone. Fails
+# loudly rather than letting a test skip itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+if ! command -v wrk >/dev/null; then
+    echo "== installing wrk"
+    sudo=$( [ "$(id -u)" -eq 0 ] || echo sudo )
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
+fi
 
 venv=target/fuzz/venv
 requirements=tests/fuzz/requirements.txt
