@@ -1,0 +1,568 @@
+//! vouchd's own HTTP/1.1 layer, spoken to byte by byte: the request-smuggling and framing
+//! refusals (issue 14 acceptance 2, issue 19 item 5), HTTP/1.0, pipelining, `Expect:
+//! 100-continue`, HEAD on every GET route and `Cache-Control: no-store` (issue 19 item 13),
+//! 405 with the path's `Allow` everywhere (item 15), the per-address cap (item 4) and route
+//! templates in the error log (item 16).
+
+use crate::common::*;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// One reply as it came off the wire.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw connection with what was read of it but not used yet.
+pub struct Wire {
+    pub stream: TcpStream,
+    pub pending: Vec<u8>,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Wire {
+    pub fn connect(addr: &str) -> Wire {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Wire {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads more; false once the server closed.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.pending.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
+            Err(e) => panic!(
+                "no answer within the timeout ({e}); so far: {:?}",
+                String::from_utf8_lossy(&self.pending)
+            ),
+        }
+    }
+
+    /// The next whole reply (a `100 Continue` too); `None` if the server closed before one
+    /// began. A reply cut short fails the test.
+    pub fn answer(&mut self, head_only: bool) -> Option<Answer> {
+        let end = loop {
+            if let Some(end) = find(&self.pending, b"\r\n\r\n") {
+                break end;
+            }
+            if !self.fill() {
+                assert!(
+                    self.pending.is_empty(),
+                    "closed inside a reply head: {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                );
+                return None;
+            }
+        };
+        let head = String::from_utf8_lossy(&self.pending[..end]).into_owned();
+        self.pending.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        assert!(status_line.starts_with("HTTP/1.1 "), "{status_line:?}");
+        let status: u16 = status_line[9..12].parse().expect("status code");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut answer = Answer {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head_only || status < 200 || status == 204 || status == 304 {
+            return Some(answer);
+        }
+        if let Some(length) = answer.header("content-length") {
+            let length: usize = length.parse().expect("numeric Content-Length");
+            while self.pending.len() < length {
+                assert!(self.fill(), "closed inside a body of {length} bytes");
+            }
+            answer.body = self.pending.drain(..length).collect();
+        } else if answer.header("transfer-encoding") == Some("chunked") {
+            loop {
+                let line_end = loop {
+                    if let Some(p) = find(&self.pending, b"\r\n") {
+                        break p;
+                    }
+                    assert!(self.fill(), "closed inside a chunked body");
+                };
+                let size_text = String::from_utf8_lossy(&self.pending[..line_end]).into_owned();
+                let size = usize::from_str_radix(size_text.trim(), 16).expect("chunk size");
+                while self.pending.len() < line_end + 2 + size + 2 {
+                    assert!(self.fill(), "closed inside a chunk");
+                }
+                answer
+                    .body
+                    .extend_from_slice(&self.pending[line_end + 2..line_end + 2 + size]);
+                self.pending.drain(..line_end + 2 + size + 2);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            while self.fill() {}
+            answer.body = std::mem::take(&mut self.pending);
+        }
+        Some(answer)
+    }
+
+    /// Whether the server closed the connection (within the read timeout) with nothing more.
+    pub fn closed(&mut self) -> bool {
+        !self.fill() && self.pending.is_empty()
+    }
+}
+
+/// The sum of every `vouchd_http_requests_total` series: requests that reached the router.
+fn handled(s: &TestServer) -> f64 {
+    let r = s.call("GET", "/metrics", None, None);
+    r.body
+        .lines()
+        .filter(|l| l.starts_with("vouchd_http_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+const HIDDEN: &str = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn smuggling_and_ambiguous_framing_are_refused_closed_and_never_reach_a_handler() {
+    let s = TestServer::start();
+    let post = "POST /v1/vouchers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("CL then TE", format!("{post}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{HIDDEN}").into_bytes(), 400),
+        ("TE then CL", format!("{post}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n{HIDDEN}").into_bytes(), 400),
+        ("equal duplicate CL", format!("{post}Content-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}{HIDDEN}").into_bytes(), 400),
+        ("different duplicate CL", format!("{post}Content-Length: 2\r\nContent-Length: 40\r\n\r\n{{}}{HIDDEN}").into_bytes(), 400),
+        ("TE chunked, identity", format!("{post}Transfer-Encoding: chunked, identity\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n{HIDDEN}").into_bytes(), 400),
+        // An unknown transfer coding is 501 (RFC 9112 §6.1), still refused and closed.
+        ("TE xchunked", format!("{post}Transfer-Encoding: xchunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n{HIDDEN}").into_bytes(), 501),
+        ("TE gzip next to a CL", format!("{post}Transfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{{}}{HIDDEN}").into_bytes(), 400),
+        ("TE identity next to a CL", format!("{post}Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n{{}}{HIDDEN}").into_bytes(), 400),
+        ("Connection: keep-alive, Upgrade with a CL", format!("{post}Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n{{}}{HIDDEN}").into_bytes(), 400),
+        ("obs-fold", format!("{post}X-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\n{{}}{HIDDEN}").into_bytes(), 400),
+        ("bare CR in a header", format!("{post}X-Cr: a\rb\r\nContent-Length: 2\r\n\r\n{{}}{HIDDEN}").into_bytes(), 400),
+        ("non-UTF-8 header bytes", [format!("{post}X-Latin: caf").as_bytes(), &[0xE9], format!("\r\nContent-Length: 2\r\n\r\n{{}}{HIDDEN}").as_bytes()].concat(), 400),
+        ("bad chunk size, then more bytes", format!("{post}Transfer-Encoding: chunked\r\n\r\nzz\r\n{HIDDEN}").into_bytes(), 400),
+        ("chunk size past u64", format!("{post}Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\n{HIDDEN}").into_bytes(), 400),
+        ("CL -1", format!("{post}Content-Length: -1\r\n\r\n{HIDDEN}").into_bytes(), 400),
+        ("CL +5", format!("{post}Content-Length: +5\r\n\r\n{{}}   {HIDDEN}").into_bytes(), 400),
+        ("CL 1e2", format!("{post}Content-Length: 1e2\r\n\r\n{HIDDEN}").into_bytes(), 400),
+        ("CL one past u64", format!("{post}Content-Length: 18446744073709551616\r\n\r\n{HIDDEN}").into_bytes(), 400),
+    ];
+    let before = handled(&s);
+    for (name, bytes, status) in &cases {
+        let mut wire = Wire::connect(s.host());
+        wire.send(bytes);
+        let answer = wire
+            .answer(false)
+            .unwrap_or_else(|| panic!("{name}: closed without a reply"));
+        assert_eq!(answer.status, *status, "{name}: {}", answer.text());
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/problem+json"),
+            "{name}"
+        );
+        assert_eq!(answer.header("connection"), Some("close"), "{name}");
+        let problem: serde_json::Value = serde_json::from_slice(&answer.body).expect("problem");
+        assert_eq!(problem["status"], json!(status), "{name}");
+        // Closed, and the request hidden behind it never answered.
+        assert!(wire.closed(), "{name}: the connection stayed open");
+    }
+    // Only the first scrape itself was routed: not one refused request, nor a hidden one.
+    let after = handled(&s);
+    assert_eq!(after - before, 1.0, "requests reached a handler");
+    assert_eq!(s.get("/healthz", "x").status, 200);
+}
+
+#[test]
+fn http_1_0_closes_after_the_reply_unless_keep_alive_is_asked() {
+    let s = TestServer::start();
+    let mut wire = Wire::connect(s.host());
+    wire.send(b"GET /healthz HTTP/1.0\r\n\r\n");
+    let answer = wire.answer(false).expect("a reply");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(wire.closed(), "an HTTP/1.0 connection stays open");
+
+    let mut wire = Wire::connect(s.host());
+    for _ in 0..3 {
+        wire.send(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let answer = wire.answer(false).expect("a reply");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.header("connection"), Some("keep-alive"));
+        assert_eq!(answer.text(), r#"{"status":"ok"}"#);
+    }
+}
+
+#[test]
+fn connection_close_is_honoured_and_a_missing_host_is_400() {
+    let s = TestServer::start();
+    let mut wire = Wire::connect(s.host());
+    wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let answer = wire.answer(false).expect("a reply");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(wire.closed());
+
+    let mut wire = Wire::connect(s.host());
+    wire.send(b"GET /healthz HTTP/1.1\r\n\r\n");
+    let answer = wire.answer(false).expect("a reply");
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(wire.closed());
+}
+
+#[test]
+fn ten_pipelined_requests_in_one_write_are_answered_in_order() {
+    let s = TestServer::start();
+    let token = s.admin_token();
+    let ids: Vec<String> = (0..9)
+        .map(|i| {
+            let amount = format!("{}.00", i + 1);
+            id_of(&s.create_voucher(&token, &json!({ "amount": amount }))["id"])
+        })
+        .collect();
+    let mut batch = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        batch.push_str(&format!(
+            "GET /v1/vouchers/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ));
+        if i == 4 {
+            // A request with a body in the middle: its framing must not eat the next one.
+            let body = r#"{"amount":"77.00"}"#;
+            batch.push_str(&format!(
+                "POST /v1/vouchers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ));
+        }
+    }
+    let mut wire = Wire::connect(s.host());
+    wire.send(batch.as_bytes());
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let answer = wire.answer(false).expect("a reply for every request");
+        let v: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+        seen.push((
+            answer.status,
+            v["amount"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    let mut want: Vec<(u16, String)> = (1..=9).map(|i| (200, format!("{i}.00"))).collect();
+    want.insert(5, (201, "77.00".into()));
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn expect_100_continue_gets_100_only_when_the_body_will_be_read() {
+    let s = TestServer::start();
+    let token = s.admin_token();
+    let body = r#"{"amount":"5.00"}"#;
+    let mut wire = Wire::connect(s.host());
+    wire.send(
+        format!(
+            "POST /v1/vouchers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let interim = wire.answer(false).expect("100 Continue");
+    assert_eq!(interim.status, 100);
+    wire.send(body.as_bytes());
+    let answer = wire.answer(false).expect("the reply");
+    assert_eq!(answer.status, 201, "{}", answer.text());
+
+    // Over the limit: 413 at once instead of a 100, and no body is waited for.
+    let mut wire = Wire::connect(s.host());
+    wire.send(
+        b"POST /v1/vouchers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n",
+    );
+    let answer = wire.answer(false).expect("the refusal");
+    assert_eq!(answer.status, 413, "{}", answer.text());
+    assert!(wire.closed());
+}
+
+/// Every GET route of the table with its parameters filled in from real data.
+fn get_paths(s: &TestServer, token: &str) -> Vec<(String, String)> {
+    let v = s.create_voucher(token, &json!({"amount": "9.00"}));
+    let id = id_of(&v["id"]);
+    // A POS look-up finds discount vouchers only.
+    let pos = s.post(
+        "/pos/v1/vouchers",
+        token,
+        &json!({"customer_id": null, "product_id": null, "label": "l",
+                "valid_until": "2099-01-01", "discount": {"type": "money", "value": 2}}),
+    );
+    assert_eq!(pos.status, 201, "{}", pos.body);
+    let code = pos.json["code"].as_str().expect("code").to_string();
+    vouchd::http::router::ROUTES
+        .iter()
+        .filter(|(method, _)| *method == "GET")
+        .map(|(_, template)| {
+            let path = template
+                .replace("/ui/{file}", "/ui/app.js")
+                .replace(
+                    "/pos/v1/vouchers/{code}",
+                    &format!("/pos/v1/vouchers/{code}"),
+                )
+                .replace("/v1/vouchers/{id}", &format!("/v1/vouchers/{id}"))
+                .replace("{id}", "C1");
+            (template.to_string(), path)
+        })
+        .collect()
+}
+
+#[test]
+fn head_answers_every_get_route_with_its_headers_and_no_body() {
+    let s = TestServer::start();
+    let token = s.admin_token();
+    for (template, path) in get_paths(&s, &token) {
+        let request = |method: &str| {
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+        };
+        let mut wire = Wire::connect(s.host());
+        wire.send(request("GET").as_bytes());
+        let get = wire.answer(false).expect("GET reply");
+        assert!(
+            get.status < 300,
+            "{template} {path}: GET {}: {}",
+            get.status,
+            get.text()
+        );
+        // HEAD, then a GET pipelined behind it: a HEAD reply that carried a body would
+        // be read as the start of the second reply.
+        wire.send(format!("{}{}", request("HEAD"), request("GET")).as_bytes());
+        let head = wire.answer(true).expect("HEAD reply");
+        assert_eq!(head.status, get.status, "{template}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{template}"
+        );
+        match get.header("content-length") {
+            // The metrics change from one scrape to the next; their length with them.
+            Some(_) if template == "/metrics" => assert!(head.header("content-length").is_some()),
+            Some(length) => assert_eq!(head.header("content-length"), Some(length), "{template}"),
+            None => assert_eq!(
+                head.header("transfer-encoding"),
+                Some("chunked"),
+                "{template}"
+            ),
+        }
+        let again = wire.answer(false).expect("the GET behind the HEAD");
+        assert_eq!(again.status, get.status, "{template}: {}", again.text());
+    }
+}
+
+#[test]
+fn authenticated_replies_carry_cache_control_no_store() {
+    let s = TestServer::start();
+    let token = s.admin_token();
+    let created = s.post("/v1/vouchers", &token, &json!({"amount": "3.00"}));
+    assert_eq!(created.status, 201);
+    let id = id_of(&created.json["id"]);
+    for r in [
+        created,
+        s.get("/v1/vouchers", &token),
+        s.get(&format!("/v1/vouchers/{id}"), &token),
+        s.get("/v1/vouchers/NOSUCHVOUCHER", &token),
+        s.get("/v1/stats", &token),
+        s.get("/pos/v1/vouchers", &token),
+        s.call("GET", "/v1/vouchers", Some("not-a-token"), None),
+    ] {
+        assert_eq!(
+            r.header("cache-control"),
+            Some("no-store"),
+            "{} {}",
+            r.status,
+            r.body
+        );
+    }
+    assert_eq!(
+        s.call("GET", "/healthz", None, None)
+            .header("cache-control"),
+        None
+    );
+}
+
+#[test]
+fn a_wrong_method_on_any_path_is_405_with_the_allow_of_the_route_table() {
+    let s = TestServer::start();
+    let token = s.admin_token();
+    let mut templates: Vec<&str> = vouchd::http::router::ROUTES
+        .iter()
+        .map(|(_, t)| *t)
+        .collect();
+    templates.dedup();
+    for template in templates {
+        let routed: BTreeSet<&str> = vouchd::http::router::ROUTES
+            .iter()
+            .filter(|(_, t)| *t == template)
+            .map(|(m, _)| *m)
+            .collect();
+        let mut allowed = routed.clone();
+        if routed.contains("GET") {
+            allowed.insert("HEAD");
+        }
+        let path = template
+            .replace("{file}", "app.js")
+            .replace("{id}", "ABCDEFGH23456789")
+            .replace("{rid}", "R1")
+            .replace("{code}", "ABCDEFGH");
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            if allowed.contains(method) {
+                continue;
+            }
+            let r = s.send(
+                method,
+                &path,
+                &[("Authorization", &format!("Bearer {token}"))],
+                Some(("application/json", b"{}")),
+            );
+            assert_problem(&r, 405, "method_not_allowed");
+            let allow: BTreeSet<&str> = r
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"))
+                .split(", ")
+                .collect();
+            assert_eq!(allow, allowed, "{method} {path}");
+        }
+    }
+}
+
+/// A connection from `source` (any 127.0.0.0/8 address) to the server.
+fn connect_from(source: [u8; 4], to: &str) -> std::io::Result<TcpStream> {
+    let to: SocketAddr = to.parse().expect("address");
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let from = SocketAddr::from((source, 0));
+    socket.bind(&from.into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(stream)
+}
+
+#[test]
+fn one_address_cannot_fill_the_server_past_its_own_cap() {
+    let s = TestServer::start_with(&["--max-connections-per-ip", "20"]);
+    let held: Vec<TcpStream> = (0..20)
+        .map(|_| connect_from([127, 0, 0, 1], s.host()).expect("connect"))
+        .collect();
+    // Each is accepted and counted (the gauge), then the twenty-first is refused.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut wire = Wire {
+            stream: connect_from([127, 0, 0, 1], s.host()).expect("connect"),
+            pending: Vec::new(),
+        };
+        wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let answer = wire.answer(false).expect("a reply");
+        if answer.status == 503 {
+            assert_eq!(answer.header("retry-after"), Some("1"));
+            assert_eq!(
+                answer.header("content-type"),
+                Some("application/problem+json")
+            );
+            assert!(answer.text().contains(r#""code":"too_many_connections""#));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never refused: {}",
+            answer.status
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Another address is served meanwhile.
+    let mut other = Wire {
+        stream: connect_from([127, 0, 0, 2], s.host()).expect("connect from 127.0.0.2"),
+        pending: Vec::new(),
+    };
+    other.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(other.answer(false).expect("a reply").status, 200);
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s
+        .raw("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .status
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the address was not let in again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_internal_error_is_logged_with_the_route_template_not_the_path() {
+    let s = TestServer::start();
+    let token = s.admin_token();
+    let v = s.create_voucher(&token, &json!({"amount": "4.00"}));
+    let id = id_of(&v["id"]);
+    // Another process takes the ledger table away: every read of it fails inside the server.
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('ALTER TABLE ledger RENAME TO ledger_gone')\n",
+        ])
+        .arg(&s.db)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    let r = s.get(&format!("/v1/vouchers/{id}/charges"), &token);
+    assert_problem(&r, 500, "internal_error");
+    let line = s
+        .wait_for_line(|l| l.starts_with("vouchd: GET /v1/vouchers/"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", s.output()));
+    assert!(
+        line.starts_with("vouchd: GET /v1/vouchers/{id}/charges: "),
+        "{line}"
+    );
+    assert!(
+        !s.output().contains(&format!("GET /v1/vouchers/{id}")),
+        "{}",
+        s.output()
+    );
+}
