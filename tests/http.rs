@@ -469,7 +469,7 @@ fn a_wrong_method_on_any_path_is_405_with_the_allow_of_the_route_table() {
 }
 
 /// A connection from `source` (any 127.0.0.0/8 address) to the server.
-fn connect_from(source: [u8; 4], to: &str) -> std::io::Result<TcpStream> {
+pub fn connect_from(source: [u8; 4], to: &str) -> std::io::Result<TcpStream> {
     let to: SocketAddr = to.parse().expect("address");
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     let from = SocketAddr::from((source, 0));

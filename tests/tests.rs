@@ -12,6 +12,8 @@ mod demo;
 mod dialects;
 mod hardening;
 mod http;
+mod http_clients;
+mod http_load;
 mod list;
 mod metrics;
 mod money;

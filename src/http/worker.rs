@@ -115,8 +115,8 @@ impl Worker {
                                 return Next::Close;
                             };
                             let BodyState { head, reader, .. } = *state;
-                            if !self.answer(conn, head, reader.body) {
-                                return Next::Close;
+                            if let Some(next) = self.answer(conn, head, reader.body) {
+                                return next;
                             }
                             continue;
                         }
@@ -137,8 +137,8 @@ impl Worker {
                         match head.framing {
                             None => {
                                 conn.phase = Phase::Idle;
-                                if !self.answer(conn, head, Vec::new()) {
-                                    return Next::Close;
+                                if let Some(next) = self.answer(conn, head, Vec::new()) {
+                                    return next;
                                 }
                             }
                             Some(framing) => {
@@ -199,8 +199,10 @@ impl Worker {
         }
     }
 
-    /// Handles one complete request and writes its reply; whether the connection goes on.
-    fn answer(&mut self, conn: &Conn, head: wire::Head, body: Vec<u8>) -> bool {
+    /// Handles one complete request and writes its reply; `None` if the connection goes on.
+    /// A connection that ends after its reply lingers: the client may have sent more already,
+    /// and closing on unread bytes would reset the connection under the reply.
+    fn answer(&mut self, conn: &Conn, head: wire::Head, body: Vec<u8>) -> Option<Next> {
         let started = Instant::now();
         let app = &*self.shared.app;
         let _in_flight = app.metrics.in_flight.hold();
@@ -236,7 +238,11 @@ impl Worker {
         app.metrics
             .observe(trace.method.as_str(), trace.route, status, elapsed);
         app.access_log.write(&trace, status, elapsed);
-        written.is_ok() && exchange.keep_alive
+        match (written, exchange.keep_alive) {
+            (Ok(()), true) => None,
+            (Ok(()), false) => Some(Next::Linger),
+            (Err(_), _) => Some(Next::Close),
+        }
     }
 }
 
