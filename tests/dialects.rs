@@ -409,7 +409,7 @@ fn carecloud_bad_parameters_are_400_naming_them() {
         Some(&json!({})),
     );
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
 }
 
 #[test]

@@ -279,3 +279,89 @@ fn random_and_mutated_request_bytes_split_across_writes_get_whole_replies_or_a_c
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn idle_keep_alive_connections_hold_no_worker_so_new_ones_are_answered_at_once() {
+    // Two workers, eight idle keep-alive connections: were a connection to hold a worker, the
+    // new clients would wait for the idle timeout.
+    let s = TestServer::start_with(&["--threads", "2"]);
+    let mut idle: Vec<Wire> = (0..8)
+        .map(|_| {
+            let mut wire = Wire::connect(s.host());
+            wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(wire.answer(false).expect("a reply").status, 200);
+            wire
+        })
+        .collect();
+    let started = Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    s.raw("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .status
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .collect()
+    });
+    assert_eq!(statuses, vec![200; 16]);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The idle ones are still served too.
+    for wire in &mut idle {
+        wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(wire.answer(false).expect("a reply").status, 200);
+    }
+}
+
+/// The status of `GET /healthz` on a fresh connection; `None` if it failed at any point.
+fn health_status(host: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut stream, &mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[test]
+fn the_accept_loop_survives_running_out_of_descriptors() {
+    let s = TestServer::start();
+    assert_eq!(s.get("/healthz", "x").status, 200);
+    let pid = s.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("proc fd")
+        .count();
+    // Room for a few more descriptors only: the connections below run it out (EMFILE).
+    let limit = open + 5;
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("prlimit runs");
+    assert!(status.success());
+    let flood: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(s.host()).expect("connect (the backlog takes it)"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+    // Once descriptors are free again the server accepts and answers as before.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if health_status(s.host()) == Some(200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server stopped accepting");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!s.output().contains("panicked"), "{}", s.output());
+}

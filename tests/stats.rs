@@ -277,5 +277,5 @@ fn stats_refuse_parameters_and_need_vouchers_read() {
     assert_problem(&r, 403, "insufficient_scope");
     let r = s.post("/v1/stats", &reader.token, &json!({}));
     assert_problem(&r, 405, "method_not_allowed");
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
 }

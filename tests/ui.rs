@@ -68,7 +68,7 @@ fn every_asset_is_served_with_its_type_and_unknown_ones_are_404_problems() {
     );
     let r = s.send("POST", "/", &[], Some(("text/plain", b"x")));
     assert_problem(&r, 405, "method_not_allowed");
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
 }
 
 /// The width and height of an SVG's `viewBox="0 0 W H"`.

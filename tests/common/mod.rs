@@ -206,7 +206,12 @@ impl TestServer {
             .arg("serve")
             .arg("--db")
             .arg(&db)
-            .args(["--listen", "127.0.0.1:0", "--threads", "4"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--threads") {
+                &[][..]
+            } else {
+                &["--threads", "4"][..]
+            })
             // Tests hammer one client from many threads; the rate limit has tests of its own.
             .args(if extra.contains(&"--rate-limit") {
                 &[][..]
