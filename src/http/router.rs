@@ -5,6 +5,7 @@ use super::response::Reply;
 use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
+use crate::auth::scope::METRICS;
 use crate::error::ApiError;
 use crate::ops::{metrics, Trace};
 use crate::ui;
@@ -27,7 +28,7 @@ pub fn route(
         (Get,    [])                                             => Ok(ui::page()),
         (Get,    ["ui", name])                                   => ui::asset(name).ok_or(ApiError::NotFound),
         (Get,    ["healthz"])                                    => Ok(Reply::json(200, &json!({"status": "ok"}))),
-        (Get,    ["metrics"])                                    => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
+        (Get,    ["metrics"])                                    => ctx.authorize(METRICS).map(|_| Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
         (Get,    ["openapi.json"])                               => Ok(openapi()),
         (Post,   ["oauth", "token"])                             => oauth::token(ctx),
         (Get,    ["v1", "vouchers"])                             => native::list_vouchers(ctx),

@@ -110,6 +110,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX vouchers_order ON vouchers(order_number) WHERE order_number IS NOT NULL;
      CREATE INDEX vouchers_client ON vouchers(client_id);
      CREATE UNIQUE INDEX vouchers_code ON vouchers(code, group_id);",
+    // 7: the `metrics` scope (scraping /metrics, which shows every group's totals) is new, and
+    // group `admin` holds every scope.
+    "UPDATE client_groups SET scopes = scopes || ' metrics'
+         WHERE name = 'admin' AND ' ' || scopes || ' ' NOT LIKE '% metrics %';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -154,4 +158,56 @@ fn run_steps(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .expect("foreign keys");
+        migrate(&mut conn).expect("migrate");
+        conn
+    }
+
+    #[test]
+    fn the_rebuilt_vouchers_table_is_still_referenced_and_foreign_keys_are_back_on() {
+        let conn = fresh();
+        let on: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(on, 1);
+        let dangling = conn.execute(
+            "INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at)
+             VALUES ('L', 'NO SUCH VOUCHER', 'C', 'charge', 1, 0)",
+            [],
+        );
+        assert!(dangling.is_err(), "a ledger row needs its voucher");
+    }
+
+    #[test]
+    fn an_older_admin_group_gets_the_metrics_scope_once() {
+        let conn = fresh();
+        conn.execute(
+            "UPDATE client_groups SET scopes = 'vouchers:read admin' WHERE name = 'admin'",
+            [],
+        )
+        .expect("an older admin group");
+        let step = MIGRATIONS
+            .iter()
+            .find(|s| s.contains("' metrics'"))
+            .expect("the metrics step");
+        conn.execute_batch(step).expect("the step runs");
+        conn.execute_batch(step).expect("and again");
+        let scopes: String = conn
+            .query_row(
+                "SELECT scopes FROM client_groups WHERE name = 'admin'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("admin group");
+        assert_eq!(scopes, "vouchers:read admin metrics");
+    }
 }

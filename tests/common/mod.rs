@@ -41,6 +41,7 @@ pub const ALL_SCOPES: &[&str] = &[
     "charges:read",
     "charges:write",
     "admin",
+    "metrics",
 ];
 /// The generated-code alphabet: no `0 O 1 I L`.
 pub const CODE_ALPHABET: &str = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
