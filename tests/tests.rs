@@ -4,6 +4,7 @@
 mod common;
 
 mod access_log;
+mod admin_access;
 mod auth;
 mod backup;
 mod code_tenancy;

@@ -101,12 +101,16 @@ pub fn list_groups(conn: &Connection) -> Result<Vec<Group>, ApiError> {
     Ok(groups)
 }
 
-/// A group by its id or its name.
+/// A group by its id or its name: text shaped like an id is an id, anything else a name (a
+/// name cannot look like an id, so neither can stand for another group).
 pub fn find_group(conn: &Connection, id_or_name: &str) -> Result<Option<Group>, ApiError> {
+    let sql = if code::looks_like_id(id_or_name) {
+        "SELECT id, name, scopes, created_at FROM client_groups WHERE id = ?1"
+    } else {
+        "SELECT id, name, scopes, created_at FROM client_groups WHERE name = ?1"
+    };
     let group = conn
-        .prepare_cached(
-            "SELECT id, name, scopes, created_at FROM client_groups WHERE id = ?1 OR name = ?1",
-        )?
+        .prepare_cached(sql)?
         .query_row([id_or_name], group_from_row)
         .optional()?;
     Ok(group)
