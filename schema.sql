@@ -45,7 +45,7 @@ INSERT INTO settings (key, value) VALUES ('auth_epoch', '0');
 CREATE TABLE vouchers (
     seq               INTEGER PRIMARY KEY,   -- storage order; never shown
     id                TEXT NOT NULL UNIQUE,  -- 16 chars [A-Z0-9]
-    code              TEXT NOT NULL UNIQUE,  -- normalised 4–8 chars [A-Z0-9]
+    code              TEXT NOT NULL,         -- normalised 4–8 chars [A-Z0-9], unique in its group
     client_id         TEXT NOT NULL REFERENCES clients(id),
     group_id          TEXT NOT NULL REFERENCES client_groups(id), -- the owner's group: tenancy
     sku               TEXT,
@@ -91,6 +91,8 @@ CREATE INDEX vouchers_customer ON vouchers(customer_id) WHERE customer_id IS NOT
 CREATE INDEX vouchers_purchase ON vouchers(purchase_id) WHERE purchase_id IS NOT NULL;
 CREATE INDEX vouchers_order ON vouchers(order_number) WHERE order_number IS NOT NULL;
 CREATE INDEX vouchers_client ON vouchers(client_id);
+-- Codes are unique per group: no group can learn whether another group holds a code.
+CREATE UNIQUE INDEX vouchers_code ON vouchers(code, group_id);
 
 -- The append-only ledger: charges, discount uses and refunds. Never updated, never deleted.
 CREATE TABLE ledger (

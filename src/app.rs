@@ -20,7 +20,7 @@ pub struct App {
     /// The currency of vouchers and tickets that name none.
     pub currency: Currency,
     pub tokens: Arc<TokenCache>,
-    /// Failed logins, keyed `client:ID` and `addr:IP`.
+    /// Login attempts, keyed `addr:IP` and `client:ID@IP`.
     pub logins: Throttle,
     /// Missed code look-ups, keyed by client id.
     pub guesses: Throttle,

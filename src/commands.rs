@@ -1,6 +1,6 @@
 //! What each CLI command does, printing JSON on stdout and messages on stderr.
 
-use crate::api::admin::{check_name, client_json, group_json, new_client_json};
+use crate::api::admin::{check_group_name, check_name, client_json, group_json, new_client_json};
 use crate::api::export::{export_filters, ExportStream};
 use crate::api::import::ImportReader;
 use crate::api::native::Issuer;
@@ -33,7 +33,7 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::Serve(config) => serve(&config),
         Command::GroupCreate { db, name, scopes } => {
-            check_name(&name).map_err(|e| format!("group name {e}"))?;
+            check_group_name(&name).map_err(|e| format!("group name {e}"))?;
             let scopes = Scopes::parse(&scopes).map_err(|s| format!("unknown scope {s:?}"))?;
             let conn = store::open_direct(&db)?;
             let group =
@@ -50,7 +50,7 @@ pub fn run(command: Command) -> Result<(), String> {
             check_name(&name).map_err(|e| format!("client name {e}"))?;
             let conn = store::open_direct(&db)?;
             let (client, secret) = create_client(&conn, &name, &group, scopes.as_deref())?;
-            println!("{}", new_client_json(&client, &secret));
+            println!("{}", new_client_json(&client, Some(&secret)));
             Ok(())
         }
         Command::ClientList { db } => {
@@ -303,7 +303,7 @@ fn serve(config: &ServeConfig) -> Result<(), String> {
         if let Some((client, secret)) = store::write_direct(&mut conn, create_first_admin)? {
             eprintln!(
                 "vouchd: created admin client {}",
-                new_client_json(&client, &secret)
+                new_client_json(&client, Some(&secret))
             );
         }
     }

@@ -390,8 +390,9 @@ fn duplicate_codes_in_the_file_or_the_database_are_row_errors() {
     let s = server();
     let t = s.tenant(RW);
     let other = s.tenant(RW);
+    // Codes are unique per group: only the group's own are taken (issue 19, item 2).
     let taken = format!("{}T", code_stem());
-    s.create_voucher(&other.token, &json!({"amount": "1.00", "code": taken}));
+    s.create_voucher(&t.token, &json!({"amount": "1.00", "code": taken}));
     let batch = unique("dupes");
     let twice = format!("{}W", code_stem());
     let text = format!(

@@ -33,7 +33,9 @@ fn quiet_scrape(s: &TestServer) -> Scrape {
 }
 
 fn scrape(s: &TestServer) -> Scrape {
-    let r = s.send("GET", "/metrics", &[], None);
+    // Group `admin` holds every scope, `metrics` included.
+    let auth = format!("Bearer {}", s.admin_token());
+    let r = s.send("GET", "/metrics", &[("Authorization", &auth)], None);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.content_type(), "text/plain; version=0.0.4; charset=utf-8");
     Scrape {
@@ -435,4 +437,28 @@ fn metrics_text_parses_as_prometheus_exposition() {
         m.value("vouchd_writer_batch_size_bucket{le=\"256.0\"}"),
         m.value("vouchd_writer_batch_size_count")
     );
+}
+
+#[test]
+fn metrics_need_a_token_with_the_metrics_scope() {
+    let s = TestServer::start();
+    let bare = s.send("GET", "/metrics", &[], None);
+    assert_problem(&bare, 401, "unauthorized");
+    assert!(!bare.body.contains("vouchd_"), "{}", bare.body);
+    let till = s.tenant(CASHIER);
+    let r = s.get("/metrics", &till.token);
+    assert_problem(&r, 403, "insufficient_scope");
+    assert!(!r.body.contains("vouchd_"), "{}", r.body);
+
+    // What Prometheus uses: a client whose group holds `metrics` alone.
+    let group = unique("prometheus");
+    s.create_group(&group, &["metrics"]);
+    let (id, secret) = s.create_client("prometheus", &group, None);
+    let token = s.token(&id, &secret, Some("metrics"));
+    let r = s.get("/metrics", &token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("vouchd_http_requests_total"), "{}", r.body);
+    // … and nothing else.
+    assert_problem(&s.get("/v1/vouchers", &token), 403, "insufficient_scope");
+    assert_eq!(s.get("/metrics", &s.admin_token()).status, 200);
 }

@@ -4,8 +4,10 @@
 mod common;
 
 mod access_log;
+mod admin_access;
 mod auth;
 mod backup;
+mod code_tenancy;
 mod crash;
 mod csv;
 mod demo;
@@ -15,9 +17,11 @@ mod http;
 mod http_clients;
 mod http_load;
 mod list;
+mod login_throttle;
 mod metrics;
 mod money;
 mod openapi;
+mod revocation;
 mod shutdown;
 mod stats;
 mod ui;

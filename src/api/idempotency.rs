@@ -148,13 +148,24 @@ pub fn finish_write<T>(
     effect: impl FnOnce(&Connection) -> Result<T, ApiError>,
     render: impl FnOnce(T) -> Reply,
 ) -> Result<Reply, ApiError> {
-    let reply = match in_savepoint(conn, effect) {
+    finish_write_keeping(conn, key, effect, |value| (render(value), None))
+}
+
+/// [`finish_write`] whose `render` may give, beside the reply, another one to keep for
+/// replays: a secret shown once must never be stored.
+pub fn finish_write_keeping<T>(
+    conn: &Connection,
+    key: Option<&Key>,
+    effect: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    render: impl FnOnce(T) -> (Reply, Option<Reply>),
+) -> Result<Reply, ApiError> {
+    let (reply, kept) = match in_savepoint(conn, effect) {
         Ok(value) => render(value),
-        Err(err) if err.status() < 500 => err.to_reply(),
+        Err(err) if err.status() < 500 => (err.to_reply(), None),
         Err(err) => return Err(err),
     };
     if let Some(key) = key {
-        idempotency::save(conn, key, &reply)?;
+        idempotency::save(conn, key, kept.as_ref().unwrap_or(&reply))?;
     }
     Ok(reply)
 }

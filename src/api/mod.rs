@@ -67,9 +67,10 @@ impl<'a> Ctx<'a> {
         let info = match self.app.tokens.get(&hash) {
             Some(info) => info,
             None => {
+                let generation = self.app.tokens.generation();
                 let info =
                     clients::find_token(self.conn, &hash, now)?.ok_or(ApiError::InvalidToken)?;
-                self.app.tokens.insert(hash, info.clone());
+                self.app.tokens.insert(generation, hash, info.clone());
                 info
             }
         };

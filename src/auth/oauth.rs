@@ -120,15 +120,20 @@ fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
             ))
         }
     };
+    // Each attempt is counted before its secret is checked, so parallel logins get no more
+    // checks than the limit. Attempts count per address and per (client, address): strangers
+    // who lock a client out lock it out only from their own address.
     let throttle = &ctx.app.logins;
-    let (client_key, addr_key) = (
-        format!("client:{client_id}"),
+    let (addr_key, pair_key) = (
         format!("addr:{}", req.remote),
+        format!("client:{client_id}@{}", req.remote),
     );
-    if let Some(wait) = throttle
-        .blocked(&client_key)
-        .or_else(|| throttle.blocked(&addr_key))
-    {
+    let counted = throttle.attempt(&addr_key).and_then(|()| {
+        throttle
+            .attempt(&pair_key)
+            .inspect_err(|_| throttle.refund(&addr_key))
+    });
+    if let Err(wait) = counted {
         return Err(
             oauth_error(429, "slow_down", "Too many failed logins; retry later.")
                 .with_header("Retry-After", wait.to_string()),
@@ -138,17 +143,20 @@ fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
     let stored_hash = login
         .as_ref()
         .map_or(secret::decoy_hash(), |l| l.secret_hash.as_str());
-    let verified = secret::verify_secret(&client_secret, stored_hash).map_err(|e| e.to_reply())?;
-    let Some(login) = login.filter(|_| verified) else {
-        throttle.fail(&client_key);
-        throttle.fail(&addr_key);
-        return Err(oauth_error(
-            401,
-            "invalid_client",
-            "Unknown client or wrong secret.",
-        ));
+    let verified = secret::verify_secret(&client_secret, stored_hash);
+    let Some(login) = login.filter(|_| matches!(verified, Ok(true))) else {
+        return Err(match verified {
+            // No check was made (every slot busy): the attempt does not count.
+            Err(e) => {
+                throttle.refund(&addr_key);
+                throttle.refund(&pair_key);
+                e.to_reply()
+            }
+            Ok(_) => oauth_error(401, "invalid_client", "Unknown client or wrong secret."),
+        });
     };
-    throttle.succeed(&client_key);
+    throttle.succeed(&pair_key);
+    throttle.refund(&addr_key);
     let scopes = match field("scope") {
         Some(list) => match Scopes::parse(list) {
             Ok(asked) if !asked.is_empty() && asked.is_subset_of(login.scopes) => asked,
@@ -171,12 +179,24 @@ fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
         expires_at: clock::now() + TOKEN_LIFETIME,
     };
     let (stored_info, client_type) = (info.clone(), client_type.map(str::to_string));
-    ctx.app
+    // Taken before the insert checks that the client is live: a revocation after that check
+    // empties the cache after it too, and then this token is not cached.
+    let generation = ctx.app.tokens.generation();
+    let stored = ctx
+        .app
         .store
         .write(move |conn| clients::insert_token(conn, &hash, &stored_info, client_type.as_deref()))
         .map_err(|e| e.to_reply())?;
+    let Some(ended) = stored else {
+        return Err(oauth_error(
+            401,
+            "invalid_client",
+            "Unknown client or wrong secret.",
+        ));
+    };
+    ctx.app.tokens.forget(&ended);
     ctx.client_id.set(Some(info.client_id.clone()));
-    ctx.app.tokens.insert(hash, info);
+    ctx.app.tokens.insert(generation, hash, info);
     Ok(Reply::json(
         200,
         &json!({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "scope": scopes.to_space_list()}),

@@ -1,12 +1,13 @@
-//! The five scopes and sets of them.
+//! The six scopes and sets of them.
 
 /// Every scope, in the order they are listed to clients.
-pub const ALL_SCOPES: [&str; 5] = [
+pub const ALL_SCOPES: [&str; 6] = [
     "vouchers:read",
     "vouchers:write",
     "charges:read",
     "charges:write",
     "admin",
+    "metrics",
 ];
 
 pub const VOUCHERS_READ: &str = "vouchers:read";
@@ -14,6 +15,8 @@ pub const VOUCHERS_WRITE: &str = "vouchers:write";
 pub const CHARGES_READ: &str = "charges:read";
 pub const CHARGES_WRITE: &str = "charges:write";
 pub const ADMIN: &str = "admin";
+/// Scraping `/metrics` (every group's totals), and nothing else.
+pub const METRICS: &str = "metrics";
 
 /// A set of scopes as a bit set over [`ALL_SCOPES`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,6 +89,6 @@ mod tests {
         assert_eq!(both.to_space_list(), "vouchers:read charges:write");
         assert_eq!(Scopes::parse("vouchers:read nope"), Err("nope".into()));
         assert!(Scopes::parse("").expect("empty").is_empty());
-        assert_eq!(Scopes::all().names().len(), 5);
+        assert_eq!(Scopes::all().names().len(), 6);
     }
 }

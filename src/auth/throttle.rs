@@ -1,5 +1,5 @@
-//! Failure counters that lock a key out for a while: failed logins per client and per address,
-//! missed code look-ups per client.
+//! Counters that lock a key out for a while: login attempts per address and per client at an
+//! address, missed code look-ups per client.
 //!
 //! Memory stays bounded: at most [`MAX_KEYS`] keys are tracked; when full, expired windows are
 //! dropped, and if that is not enough the oldest windows go first.
@@ -36,8 +36,29 @@ impl Throttle {
     }
 
     pub fn fail(&self, key: &str) {
+        let _ = self.count(key, false);
+    }
+
+    /// Counts an attempt of `key` before it is made: `Err(seconds to wait)` instead when `key`
+    /// has used up its window. Counting and checking are one step, so parallel attempts never
+    /// get past the limit together. [`Throttle::refund`] takes back one that proved right.
+    pub fn attempt(&self, key: &str) -> Result<(), u64> {
+        self.count(key, true)
+    }
+
+    /// Takes back one attempt of `key`.
+    pub fn refund(&self, key: &str) {
+        if let Ok(mut keys) = self.keys.lock() {
+            if let Some(entry) = keys.get_mut(key) {
+                entry.1 = entry.1.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Adds one to `key`'s count; with `check`, not past the limit (then the wait is returned).
+    fn count(&self, key: &str, check: bool) -> Result<(), u64> {
         let Ok(mut keys) = self.keys.lock() else {
-            return;
+            return Err(1);
         };
         let now = Instant::now();
         if keys.len() >= MAX_KEYS && !keys.contains_key(key) {
@@ -50,10 +71,14 @@ impl Throttle {
             }
         }
         let entry = keys.entry(key.to_string()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
+        let elapsed = now.duration_since(entry.0);
+        if elapsed >= self.window {
             *entry = (now, 0);
+        } else if check && entry.1 >= self.limit {
+            return Err((self.window - elapsed).as_secs().max(1));
         }
         entry.1 += 1;
+        Ok(())
     }
 
     pub fn succeed(&self, key: &str) {
@@ -83,6 +108,19 @@ mod tests {
         assert_eq!(t.blocked("b"), None);
         t.succeed("a");
         assert_eq!(t.blocked("a"), None);
+    }
+
+    #[test]
+    fn attempts_count_before_they_are_made_and_refunds_give_them_back() {
+        let t = Throttle::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert_eq!(t.attempt("a"), Ok(()));
+        }
+        assert!(t.attempt("a").is_err_and(|s| (1..=60).contains(&s)));
+        t.refund("a");
+        assert_eq!(t.attempt("a"), Ok(()));
+        assert!(t.attempt("a").is_err());
+        assert_eq!(t.attempt("b"), Ok(()));
     }
 
     #[test]

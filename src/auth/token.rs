@@ -48,29 +48,60 @@ pub fn hash_token(token: &str) -> TokenHash {
 }
 
 /// Tokens seen recently, emptied whenever a revocation is noticed.
+///
+/// Each emptying starts a new generation. A token read from the database (or just stored) is
+/// cached only if no emptying happened since its caller took [`TokenCache::generation`] before
+/// that read: a revocation committed after the read empties the cache after it, so the stale
+/// entry must not land in the new generation.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: RwLock<HashMap<TokenHash, TokenInfo>>,
+    tokens: RwLock<Generation>,
     stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct Generation {
+    number: u64,
+    tokens: HashMap<TokenHash, TokenInfo>,
 }
 
 impl TokenCache {
     pub fn get(&self, hash: &TokenHash) -> Option<TokenInfo> {
-        self.tokens.read().ok()?.get(hash).cloned()
+        self.tokens.read().ok()?.tokens.get(hash).cloned()
     }
 
-    pub fn insert(&self, hash: TokenHash, info: TokenInfo) {
-        if let Ok(mut tokens) = self.tokens.write() {
-            if tokens.len() >= MAX_CACHED {
-                tokens.clear();
+    /// The current generation; take it before reading a token's row from the database.
+    pub fn generation(&self) -> u64 {
+        self.tokens.read().map_or(u64::MAX, |g| g.number)
+    }
+
+    /// Caches `info` unless the cache was emptied since `generation` was taken.
+    pub fn insert(&self, generation: u64, hash: TokenHash, info: TokenInfo) {
+        if let Ok(mut cache) = self.tokens.write() {
+            if cache.number != generation {
+                return;
             }
-            tokens.insert(hash, info);
+            if cache.tokens.len() >= MAX_CACHED {
+                cache.tokens.clear();
+            }
+            cache.tokens.insert(hash, info);
         }
     }
 
+    /// Forgets tokens whose rows were deleted (a client's oldest beyond its bound).
+    pub fn forget(&self, hashes: &[TokenHash]) {
+        if let Ok(mut cache) = self.tokens.write() {
+            for hash in hashes {
+                cache.tokens.remove(hash);
+            }
+        }
+    }
+
+    /// Empties the cache and starts a new generation (after a revocation).
     pub fn clear(&self) {
-        if let Ok(mut tokens) = self.tokens.write() {
-            tokens.clear();
+        if let Ok(mut cache) = self.tokens.write() {
+            cache.number = cache.number.wrapping_add(1);
+            cache.tokens.clear();
         }
     }
 
@@ -96,5 +127,32 @@ impl TokenCache {
                 }
             })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> TokenInfo {
+        TokenInfo {
+            client_id: "C".into(),
+            group_id: "G".into(),
+            scopes: Scopes::all(),
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn a_token_read_before_an_emptying_is_not_cached_after_it() {
+        let cache = TokenCache::default();
+        let before = cache.generation();
+        cache.clear();
+        cache.insert(before, [1; 32], info());
+        assert!(cache.get(&[1; 32]).is_none());
+        cache.insert(cache.generation(), [2; 32], info());
+        assert!(cache.get(&[2; 32]).is_some());
+        cache.forget(&[[2; 32]]);
+        assert!(cache.get(&[2; 32]).is_none());
     }
 }

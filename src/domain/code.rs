@@ -144,6 +144,14 @@ const ID_TIME_LEN: usize = 10;
 /// Within one process the time part strictly increases (a later id never reuses a
 /// microsecond, even if the clock steps back), so ids made here cannot clash; the random part
 /// separates them from ids another process (the CLI) makes at the same moment.
+/// Whether `text` has the shape of an id ([`new_id`]): 16 characters of `A–Z` and `0–9`.
+pub fn looks_like_id(text: &str) -> bool {
+    text.len() == 16
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
 pub fn new_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST: AtomicU64 = AtomicU64::new(0);

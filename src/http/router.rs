@@ -5,6 +5,7 @@ use super::response::Reply;
 use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
+use crate::auth::scope::METRICS;
 use crate::error::ApiError;
 use crate::ops::{metrics, Trace};
 use crate::ui;
@@ -31,7 +32,7 @@ pub fn route(
         (Get,    "/",                                            []                   ) => Ok(ui::page()),
         (Get,    "/ui/{file}",                                   [_, name]            ) => ui::asset(name).ok_or(ApiError::NotFound),
         (Get,    "/healthz",                                     [_]                  ) => Ok(Reply::json(200, &json!({"status": "ok"}))),
-        (Get,    "/metrics",                                     [_]                  ) => Ok(Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
+        (Get,    "/metrics",                                     [_]                  ) => ctx.authorize(METRICS).map(|_| Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
         (Get,    "/openapi.json",                                [_]                  ) => Ok(openapi()),
         (Post,   "/oauth/token",                                 [_, _]               ) => oauth::token(ctx),
         (Get,    "/v1/vouchers",                                 [_, _]               ) => native::list_vouchers(ctx),

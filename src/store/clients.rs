@@ -101,12 +101,16 @@ pub fn list_groups(conn: &Connection) -> Result<Vec<Group>, ApiError> {
     Ok(groups)
 }
 
-/// A group by its id or its name.
+/// A group by its id or its name: text shaped like an id is an id, anything else a name (a
+/// name cannot look like an id, so neither can stand for another group).
 pub fn find_group(conn: &Connection, id_or_name: &str) -> Result<Option<Group>, ApiError> {
+    let sql = if code::looks_like_id(id_or_name) {
+        "SELECT id, name, scopes, created_at FROM client_groups WHERE id = ?1"
+    } else {
+        "SELECT id, name, scopes, created_at FROM client_groups WHERE name = ?1"
+    };
     let group = conn
-        .prepare_cached(
-            "SELECT id, name, scopes, created_at FROM client_groups WHERE id = ?1 OR name = ?1",
-        )?
+        .prepare_cached(sql)?
         .query_row([id_or_name], group_from_row)
         .optional()?;
     Ok(group)
@@ -222,23 +226,57 @@ pub fn find_login(conn: &Connection, client_id: &str) -> Result<Option<Login>, A
     Ok(login)
 }
 
+/// Live tokens a client may hold at once; a login beyond it ends the client's oldest token.
+pub const MAX_LIVE_TOKENS: i64 = 100;
+
+/// Stores a token if its client is still live, checked in the same transaction as the insert:
+/// a revocation is ordered before it (the insert is refused) or after it (the row is deleted).
+/// `None` when the client is revoked or gone; else the hashes of the client's oldest tokens
+/// that the bound on live tokens ended, for the caller to drop from its cache.
 pub fn insert_token(
     conn: &Connection,
     hash: &TokenHash,
     info: &TokenInfo,
     client_type: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<Option<Vec<TokenHash>>, ApiError> {
     let now = clock::now();
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6
+             WHERE EXISTS (SELECT 1 FROM clients WHERE id = ?2 AND revoked_at IS NULL)",
+        )?
+        .execute(params![
+            &hash[..],
+            info.client_id,
+            info.scopes.to_space_list(),
+            client_type,
+            info.expires_at,
+            now
+        ])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    // Keep the table small: expired tokens go, a few at a time.
     conn.prepare_cached(
-        "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at <= ?1 LIMIT 64)",
     )?
-    .execute(params![&hash[..], info.client_id, info.scopes.to_space_list(), client_type, info.expires_at, now])?;
-    // Keep the table small: tokens a day past expiry go, a few at a time.
-    conn.prepare_cached(
-        "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at < ?1 LIMIT 16)",
-    )?
-    .execute([now - 86_400])?;
-    Ok(())
+    .execute([now])?;
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM tokens WHERE hash IN (
+             SELECT hash FROM tokens WHERE client_id = ?1
+             ORDER BY expires_at DESC, created_at DESC LIMIT -1 OFFSET ?2)
+         RETURNING hash",
+    )?;
+    let mut ended = Vec::new();
+    for blob in stmt.query_map(params![info.client_id, MAX_LIVE_TOKENS], |row| {
+        row.get::<_, Vec<u8>>(0)
+    })? {
+        if let Ok(hash) = TokenHash::try_from(blob?.as_slice()) {
+            ended.push(hash);
+        }
+    }
+    Ok(Some(ended))
 }
 
 /// A live token of a live client.

@@ -5,7 +5,7 @@
 
 use crate::auth::scope::ALL_SCOPES;
 use crate::domain::{clock, code};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 const SCHEMA: &str = include_str!("../../schema.sql");
 
@@ -51,6 +51,69 @@ const MIGRATIONS: &[&str] = &[
     // 50 active vouchers among 1 000 000: 32 ms before).
     "DROP INDEX vouchers_group_created;
      CREATE INDEX vouchers_group_created ON vouchers(group_id, created_at, id, status);",
+    // 5: no token rows of revoked clients (a login racing a revocation could leave one) and
+    // none past expiry (they were kept a day); logins keep it so from here on.
+    "DELETE FROM tokens WHERE expires_at <= unixepoch()
+         OR client_id IN (SELECT id FROM clients WHERE revoked_at IS NOT NULL);",
+    // 6: codes are unique per group instead of across groups, so that no request of one group
+    // can tell whether another holds a code (a clash, a batch's room, an import's report did).
+    // SQLite cannot drop a column's UNIQUE: the table is rebuilt, rows and indexes as they were.
+    "CREATE TABLE vouchers_new (
+         seq               INTEGER PRIMARY KEY,   -- storage order; never shown
+         id                TEXT NOT NULL UNIQUE,  -- 16 chars [A-Z0-9]
+         code              TEXT NOT NULL,         -- normalised 4–8 chars [A-Z0-9], unique in its group
+         client_id         TEXT NOT NULL REFERENCES clients(id),
+         group_id          TEXT NOT NULL REFERENCES client_groups(id), -- the owner's group: tenancy
+         sku               TEXT,
+         batch             TEXT,
+         label             TEXT,
+         note              TEXT,
+         currency          TEXT NOT NULL,         -- ISO 4217
+         exponent          INTEGER NOT NULL,      -- the currency's decimals, for amount filters
+         amount            INTEGER,               -- value vouchers: issued amount; NULL for discounts
+         remaining         INTEGER,               -- value vouchers: what is left; never below 0
+         discount_type     TEXT CHECK (discount_type IN ('money', 'percentage')),
+         discount_value    INTEGER,               -- minor units (money) or hundredths of a percent
+         max_uses          INTEGER,               -- discount vouchers: how often it may be used
+         uses              INTEGER NOT NULL DEFAULT 0,
+         used_at           INTEGER,               -- when the last use spent it
+         valid_from        INTEGER,
+         valid_until       INTEGER,
+         validity_value    INTEGER,
+         validity_interval TEXT,                  -- days | weeks | months | years
+         status            TEXT NOT NULL CHECK (status IN ('active', 'inactive', 'cancelled')),
+         type              TEXT NOT NULL CHECK (type IN ('digital', 'print')),
+         taxable           INTEGER NOT NULL DEFAULT 0,
+         tax_rate          INTEGER,               -- hundredths of a percent
+         order_number      TEXT,
+         customer_id       TEXT,
+         product_id        TEXT,
+         store_id          TEXT,
+         purchase_id       TEXT,
+         reward_id         TEXT,
+         data              TEXT,                  -- free text (usually JSON) owned by the client
+         entries           INTEGER NOT NULL DEFAULT 0, -- ledger entries; > 0 means not deletable
+         created_at        INTEGER NOT NULL,
+         updated_at        INTEGER NOT NULL,
+         CHECK ((amount IS NULL) <> (discount_type IS NULL)),   -- exactly one kind
+         CHECK (remaining IS NULL OR (remaining >= 0 AND remaining <= amount)),
+         CHECK (max_uses IS NULL OR uses <= max_uses)
+     );
+     INSERT INTO vouchers_new SELECT * FROM vouchers;
+     DROP TABLE vouchers;
+     ALTER TABLE vouchers_new RENAME TO vouchers;
+     CREATE INDEX vouchers_group_created ON vouchers(group_id, created_at, id, status);
+     CREATE INDEX vouchers_created ON vouchers(created_at, id);
+     CREATE INDEX vouchers_batch ON vouchers(batch) WHERE batch IS NOT NULL;
+     CREATE INDEX vouchers_customer ON vouchers(customer_id) WHERE customer_id IS NOT NULL;
+     CREATE INDEX vouchers_purchase ON vouchers(purchase_id) WHERE purchase_id IS NOT NULL;
+     CREATE INDEX vouchers_order ON vouchers(order_number) WHERE order_number IS NOT NULL;
+     CREATE INDEX vouchers_client ON vouchers(client_id);
+     CREATE UNIQUE INDEX vouchers_code ON vouchers(code, group_id);",
+    // 7: the `metrics` scope (scraping /metrics, which shows every group's totals) is new, and
+    // group `admin` holds every scope.
+    "UPDATE client_groups SET scopes = scopes || ' metrics'
+         WHERE name = 'admin' AND ' ' || scopes || ' ' NOT LIKE '% metrics %';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -65,15 +128,86 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.pragma_update(None, "user_version", 1)?;
     }
     tx.commit()?;
+    // A step may rebuild a table that others refer to (SQLite's way to change a column), which
+    // foreign keys would refuse half-way: they are off during the steps, and each step is
+    // checked for dangling references before it commits.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let stepped = run_steps(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    stepped
+}
+
+fn run_steps(conn: &mut Connection) -> rusqlite::Result<()> {
     for (i, step) in MIGRATIONS.iter().enumerate() {
         let target = i as i64 + 2;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if version < target {
             tx.execute_batch(step)?;
+            let dangling = tx
+                .query_row("PRAGMA foreign_key_check", [], |_| Ok(()))
+                .optional()?;
+            if dangling.is_some() {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                    Some(format!("migration {target} leaves a dangling reference")),
+                ));
+            }
             tx.pragma_update(None, "user_version", target)?;
         }
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .expect("foreign keys");
+        migrate(&mut conn).expect("migrate");
+        conn
+    }
+
+    #[test]
+    fn the_rebuilt_vouchers_table_is_still_referenced_and_foreign_keys_are_back_on() {
+        let conn = fresh();
+        let on: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(on, 1);
+        let dangling = conn.execute(
+            "INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at)
+             VALUES ('L', 'NO SUCH VOUCHER', 'C', 'charge', 1, 0)",
+            [],
+        );
+        assert!(dangling.is_err(), "a ledger row needs its voucher");
+    }
+
+    #[test]
+    fn an_older_admin_group_gets_the_metrics_scope_once() {
+        let conn = fresh();
+        conn.execute(
+            "UPDATE client_groups SET scopes = 'vouchers:read admin' WHERE name = 'admin'",
+            [],
+        )
+        .expect("an older admin group");
+        let step = MIGRATIONS
+            .iter()
+            .find(|s| s.contains("' metrics'"))
+            .expect("the metrics step");
+        conn.execute_batch(step).expect("the step runs");
+        conn.execute_batch(step).expect("and again");
+        let scopes: String = conn
+            .query_row(
+                "SELECT scopes FROM client_groups WHERE name = 'admin'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("admin group");
+        assert_eq!(scopes, "vouchers:read admin metrics");
+    }
 }

@@ -41,6 +41,7 @@ pub const ALL_SCOPES: &[&str] = &[
     "charges:read",
     "charges:write",
     "admin",
+    "metrics",
 ];
 /// The generated-code alphabet: no `0 O 1 I L`.
 pub const CODE_ALPHABET: &str = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
@@ -508,6 +509,44 @@ impl TestServer {
             .expect("set timeout");
         stream.write_all(request.as_bytes()).expect("write request");
         read_raw_response(&mut stream)
+    }
+
+    /// [`TestServer::raw`] from another loopback address (`127.x.y.z`), as another machine
+    /// would connect: the server sees that address as the remote one.
+    pub fn raw_from(&self, source: std::net::Ipv4Addr, request: &str) -> Resp {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        let from = std::net::SocketAddr::from((source, 0));
+        socket.bind(&from.into()).expect("bind the source address");
+        let to: std::net::SocketAddr = self.host().parse().expect("host is an address");
+        socket.connect(&to.into()).expect("connect to server");
+        let mut stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("set timeout");
+        stream.write_all(request.as_bytes()).expect("write request");
+        read_raw_response(&mut stream)
+    }
+
+    /// `POST /oauth/token` with Basic credentials, sent from `source` (see [`TestServer::raw_from`]).
+    pub fn token_request_from(
+        &self,
+        source: std::net::Ipv4Addr,
+        client_id: &str,
+        secret: &str,
+    ) -> Resp {
+        let body = "grant_type=client_credentials";
+        let basic = base64(format!("{client_id}:{secret}").as_bytes());
+        self.raw_from(
+            source,
+            &format!(
+                "POST /oauth/token HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {basic}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                self.host(),
+                body.len()
+            ),
+        )
     }
 
     // ---- OAuth ---------------------------------------------------------------------------
