@@ -150,8 +150,8 @@ impl Wire {
 }
 
 /// The sum of every `vouchd_http_requests_total` series: requests that reached the router.
-fn handled(s: &TestServer) -> f64 {
-    let r = s.call("GET", "/metrics", None, None);
+fn handled(s: &TestServer, token: &str) -> f64 {
+    let r = s.get("/metrics", token);
     r.body
         .lines()
         .filter(|l| l.starts_with("vouchd_http_requests_total{"))
@@ -186,7 +186,8 @@ fn smuggling_and_ambiguous_framing_are_refused_closed_and_never_reach_a_handler(
         ("CL 1e2", format!("{post}Content-Length: 1e2\r\n\r\n{HIDDEN}").into_bytes(), 400),
         ("CL one past u64", format!("{post}Content-Length: 18446744073709551616\r\n\r\n{HIDDEN}").into_bytes(), 400),
     ];
-    let before = handled(&s);
+    let token = s.admin_token();
+    let before = handled(&s, &token);
     for (name, bytes, status) in &cases {
         let mut wire = Wire::connect(s.host());
         wire.send(bytes);
@@ -206,7 +207,7 @@ fn smuggling_and_ambiguous_framing_are_refused_closed_and_never_reach_a_handler(
         assert!(wire.closed(), "{name}: the connection stayed open");
     }
     // Only the first scrape itself was routed: not one refused request, nor a hidden one.
-    let after = handled(&s);
+    let after = handled(&s, &token);
     assert_eq!(after - before, 1.0, "requests reached a handler");
     assert_eq!(s.get("/healthz", "x").status, 200);
 }
