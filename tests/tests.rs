@@ -17,5 +17,6 @@ mod money;
 mod openapi;
 mod shutdown;
 mod stats;
+mod strict_input;
 mod ui;
 mod vouchers;

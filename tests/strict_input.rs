@@ -1,0 +1,144 @@
+//! Input read strictly at the edge, the same on every route: codes (ASCII only after the
+//! documented normalisation), JSON bodies (a key given twice is refused) and the `Host` header
+//! (a valid authority, or the configured `--public-url`, is all that reaches `links`).
+//! Issue 19 items 8, 9 and 12.
+
+use crate::common::*;
+use serde_json::json;
+use std::sync::OnceLock;
+
+fn server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(TestServer::start)
+}
+
+/// A discount voucher with a known code (also visible to the POS dialect and to carecloud
+/// under `customer`), and a value voucher whose code reads `FIRST` + a digit.
+struct Codes {
+    t: Tenant,
+    pos_code: String,
+    first_code: String,
+    customer: String,
+}
+
+fn codes() -> Codes {
+    let s = server();
+    let t = s.tenant(CASHIER);
+    let customer = unique("cust");
+    let stem = code_stem();
+    let pos_code = format!("{stem}S");
+    s.create_voucher(
+        &t.token,
+        &json!({"code": pos_code, "discount": {"type": "money", "value": "5"},
+                "customer_id": customer}),
+    );
+    // FIRST + a digit no other test takes: `ﬁrst…` upper-cases to it under Unicode rules.
+    let first_code = (0..10)
+        .map(|d| format!("FIRST{d}{}", &stem[4..6]))
+        .find(|code| {
+            s.post(
+                "/v1/vouchers",
+                &t.token,
+                &json!({"code": code, "amount": "1.00"}),
+            )
+            .status
+                == 201
+        })
+        .expect("a free FIRST code");
+    Codes {
+        t,
+        pos_code,
+        first_code,
+        customer,
+    }
+}
+
+#[test]
+fn codes_take_no_unicode_case_mapping_and_no_trailing_nbsp_or_newline_on_any_route() {
+    let s = server();
+    let c = codes();
+    let token = &c.t.token;
+    let ligature = c.first_code.replacen("FI", "\u{fb01}", 1).to_lowercase();
+    let nbsp = format!("{}\u{a0}", c.pos_code);
+    let newline = format!("{}\n", c.pos_code);
+
+    // The same codes as plain ASCII (lower case, a dash) are found: the check is not blunt.
+    let plain = c.pos_code.to_lowercase();
+    let dashed = format!("{}-{}", &plain[..3], &plain[3..]);
+    assert_eq!(
+        s.list_ids(token, &format!("filter[code]={dashed}")).len(),
+        1
+    );
+
+    // Create: `straße` would have become STRASSE.
+    for code in ["straße", "ab\u{a0}cd", "abcd\u{2003}"] {
+        let r = s.post(
+            "/v1/vouchers",
+            token,
+            &json!({"code": code, "amount": "1.00"}),
+        );
+        assert_invalid_field(&r, "code");
+    }
+    // Validate: the ligature, the NBSP and the newline are refused before any look-up.
+    for code in [&ligature, &nbsp, &newline] {
+        let r = s.post("/v1/validate", token, &json!({"code": code}));
+        assert_invalid_field(&r, "code");
+    }
+    let r = s.post("/v1/validate", token, &json!({"code": dashed}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["voucher"]["code"], json!(c.pos_code), "{}", r.body);
+    // The native list's and the export's code filter.
+    for code in [&ligature, &nbsp, &newline] {
+        let r = s.list(token, &format!("filter[code]={}", enc(code)));
+        assert_invalid_param(&r, "filter[code]");
+        let r = s.get(
+            &format!("/v1/vouchers/export.csv?filter[code]={}", enc(code)),
+            token,
+        );
+        assert_invalid_param(&r, "filter[code]");
+    }
+    // Carecloud's code parameter.
+    for code in [&nbsp, &newline] {
+        let r = s.get(
+            &format!(
+                "/carecloud/v1/customers/{}/vouchers?code={}",
+                c.customer,
+                enc(code)
+            ),
+            token,
+        );
+        assert_invalid_param(&r, "code");
+    }
+    let r = s.get(
+        &format!(
+            "/carecloud/v1/customers/{}/vouchers?code={dashed}",
+            c.customer
+        ),
+        token,
+    );
+    assert_eq!(r.json["data"]["total_count"], json!(1), "{}", r.body);
+    // The POS dialect's path: such a code names no voucher.
+    for code in [&nbsp, &newline] {
+        let r = s.get(&format!("/pos/v1/vouchers/{}", enc(code)), token);
+        assert_problem(&r, 404, "not_found");
+    }
+    let r = s.get(&format!("/pos/v1/vouchers/{dashed}"), token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A POS create with such a code.
+    let r = s.post(
+        "/pos/v1/vouchers",
+        token,
+        &json!({"code": "straße", "customer_id": null, "product_id": null, "label": "l",
+                "valid_until": "2099-01-01", "discount": {"type": "money", "value": 1}}),
+    );
+    assert_invalid_field(&r, "code");
+    // An import row.
+    let r = s.send(
+        "POST",
+        "/v1/vouchers/import",
+        &[("Authorization", &format!("Bearer {token}"))],
+        Some(("text/csv", "code,amount\nstraße,1\n".as_bytes())),
+    );
+    assert_invalid_field(&r, "code");
+    assert_eq!(r.json["errors"][0]["row"], json!(1), "{}", r.body);
+}
