@@ -142,3 +142,160 @@ fn codes_take_no_unicode_case_mapping_and_no_trailing_nbsp_or_newline_on_any_rou
     assert_invalid_field(&r, "code");
     assert_eq!(r.json["errors"][0]["row"], json!(1), "{}", r.body);
 }
+
+/// Sends `body` as JSON text exactly as written (a client library would merge the keys).
+fn send_text(s: &TestServer, method: &str, path: &str, token: &str, body: &str) -> Resp {
+    s.send(
+        method,
+        path,
+        &[("Authorization", &format!("Bearer {token}"))],
+        Some(("application/json", body.as_bytes())),
+    )
+}
+
+/// Asserts 400 `malformed_request` whose detail names `key` in quotes.
+fn assert_key_twice(r: &Resp, key: &str, what: &str) {
+    assert_problem(r, 400, "malformed_request");
+    let detail = r.json["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("\"{key}\"")),
+        "{what}: the detail should name {key:?}: {}",
+        r.body
+    );
+}
+
+#[test]
+fn a_json_key_given_twice_is_400_naming_it_on_every_route_and_writes_nothing() {
+    let s = server();
+    let admin = s.admin_token();
+    let t = s.tenant(CASHIER);
+    let token = &t.token;
+    let card = s.create_voucher(token, &json!({"amount": "10.00"}));
+    let id = card["id"].as_str().expect("id").to_string();
+    let hold = s.post(
+        &format!("/v1/vouchers/{id}/reservations"),
+        token,
+        &json!({"amount": "1.00"}),
+    );
+    assert_eq!(hold.status, 201, "{}", hold.body);
+    let rid = hold.json["id"].as_str().expect("hold id").to_string();
+    let pos = s.post(
+        "/pos/v1/vouchers",
+        token,
+        &json!({"customer_id": null, "product_id": null, "label": "l",
+                "valid_until": "2099-01-01", "discount": {"type": "money", "value": 1}}),
+    );
+    assert_eq!(pos.status, 201, "{}", pos.body);
+    let pos_code = pos.json["code"].as_str().expect("code").to_string();
+    let group = unique("dup");
+
+    let amount_twice = r#"{"amount":"1.00","amount":"999.00"}"#;
+    let cases: Vec<(&str, String, &str, String, &str)> = vec![
+        (
+            "POST",
+            "/v1/vouchers".into(),
+            token,
+            amount_twice.into(),
+            "amount",
+        ),
+        (
+            "POST",
+            "/v1/vouchers/batch".into(),
+            token,
+            r#"{"count":1,"amount":"1.00","count":50000}"#.into(),
+            "count",
+        ),
+        (
+            "PATCH",
+            format!("/v1/vouchers/{id}"),
+            token,
+            r#"{"label":"a","note":"n","label":"b"}"#.into(),
+            "label",
+        ),
+        (
+            "POST",
+            format!("/v1/vouchers/{id}/charges"),
+            token,
+            r#"{"type":"charge","amount":"1.00","amount":"9.00"}"#.into(),
+            "amount",
+        ),
+        (
+            "POST",
+            format!("/v1/vouchers/{id}/reservations"),
+            token,
+            amount_twice.into(),
+            "amount",
+        ),
+        (
+            "POST",
+            format!("/v1/vouchers/{id}/reservations/{rid}/capture"),
+            token,
+            r#"{"amount":"0.50","amount":"1.00"}"#.into(),
+            "amount",
+        ),
+        (
+            "POST",
+            "/v1/validate".into(),
+            token,
+            format!(r#"{{"code":"{pos_code}","ticket_total":"5","ticket_total":"50"}}"#),
+            "ticket_total",
+        ),
+        (
+            "POST",
+            "/pos/v1/vouchers".into(),
+            token,
+            r#"{"customer_id":null,"product_id":null,"label":"l","valid_until":"2099-01-01",
+                "discount":{"type":"money","value":1,"value":900}}"#
+                .into(),
+            "discount.value",
+        ),
+        (
+            "PUT",
+            format!("/pos/v1/vouchers/{pos_code}"),
+            token,
+            r#"{"customer_id":null,"product_id":null,"label":"l","valid_until":"2099-01-01",
+                "enabled":true,"enabled":false,"discount":{"type":"money","value":1}}"#
+                .into(),
+            "enabled",
+        ),
+        (
+            "POST",
+            "/v1/client-groups".into(),
+            &admin,
+            format!(r#"{{"name":"{group}","scopes":["vouchers:read"],"scopes":["admin"]}}"#),
+            "scopes",
+        ),
+        (
+            "POST",
+            "/v1/clients".into(),
+            &admin,
+            format!(
+                r#"{{"name":"{group}","group":"{}","group":"admin"}}"#,
+                t.group_name
+            ),
+            "group",
+        ),
+    ];
+    for (method, path, token, body, key) in &cases {
+        let r = send_text(s, method, path, token, body);
+        assert_key_twice(&r, key, &format!("{method} {path}"));
+    }
+    // Nothing was written: the balance, the hold and the POS voucher are as they were.
+    let after = s.get(&format!("/v1/vouchers/{id}"), token);
+    assert_eq!(
+        after.json["remaining_amount"],
+        json!("10.00"),
+        "{}",
+        after.body
+    );
+    assert_eq!(after.json["held_amount"], json!("1.00"), "{}", after.body);
+    assert_eq!(after.json["label"], json!(null), "{}", after.body);
+    let pos_after = s.get(&format!("/pos/v1/vouchers/{pos_code}"), token);
+    assert_eq!(pos_after.json["enabled"], json!(true), "{}", pos_after.body);
+    let groups = s.get("/v1/client-groups?per_page=1000", &admin);
+    assert_eq!(groups.status, 200, "{}", groups.body);
+    assert!(!groups.body.contains(&group), "{}", groups.body);
+    // The same bodies with each key once are taken.
+    let r = send_text(s, "POST", "/v1/vouchers", token, r#"{"amount":"1.00"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+}

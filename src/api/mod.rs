@@ -7,6 +7,7 @@ pub mod export;
 pub mod fields;
 pub mod idempotency;
 pub mod import;
+pub mod json;
 pub mod ledger;
 pub mod native;
 pub mod pos;
@@ -91,7 +92,8 @@ impl<'a> Ctx<'a> {
         Ok(info)
     }
 
-    /// The JSON object body; 415 for another content type, 400 for malformed JSON.
+    /// The JSON object body; 415 for another content type, 400 for malformed JSON or a key
+    /// given twice ([`json::parse_object`], the one reader of every route's JSON body).
     pub fn json_body(&self) -> Result<Map<String, Value>, ApiError> {
         if self.req.media_type() != "application/json" {
             return Err(ApiError::UnsupportedMediaType("application/json"));
@@ -101,15 +103,7 @@ impl<'a> Ctx<'a> {
                 "The body is empty; a JSON object is expected.".into(),
             ));
         }
-        match serde_json::from_slice::<Value>(&self.req.body) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(ApiError::Malformed(
-                "The body must be a JSON object.".into(),
-            )),
-            Err(err) => Err(ApiError::Malformed(format!(
-                "The body is not valid JSON: {err}."
-            ))),
-        }
+        json::parse_object(&self.req.body)
     }
 
     /// One page of a list query in the native list shape, links pointing back at this route.
