@@ -299,3 +299,140 @@ fn a_json_key_given_twice_is_400_naming_it_on_every_route_and_writes_nothing() {
     let r = send_text(s, "POST", "/v1/vouchers", token, r#"{"amount":"1.00"}"#);
     assert_eq!(r.status, 201, "{}", r.body);
 }
+
+/// `GET path` with the `Host` lines given, written by hand (clients set `Host` themselves).
+fn get_with_hosts(s: &TestServer, path: &str, token: &str, hosts: &[&str]) -> Resp {
+    let host_lines: String = hosts.iter().map(|h| format!("Host: {h}\r\n")).collect();
+    s.raw(&format!(
+        "GET {path} HTTP/1.1\r\n{host_lines}Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    ))
+}
+
+/// Every link of a list reply.
+fn links(r: &Resp) -> Vec<String> {
+    let mut all = vec![r.json["meta"]["path"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()];
+    for name in ["first", "last", "prev", "next"] {
+        if let Some(link) = r.json["links"][name].as_str() {
+            all.push(link.to_string());
+        }
+    }
+    all
+}
+
+#[test]
+fn a_host_that_is_not_an_authority_is_400_and_never_reaches_the_links() {
+    let s = server();
+    let token = s.admin_token();
+    for host in [
+        "evil.example:666/x?",
+        "evil.example/path",
+        "evil.example:666#frag",
+        "user@evil.example",
+        "evil.example:99999",
+        "\"><script>",
+        "[::1",
+    ] {
+        for path in ["/v1/vouchers?per_page=1", "/healthz"] {
+            let r = get_with_hosts(s, path, &token, &[host]);
+            assert_problem(&r, 400, "malformed_request");
+            assert!(
+                r.json["detail"].as_str().unwrap_or("").contains("Host"),
+                "{}",
+                r.body
+            );
+        }
+    }
+    let r = get_with_hosts(
+        s,
+        "/v1/vouchers?per_page=1",
+        &token,
+        &["shop.example", "evil.example"],
+    );
+    assert_problem(&r, 400, "malformed_request");
+    // Authorities are taken, and the links are built on them.
+    for host in [
+        "shop.example:8443",
+        "127.0.0.1",
+        "[::1]:8080",
+        "till-7.local",
+    ] {
+        let r = get_with_hosts(s, "/v1/vouchers?per_page=1&page=2", &token, &[host]);
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+        for link in links(&r) {
+            assert!(
+                link.starts_with(&format!("http://{host}/v1/vouchers")),
+                "{host}: {link}"
+            );
+        }
+    }
+}
+
+#[test]
+fn with_a_public_url_links_use_it_instead_of_the_host() {
+    let s = TestServer::start_with(&["--public-url", "https://vouchers.shop.example/till/"]);
+    let token = s.admin_token();
+    s.create_voucher(&token, &json!({"amount": "1.00"}));
+    for host in ["shop.example:8443", "evil.example"] {
+        let r = get_with_hosts(&s, "/v1/vouchers?per_page=1", &token, &[host]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        for link in links(&r) {
+            assert!(
+                link.starts_with("https://vouchers.shop.example/till/v1/vouchers"),
+                "{link}"
+            );
+        }
+    }
+    let groups = s.get("/v1/client-groups", &token);
+    assert_eq!(
+        groups.json["meta"]["path"],
+        json!("https://vouchers.shop.example/till/v1/client-groups"),
+        "{}",
+        groups.body
+    );
+}
+
+#[test]
+fn serve_refuses_a_public_url_without_http_scheme_host_or_with_a_query() {
+    let dir = TempDir::new();
+    for url in [
+        "vouchers.shop.example",
+        "ftp://vouchers.shop.example",
+        "https://",
+        "https://vouchers.shop.example/?next=evil",
+        "https://vouchers.shop.example/#x",
+        "https://user:pw@vouchers.shop.example",
+        "https://evil.example:666/x y",
+    ] {
+        let mut child = std::process::Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--public-url",
+                url,
+                "--db",
+            ])
+            .arg(dir.path().join("v.db"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run vouchd serve");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{url} was accepted: the server kept running");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("output");
+        assert!(!out.status.success(), "{url} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--public-url"), "{url}: {err}");
+        assert!(!err.contains("listening"), "{url}: {err}");
+    }
+}

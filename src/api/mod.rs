@@ -21,6 +21,7 @@ use crate::auth::token::{hash_token, TokenInfo};
 use crate::domain::clock;
 use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
+use crate::http::host::is_authority;
 use crate::http::request::Request;
 use crate::store::clients;
 use rusqlite::Connection;
@@ -125,12 +126,16 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// `http://host` as the client addressed us, for links.
+    /// The base of absolute links: `--public-url` when given, else `http://` and the `Host`
+    /// the client addressed us by (checked to be an authority by the router).
     pub fn base_url(&self) -> String {
+        if let Some(url) = &self.app.public_url {
+            return url.clone();
+        }
         let host = self
             .req
             .header("host")
-            .filter(|h| !h.is_empty() && h.len() <= 255)
+            .filter(|h| is_authority(h))
             .unwrap_or("localhost");
         format!("http://{host}")
     }
