@@ -30,6 +30,8 @@ pub struct App {
     pub in_flight: Mutex<HashSet<(String, String)>>,
     pub metrics: Metrics,
     pub access_log: AccessLog,
+    /// `--public-url`, checked and without a trailing `/`: the base of links when given.
+    pub public_url: Option<String>,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
             rate: RateLimiter::new(rate_limit),
             in_flight: Mutex::new(HashSet::new()),
             access_log: AccessLog::default(),
+            public_url: None,
         }
     }
 }

@@ -372,7 +372,9 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         max_connections,
         max_connections_per_ip,
         idle_timeout: std::time::Duration::from_secs(idle_timeout),
-        public_url: option(&opts, "public-url"),
+        public_url: option(&opts, "public-url")
+            .map(|url| crate::http::host::parse_public_url(&url))
+            .transpose()?,
     }))
 }
 

@@ -27,6 +27,7 @@ pub fn serve(config: &cli::ServeConfig, listener: TcpListener) -> Result<Running
     let store = store::Store::open(&config.db, config.sync)?;
     let mut app = App::new(store, config.offset, config.currency, config.rate_limit);
     app.access_log = ops::log::AccessLog::new(config.log_format);
+    app.public_url.clone_from(&config.public_url);
     let app = Arc::new(app);
     let settings = http::server::Settings {
         threads: config.threads,

@@ -178,7 +178,11 @@ fn export_then_import_into_a_fresh_server_reproduces_ids_codes_amounts_and_balan
     let ids = seed(&source, &admin, &batch);
     let text = export(&source, &admin, &format!("filter[batch]={}", enc(&batch)));
     let (header, before) = parse(&text);
-    assert_eq!(header.len(), 33, "every voucher field: {header:?}");
+    assert_eq!(
+        header.len(),
+        34,
+        "every voucher field and the group: {header:?}"
+    );
     assert_eq!(
         before.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
         ids,
@@ -290,7 +294,7 @@ fn export_honours_filters_and_tenancy() {
     let empty = export(s, &b.token, "filter[batch]=nothing-here");
     assert_eq!(
         parse(&empty).0.len(),
-        33,
+        34,
         "an empty result still has its header"
     );
     assert!(parse(&empty).1.is_empty());
@@ -599,4 +603,87 @@ fn cli_export_and_import_round_trip_and_refuse_a_bad_file_whole() {
         stderr.contains("row 1: code"),
         "codes are taken now: {stderr}"
     );
+}
+
+#[test]
+fn cells_that_start_like_formulas_are_escaped_as_text_and_import_back_exactly() {
+    let source = TestServer::start();
+    let admin = source.admin_token();
+    let fields = json!({
+        "amount": "5.00",
+        "label": "=HYPERLINK(\"http://evil.example\",\"Click\")",
+        "note": "@SUM(1+1)*cmd|' /C calc'!A0",
+        "sku": "+49 30 1234",
+        "order_number": "-2+3",
+        "customer_id": "\tTAB",
+        "store_id": "\rCR",
+        "product_id": "'s-Hertogenbosch",
+        "reward_id": "a=b, no escape",
+    });
+    let id = id_of(&source.create_voucher(&admin, &fields)["id"]);
+    let text = export(&source, &admin, &format!("filter[id]={id}"));
+    let (_, rows) = parse(&text);
+    let row = &rows[0];
+    for column in [
+        "label",
+        "note",
+        "sku",
+        "order_number",
+        "customer_id",
+        "store_id",
+        "product_id",
+    ] {
+        let want = format!("'{}", fields[column].as_str().expect("text"));
+        assert_eq!(row[column], want, "{column} is written as text");
+    }
+    assert_eq!(row["reward_id"], "a=b, no escape");
+
+    let fresh = TestServer::start();
+    let token = fresh.admin_token();
+    let r = import(&fresh, &token, &text);
+    assert_eq!(r.status, 201, "import: {}", r.body);
+    let back = fresh.get(&format!("/v1/vouchers/{id}"), &token);
+    assert_eq!(back.status, 200, "{}", back.body);
+    for (column, value) in fields.as_object().expect("fields") {
+        if column != "amount" {
+            assert_eq!(&back.json[column], value, "{column} came back as it was");
+        }
+    }
+}
+
+#[test]
+fn an_admins_export_names_each_rows_group_and_a_group_filter_keeps_one() {
+    let s = server();
+    let a = s.tenant(RW);
+    let b = s.tenant(RW);
+    let batch = unique("groups");
+    let in_a = id_of(&s.create_voucher(&a.token, &json!({"amount": "1.00", "batch": batch}))["id"]);
+    let in_b = id_of(&s.create_voucher(&b.token, &json!({"amount": "2.00", "batch": batch}))["id"]);
+    let admin = s.admin_token();
+    let rows = export_rows(s, &admin, &format!("filter[batch]={}", enc(&batch)));
+    let groups: BTreeMap<String, String> = rows
+        .iter()
+        .map(|r| (r["id"].clone(), r["group_id"].clone()))
+        .collect();
+    assert_eq!(
+        groups,
+        BTreeMap::from([
+            (in_a.clone(), a.group_id.clone()),
+            (in_b, b.group_id.clone())
+        ])
+    );
+    let only_a = export_rows(
+        s,
+        &admin,
+        &format!(
+            "filter[batch]={}&filter[client.client_group_id]={}",
+            enc(&batch),
+            a.group_id
+        ),
+    );
+    let ids: Vec<&str> = only_a.iter().map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, [in_a.as_str()]);
+    let own = export_rows(s, &a.token, &format!("filter[batch]={}", enc(&batch)));
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["group_id"], a.group_id);
 }

@@ -349,3 +349,48 @@ fn a_replayed_create_sends_its_location_again() {
         assert_eq!(again.header("location"), Some(location), "{path}");
     }
 }
+
+#[test]
+fn validate_refuses_a_malformed_field_with_422_before_looking_the_code_up() {
+    let server = TestServer::start();
+    let tenant = server.tenant(CASHIER);
+    let card = server.create_voucher(&tenant.token, &json!({"amount": "10.00"}));
+    let known = card["code"].as_str().expect("code").to_string();
+    for code in ["ZZZZ9999", known.as_str()] {
+        for (field, value) in [
+            ("ticket_total", json!("AAA")),
+            ("ticket_total", json!("-1")),
+            ("ticket_total", json!({"value": 1})),
+            ("amount", json!("1e3")),
+            ("amount", json!(true)),
+            ("amount", json!("99999999999")),
+            ("currency", json!("XXX")),
+            ("product_ids", json!("P1")),
+        ] {
+            let mut body = json!({"code": code});
+            body[field] = value.clone();
+            let r = server.post("/v1/validate", &tenant.token, &body);
+            assert_invalid_field(&r, field);
+            assert_eq!(
+                r.json["errors"].as_array().map(Vec::len),
+                Some(1),
+                "{}",
+                r.body
+            );
+        }
+    }
+    // Decimals beyond the voucher's currency are known only once it is found.
+    let r = server.post(
+        "/v1/validate",
+        &tenant.token,
+        &json!({"code": known, "amount": "1.001"}),
+    );
+    assert_invalid_field(&r, "amount");
+    let r = server.post(
+        "/v1/validate",
+        &tenant.token,
+        &json!({"code": known, "amount": 2.5, "ticket_total": "4"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["applicable_amount"], json!("2.50"), "{}", r.body);
+}

@@ -7,6 +7,7 @@
 
 use crate::common::*;
 use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The day entries of a stats body: (date, charges, uses, refunds, amounts).
 fn day<'a>(stats: &'a Value, date: &str) -> &'a Value {
@@ -278,4 +279,89 @@ fn stats_refuse_parameters_and_need_vouchers_read() {
     let r = s.post("/v1/stats", &reader.token, &json!({}));
     assert_problem(&r, 405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
+}
+
+/// The liability entry of `currency` in a stats body.
+fn liability<'a>(stats: &'a Value, currency: &str) -> &'a Value {
+    stats["liability"]
+        .as_array()
+        .expect("liability")
+        .iter()
+        .find(|l| l["currency"] == json!(currency))
+        .unwrap_or_else(|| panic!("no {currency} liability in {}", stats["liability"]))
+}
+
+/// Today's amounts of `currency` in a stats body.
+fn charged_today(stats: &Value, currency: &str) -> Value {
+    let last = &stats["charges_per_day"][89];
+    last["amounts"]
+        .as_array()
+        .expect("amounts")
+        .iter()
+        .find(|a| a["currency"] == json!(currency))
+        .map_or(Value::Null, |a| a["charged"].clone())
+}
+
+#[test]
+fn stats_sum_exactly_past_i64_and_one_groups_sums_break_no_ones_answer() {
+    // A million vouchers of the largest CLF amount hold 10^19 minor units, past i64's 9.2·10^18,
+    // where SQLite's SUM fails and a float would round.
+    let s = TestServer::start();
+    let big = s.tenant(CASHIER);
+    let small = s.tenant(CASHIER);
+    let batch = json!({"count": 100_000, "amount": "1000000000", "currency": "CLF"});
+    let mut first = String::new();
+    for i in 0..10 {
+        let r = s.post("/v1/vouchers/batch", &big.token, &batch);
+        assert_eq!(
+            r.status,
+            201,
+            "batch {i}: {}",
+            &r.body[..r.body.len().min(300)]
+        );
+        if i == 0 {
+            first = id_of(&r.json["data"][0]["id"]);
+        }
+    }
+    s.create_voucher(
+        &small.token,
+        &json!({"amount": "0.0001", "currency": "CLF"}),
+    );
+    s.create_voucher(&small.token, &json!({"amount": "1.00", "currency": "EUR"}));
+    // A million charges of the largest amount today, written straight into the ledger.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let conn = rusqlite::Connection::open(&s.db).expect("open the database");
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .expect("busy timeout");
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+         INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at)
+         SELECT printf('BIGCHARGE%07d', i), v.id, v.client_id, 'charge', 10000000000000, ?2
+         FROM n, vouchers v WHERE v.id = ?1",
+        rusqlite::params![first, now],
+    )
+    .expect("insert a million charges");
+    drop(conn);
+
+    let mine = stats(&s, &big.token);
+    let clf = liability(&mine, "CLF");
+    assert_eq!(clf["amount"], json!("1000000000000000.0000"), "{clf}");
+    assert_eq!(clf["vouchers"], json!(1_000_000));
+    assert_eq!(mine["issued"]["total"], json!(1_000_000));
+    assert_eq!(charged_today(&mine, "CLF"), json!("1000000000000000.0000"));
+    assert_eq!(mine["charges_per_day"][89]["charges"], json!(1_000_000));
+
+    // The other group's answer is its own, and the admin's adds both up to the last unit.
+    let theirs = stats(&s, &small.token);
+    assert_eq!(liability(&theirs, "CLF")["amount"], json!("0.0001"));
+    assert_eq!(liability(&theirs, "EUR")["amount"], json!("1.00"));
+    assert_eq!(charged_today(&theirs, "CLF"), Value::Null);
+    let all = stats(&s, &s.admin_token());
+    let clf = liability(&all, "CLF");
+    assert_eq!(clf["amount"], json!("1000000000000000.0001"), "{clf}");
+    assert_eq!(clf["vouchers"], json!(1_000_001));
+    assert_eq!(charged_today(&all, "CLF"), json!("1000000000000000.0000"));
 }

@@ -24,5 +24,6 @@ mod openapi;
 mod revocation;
 mod shutdown;
 mod stats;
+mod strict_input;
 mod ui;
 mod vouchers;

@@ -6,11 +6,10 @@ use super::views::number;
 use super::{tenant_of, Ctx};
 use crate::auth::scope::VOUCHERS_READ;
 use crate::domain::clock::{self, format_plain};
-use crate::domain::code::normalize_code;
 use crate::domain::money::format_decimal_trimmed;
 use crate::domain::query::{
-    bad, parse_bool as boolean, parse_count as count, parse_text as text, Filter, ListQuery,
-    ParamError, SortField, SortKey,
+    bad, parse_bool as boolean, parse_code, parse_count as count, parse_text as text, Filter,
+    ListQuery, ParamError, SortField, SortKey,
 };
 use crate::domain::voucher::{Status, Voucher};
 use crate::error::ApiError;
@@ -119,9 +118,7 @@ fn parse_params(pairs: &[(String, String)], now: i64) -> Result<Params, ParamErr
                 })
             }
             "code" => {
-                query
-                    .filters
-                    .push(Filter::Code(normalize_code(&text(name, value)?)));
+                query.filters.push(Filter::Code(parse_code(name, value)?));
                 by_code = true;
             }
             "store_id" => query.filters.push(Filter::StoreId(text(name, value)?)),

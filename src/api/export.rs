@@ -1,6 +1,11 @@
 //! `GET /v1/vouchers/export.csv`: the native voucher list as CSV, one header row and one row
 //! per voucher in storage order, streamed page by page so a million vouchers never sit in
 //! memory. The CLI's `vouchd export` writes the same stream to a file.
+//!
+//! A cell a spreadsheet would run as a formula (one starting with `=`, `+`, `-`, `@`, a tab or
+//! a carriage return) is written with a leading `'`, which makes it text; a cell that really
+//! starts with `'` gets one more, so an import, which drops one leading `'` from every cell,
+//! reads back exactly what was exported. `docs/csv.md` tells users.
 
 use super::ledger::{check_guessing, looks_up_code};
 use super::views::VoucherView;
@@ -11,17 +16,20 @@ use crate::domain::voucher::Voucher;
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::bulk::VoucherCursor;
+use std::borrow::Cow;
 use std::io::{self, Read};
 use time::UtcOffset;
 
 pub const CSV_TYPE: &str = "text/csv; charset=utf-8";
 
 /// The columns of an export, which are also the columns an import reads: every field of the
-/// native voucher, with `discount` split into `discount_type` and `discount_value`.
-pub const COLUMNS: [&str; 33] = [
+/// native voucher, with `discount` split into `discount_type` and `discount_value`, and the
+/// owner's group (an admin's export holds every group's vouchers: each row says whose it is).
+pub const COLUMNS: [&str; 34] = [
     "id",
     "code",
     "client_id",
+    "group_id",
     "sku",
     "batch",
     "label",
@@ -87,6 +95,7 @@ pub fn write_voucher<W: io::Write>(
         view.id,
         view.code,
         view.client_id,
+        &v.group_id,
         text(view.sku),
         text(view.batch),
         text(view.label),
@@ -118,7 +127,26 @@ pub fn write_voucher<W: io::Write>(
         &view.updated_at,
         flag(view.deletable),
     ];
-    w.write_record(row)
+    let cells: Vec<Cow<str>> = row.iter().map(|cell| escape_cell(cell)).collect();
+    w.write_record(cells.iter().map(|cell| cell.as_bytes()))
+}
+
+/// What a cell may start with that a spreadsheet would run as a formula, and the escape
+/// itself (so that a value really starting with `'` survives the way back).
+const ESCAPED_STARTS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// The cell as written to a file: with a leading `'` when it starts like a formula.
+pub fn escape_cell(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(ESCAPED_STARTS) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// The cell as read from a file: [`escape_cell`] undone (one leading `'` dropped).
+pub fn unescape_cell(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
 }
 
 /// The CSV of a [`VoucherCursor`] as a `Read`: one page rendered at a time.
@@ -231,4 +259,32 @@ pub fn export_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         "Content-Disposition",
         "attachment; filename=\"vouchers.csv\"",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_start_like_formulas_are_escaped_and_come_back_exactly() {
+        for (value, written) in [
+            ("=1+2", "'=1+2"),
+            ("+49 30 1234", "'+49 30 1234"),
+            ("-5", "'-5"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'quoted", "''quoted"),
+            ("''", "'''"),
+            ("'", "''"),
+            ("a=b", "a=b"),
+            ("10.50", "10.50"),
+            ("2025-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
+            ("", ""),
+            (" =x", " =x"),
+        ] {
+            assert_eq!(escape_cell(value), written, "{value:?}");
+            assert_eq!(unescape_cell(&escape_cell(value)), value, "{value:?}");
+        }
+    }
 }

@@ -4,9 +4,10 @@
 //! Each row becomes the JSON object a client would send (typed by column: numbers, booleans,
 //! a nested `discount`) and goes through [`read_voucher`]; only what an export carries beyond
 //! a create body is read here: the `id`, the balance (`remaining_amount`), a discount's `uses`
-//! and `used_at`, and `created_at`. An empty cell is a value left out.
+//! and `used_at`, and `created_at`. An empty cell is a value left out. Every cell first loses
+//! one leading `'`, the escape an export puts before cells that start like a formula.
 
-use super::export::COLUMNS;
+use super::export::{unescape_cell, COLUMNS};
 use super::fields::Fields;
 use super::idempotency::{self, finish_write};
 use super::native::{read_code, read_voucher, Issuer};
@@ -21,9 +22,9 @@ use crate::store::bulk::{self, ImportRow};
 use serde_json::{json, Map, Value};
 use std::io::Read;
 
-/// Columns an import reads but does not take: the owner is the importing client, and the rest
-/// is the server's to keep.
-const IGNORED: &[&str] = &["client_id", "updated_at", "deletable"];
+/// Columns an import reads but does not take: the owner (client and group) is the importing
+/// client, and the rest is the server's to keep.
+const IGNORED: &[&str] = &["client_id", "group_id", "updated_at", "deletable"];
 /// Columns beyond a create body, read by [`read_row`] itself.
 const CARRIED: &[&str] = &["id", "remaining_amount", "uses", "used_at", "created_at"];
 
@@ -159,6 +160,7 @@ pub fn read_row<'a>(
     let mut body = Map::new();
     let mut carried = Map::new();
     let mut discount = Map::new();
+    let cells = cells.map(|(column, cell)| (column, unescape_cell(cell)));
     for (column, cell) in cells.filter(|(_, cell)| !cell.is_empty()) {
         let value = cell_value(column, cell);
         match column {
@@ -401,6 +403,37 @@ mod tests {
         let used = &again[1];
         assert_eq!((used.uses, used.max_uses), (3, Some(3)));
         assert_eq!(used.used_at, Some(1_740_823_200));
+    }
+
+    #[test]
+    fn cells_that_start_like_formulas_survive_export_then_import() {
+        let text = "id,code,amount,label,note,sku,order_number,customer_id,store_id,data\n\
+            AAAAAAAAAAAAAAA7,CODE7,5,\"=HYPERLINK(\"\"http://x\"\")\",@cmd,+1,-2,\"\tt\",\"\rr\",'q\n";
+        let v = one(text).expect("valid row");
+        assert_eq!(v.label.as_deref(), Some("=HYPERLINK(\"http://x\")"));
+        assert_eq!(v.note.as_deref(), Some("@cmd"));
+        assert_eq!(v.sku.as_deref(), Some("+1"));
+        assert_eq!(v.order_number.as_deref(), Some("-2"));
+        assert_eq!(v.restrictions.customer_id.as_deref(), Some("\tt"));
+        assert_eq!(v.restrictions.store_id.as_deref(), Some("\rr"));
+        // A lone leading `'` is the escape: `'q` reads as `q`.
+        assert_eq!(v.data.as_deref(), Some("q"));
+        let mut quoted = v.clone();
+        quoted.data = Some("'q".into());
+        let exported = export(&[quoted.clone()]);
+        for cell in [
+            "'=HYPERLINK",
+            ",'@cmd,",
+            ",'+1,",
+            ",'-2,",
+            ",'\tt,",
+            "\"'\rr\"",
+            ",''q,",
+        ] {
+            assert!(exported.contains(cell), "{cell:?} in {exported}");
+        }
+        let again = one(&exported).expect("the export reads back");
+        assert_eq!(format!("{again:?}"), format!("{quoted:?}"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The native ledger routes: charges, uses, refunds, reservations, the ledger list, validate.
 
-use super::fields::{Fields, Given, LaterAmount};
+use super::fields::{Fields, LaterAmount};
 use super::idempotency::{self, finish_write};
 use super::views::VoucherView;
 use super::{tenant_of, Ctx};
@@ -380,9 +380,10 @@ pub fn validate(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             }
         });
     let context = read_context(&mut f);
-    // Amounts are read as text first: their exponent is the voucher's currency's.
-    let amount_text = read_amount_text(&mut f, "amount");
-    let total_text = read_amount_text(&mut f, "ticket_total");
+    // Checked here, before the look-up (type, shape, sign, size); their decimals against the
+    // voucher's currency once it is found.
+    let amount = f.later_amount("amount", true).value();
+    let total = f.later_amount("ticket_total", true).value();
     f.finish()?;
     let code =
         code.ok_or_else(|| ApiError::Internal("validate fields passed but no code".into()))?;
@@ -395,15 +396,10 @@ pub fn validate(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         ));
     };
     let exponent = voucher.currency.exponent();
-    let parse = |name: &str, text: Option<String>| -> Result<Option<i64>, ApiError> {
-        text.map(|t| {
-            crate::domain::money::parse_decimal(&t, exponent)
-                .map_err(|e| ApiError::invalid(name, e.to_string()))
-        })
-        .transpose()
-    };
-    let amount = parse("amount", amount_text)?;
-    let total = parse("ticket_total", total_text)?;
+    let in_currency =
+        |given: Option<LaterAmount>| given.map(|a| a.minor_units(voucher.currency)).transpose();
+    let amount = in_currency(amount)?;
+    let total = in_currency(total)?;
     let (verdict, applicable) = judge(&voucher, amount, total, &context);
     let offset = ctx.app.offset;
     Ok(Reply::json(
@@ -415,13 +411,6 @@ pub fn validate(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             "voucher": VoucherView::new(&voucher, offset),
         }),
     ))
-}
-
-fn read_amount_text(f: &mut Fields, name: &str) -> Option<String> {
-    match f.data(name, 64) {
-        Given::Value(text) => Some(text),
-        _ => None,
-    }
 }
 
 /// The dry run: whether the voucher applies now, and how much it would give.

@@ -7,6 +7,7 @@ pub mod export;
 pub mod fields;
 pub mod idempotency;
 pub mod import;
+pub mod json;
 pub mod ledger;
 pub mod native;
 pub mod pos;
@@ -20,6 +21,7 @@ use crate::auth::token::{hash_token, TokenInfo};
 use crate::domain::clock;
 use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
+use crate::http::host::is_authority;
 use crate::http::request::Request;
 use crate::store::clients;
 use rusqlite::Connection;
@@ -92,7 +94,8 @@ impl<'a> Ctx<'a> {
         Ok(info)
     }
 
-    /// The JSON object body; 415 for another content type, 400 for malformed JSON.
+    /// The JSON object body; 415 for another content type, 400 for malformed JSON or a key
+    /// given twice ([`json::parse_object`], the one reader of every route's JSON body).
     pub fn json_body(&self) -> Result<Map<String, Value>, ApiError> {
         if self.req.media_type() != "application/json" {
             return Err(ApiError::UnsupportedMediaType("application/json"));
@@ -102,15 +105,7 @@ impl<'a> Ctx<'a> {
                 "The body is empty; a JSON object is expected.".into(),
             ));
         }
-        match serde_json::from_slice::<Value>(&self.req.body) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(ApiError::Malformed(
-                "The body must be a JSON object.".into(),
-            )),
-            Err(err) => Err(ApiError::Malformed(format!(
-                "The body is not valid JSON: {err}."
-            ))),
-        }
+        json::parse_object(&self.req.body)
     }
 
     /// One page of a list query in the native list shape, links pointing back at this route.
@@ -132,12 +127,16 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// `http://host` as the client addressed us, for links.
+    /// The base of absolute links: `--public-url` when given, else `http://` and the `Host`
+    /// the client addressed us by (checked to be an authority by the router).
     pub fn base_url(&self) -> String {
+        if let Some(url) = &self.app.public_url {
+            return url.clone();
+        }
         let host = self
             .req
             .header("host")
-            .filter(|h| !h.is_empty() && h.len() <= 255)
+            .filter(|h| is_authority(h))
             .unwrap_or("localhost");
         format!("http://{host}")
     }

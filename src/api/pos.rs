@@ -11,7 +11,7 @@ use super::{tenant_of, Ctx};
 use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
 use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_date, format_rfc3339, DayEnd};
-use crate::domain::code::{new_id, normalize_code, Code};
+use crate::domain::code::{new_id, Code};
 use crate::domain::money::format_decimal_trimmed;
 use crate::domain::query::{bad, parse_count, Filter, ListQuery, ParamError};
 use crate::domain::voucher::{Changes, Discount, Restrictions, Status, Tenant, Voucher};
@@ -222,8 +222,12 @@ fn find(
     code: &str,
 ) -> Result<Voucher, ApiError> {
     check_guessing(ctx, token)?;
-    let found = vouchers::find_by_code(conn, &normalize_code(code), &tenant_of(token))?
-        .filter(|v| v.discount.is_some());
+    // A text that cannot be a code is a miss like any other, without a look-up.
+    let found = match Code::parse(code) {
+        Ok(code) => vouchers::find_by_code(conn, code.as_str(), &tenant_of(token))?,
+        Err(_) => None,
+    }
+    .filter(|v| v.discount.is_some());
     found.ok_or_else(|| {
         ctx.app.guesses.fail(&token.client_id);
         ApiError::NotFound
@@ -244,7 +248,7 @@ pub fn replace(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
     let mut f = Fields::new(ctx.json_body()?);
     f.ignore(READ_ONLY);
     if let Given::Value(sent) = f.text("code", 64) {
-        if normalize_code(&sent) != found.code.as_str() {
+        if Code::parse(&sent).ok().as_ref() != Some(&found.code) {
             f.error(
                 "code",
                 "cannot be changed; it must match the code in the path",

@@ -111,7 +111,7 @@ pub fn get_stats(ctx: &mut Ctx) -> Result<Reply, ApiError> {
 /// Every day from `first` to `last`, with the activity that fell on it.
 fn days(first: i64, last: i64, activity: &[DayActivity]) -> Vec<DayView> {
     // (day, currency) → (exponent, [charged, discounted, refunded]), currencies sorted.
-    let mut money: BTreeMap<(i64, &str), (u8, [i64; 3])> = BTreeMap::new();
+    let mut money: BTreeMap<(i64, &str), (u8, [i128; 3])> = BTreeMap::new();
     let mut counts: BTreeMap<i64, [i64; 3]> = BTreeMap::new();
     for a in activity {
         let slot = match a.kind.as_str() {
@@ -152,7 +152,7 @@ fn days(first: i64, last: i64, activity: &[DayActivity]) -> Vec<DayView> {
 mod tests {
     use super::*;
 
-    fn activity(day: i64, kind: &str, currency: &str, count: i64, amount: i64) -> DayActivity {
+    fn activity(day: i64, kind: &str, currency: &str, count: i64, amount: i128) -> DayActivity {
         DayActivity {
             day,
             kind: kind.into(),

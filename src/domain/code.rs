@@ -1,8 +1,10 @@
 //! Voucher codes and ids: what a cashier types, and what the API names.
 //!
-//! A code is 4–8 characters `[A-Z0-9]`; input is normalised once (upper-cased, spaces and `-`
-//! dropped) by [`Code::parse`]. Generated codes and ids come from the OS-seeded CSPRNG over
-//! explicit alphabets.
+//! A code is 4–8 characters `[A-Z0-9]`; input is normalised once (ASCII lower case upper-cased,
+//! ASCII spaces and `-` dropped) by [`Code::parse`], the one reader of codes from outside.
+//! Nothing else is mapped: no Unicode case folding (`ß` would become `SS`), no other white
+//! space dropped (a trailing NBSP or newline is refused, not trimmed). Generated codes and ids
+//! come from the OS-seeded CSPRNG over explicit alphabets.
 
 use rand::Rng;
 use std::fmt;
@@ -36,16 +38,18 @@ impl fmt::Display for CodeError {
     }
 }
 
-/// Upper-cases and drops spaces and dashes, the way codes are typed at a till.
-pub fn normalize_code(input: &str) -> String {
+/// Upper-cases ASCII letters and drops ASCII spaces and dashes, the way codes are typed at a
+/// till. Any other character is kept as it is, for the check after this to refuse.
+fn normalize_code(input: &str) -> String {
     input
         .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .map(|c| c.to_ascii_uppercase())
         .collect()
 }
 
 impl Code {
+    /// Normalises and checks a code from outside (a body, a query, a path, a CSV cell).
     pub fn parse(input: &str) -> Result<Code, CodeError> {
         let code = normalize_code(input);
         if !code
@@ -216,6 +220,43 @@ mod tests {
         assert_eq!(Code::parse("AB_CD"), Err(CodeError::Characters));
         assert_eq!(Code::parse("ÄBCD"), Err(CodeError::Characters));
         assert_eq!(Code::parse(""), Err(CodeError::Length));
+    }
+
+    #[test]
+    fn codes_get_no_unicode_case_mapping_and_no_other_white_space_dropped() {
+        for (input, why) in [
+            ("straße", "ß upper-cases to SS"),
+            ("ﬁRST", "the ligature ﬁ upper-cases to FI"),
+            ("ABCD\u{a0}", "a trailing no-break space"),
+            ("ABCD\n", "a trailing newline"),
+            ("AB\tCD", "a tab"),
+            ("\u{2003}ABCD", "an em space"),
+            ("ABCＤ", "a full-width letter"),
+            ("ABCD\u{2010}", "a Unicode hyphen"),
+            ("ıJKL", "a dotless i"),
+        ] {
+            assert_eq!(
+                Code::parse(input),
+                Err(CodeError::Characters),
+                "{input:?}: {why}"
+            );
+        }
+        assert_eq!(
+            Code::parse("-a b-c d-").map(Code::into_string),
+            Ok("ABCD".into())
+        );
+        // Every ASCII character: only letters, digits, space and `-` make a code.
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let parsed = Code::parse(&format!("ABC{c}")).map(Code::into_string);
+            let want = match c {
+                'a'..='z' => Ok(format!("ABC{}", c.to_ascii_uppercase())),
+                'A'..='Z' | '0'..='9' => Ok(format!("ABC{c}")),
+                ' ' | '-' => Err(CodeError::Length),
+                _ => Err(CodeError::Characters),
+            };
+            assert_eq!(parsed, want, "{b:#04x}");
+        }
     }
 
     #[test]

@@ -177,14 +177,16 @@ pub fn parse_decimal(text: &str, scale: u8) -> Result<i64, AmountError> {
     Ok(value)
 }
 
-/// Renders units of `10^-scale` as a decimal with exactly `scale` decimals.
-pub fn format_decimal(value: i64, scale: u8) -> String {
+/// Renders units of `10^-scale` as a decimal with exactly `scale` decimals. Takes sums too:
+/// an `i128` of minor units.
+pub fn format_decimal(value: impl Into<i128>, scale: u8) -> String {
+    let value: i128 = value.into();
     if scale == 0 {
         return value.to_string();
     }
     let sign = if value < 0 { "-" } else { "" };
     let abs = value.unsigned_abs();
-    let pow = 10u64.pow(u32::from(scale));
+    let pow = 10u128.pow(u32::from(scale));
     format!(
         "{sign}{}.{:0width$}",
         abs / pow,
@@ -238,6 +240,8 @@ mod tests {
     fn eur() -> Currency {
         Currency::parse("EUR").expect("EUR is known")
     }
+
+    const CLF_MAX_MINOR: i64 = MAX_MAJOR * 10_000;
 
     #[test]
     fn no_currency_has_more_decimals_than_max_exponent() {
@@ -297,6 +301,11 @@ mod tests {
         assert_eq!(format_decimal(7, 0), "7");
         assert_eq!(format_decimal(1234, 3), "1.234");
         assert_eq!(format_decimal(-150, 2), "-1.50");
+        // Sums beyond i64: ten million of the largest CLF amount.
+        let sum = i128::from(CLF_MAX_MINOR) * 10_000_000;
+        assert_eq!(format_decimal(sum, 4), "10000000000000000.0000");
+        assert_eq!(format_decimal(sum + 1, 4), "10000000000000000.0001");
+        assert_eq!(format_decimal(-sum - 5, 0), "-100000000000000000005");
         assert_eq!(format_decimal_trimmed(1900, 2), "19");
         assert_eq!(format_decimal_trimmed(750, 2), "7.5");
     }

@@ -4,7 +4,7 @@
 //! error naming the parameter exactly as it was sent. Nothing is silently ignored.
 
 use super::clock::{parse_instant, DayEnd};
-use super::code::normalize_code;
+use super::code::Code;
 use super::money::{parse_decimal, MAX_MAJOR};
 use super::voucher::{Medium, Status, PERCENT_SCALE};
 use time::UtcOffset;
@@ -282,7 +282,7 @@ fn parse_filter(
         "valid_until_to" => Filter::ValidUntilTo(instant(DayEnd::End)?),
         "client_id" => Filter::ClientId(text()?),
         "client.client_group_id" => Filter::GroupId(text()?),
-        "code" => Filter::Code(normalize_code(&text()?)),
+        "code" => Filter::Code(parse_code(name, value)?),
         "id" => Filter::Id(text()?),
         "sku" => Filter::Sku(text()?),
         "type" => Filter::Medium(
@@ -300,6 +300,14 @@ fn parse_filter(
         "reward_id" => Filter::RewardId(text()?),
         _ => return Err(bad(name, "unknown filter")),
     })
+}
+
+/// A code filter's value, read as a code is read everywhere: a text that cannot be a code is a
+/// bad parameter, not a look-up that finds nothing.
+pub fn parse_code(name: &str, value: &str) -> Result<String, ParamError> {
+    Code::parse(value)
+        .map(Code::into_string)
+        .map_err(|e| bad(name, e.to_string()))
 }
 
 /// The minor-unit values `text` stands for in currencies of 0, 2, 3 and 4 decimals.
@@ -406,6 +414,10 @@ mod tests {
         ])
         .expect("valid filters");
         assert_eq!(q.filters[0], Filter::Code("ABCDEF".into()));
+        for code in ["straße", "ABCD\u{a0}", "ABCD\n", "abc"] {
+            let q = vouchers(&[("filter[code]", code)]);
+            assert_eq!(param_of(q), "filter[code]", "{code:?}");
+        }
         assert_eq!(q.filters[1], Filter::HasRemaining(true));
         assert_eq!(q.filters[2], Filter::Medium(Medium::Print));
         assert_eq!(q.filters[3], Filter::TaxRate(1900));

@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod poll;
+pub mod host;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -1,5 +1,6 @@
 //! The route table: one match over method and path segments.
 
+use super::host::is_authority;
 use super::request::{percent_decode, Method, Request};
 use super::response::Reply;
 use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, symbols, Ctx};
@@ -19,6 +20,7 @@ pub fn route(
     trace: &mut Trace,
 ) -> Result<Reply, ApiError> {
     use Method::*;
+    check_host(req)?;
     let segments = req.segments();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     // Every path's methods come from one place: a path the table knows with a method it does
@@ -76,6 +78,24 @@ pub fn route(
             .with_header("RateLimit-Remaining", q.remaining.to_string())
             .with_header("RateLimit-Reset", q.reset.to_string())),
         (reply, _) => reply,
+    }
+}
+
+/// RFC 9112 §3.2: more than one `Host`, or one that is not an authority, is a 400; its value
+/// would otherwise reach the links built from it.
+fn check_host(req: &Request) -> Result<(), ApiError> {
+    let mut hosts = req
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("host"));
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ApiError::Malformed(
+            "The request has more than one Host header.".into(),
+        )),
+        (Some((_, host)), None) if !is_authority(host) => Err(ApiError::Malformed(
+            "The Host header must be a host name or IP address with an optional port.".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -155,7 +155,8 @@ struct RouteStats {
 #[derive(Default)]
 struct ChargeStats {
     count: u64,
-    minor: u64,
+    /// Wide enough that no run of the largest amounts can wrap it.
+    minor: u128,
 }
 
 pub struct Metrics {
@@ -208,7 +209,7 @@ impl Metrics {
         let mut charges = self.charges.lock().unwrap_or_else(|e| e.into_inner());
         let stats = charges.entry((currency.to_string(), kind)).or_default();
         stats.count += 1;
-        stats.minor += minor.unsigned_abs();
+        stats.minor += u128::from(minor.unsigned_abs());
     }
 
     /// The whole exposition.
@@ -369,6 +370,19 @@ mod tests {
             "x_bucket{le=\"1.0\"} 2\nx_bucket{le=\"10.0\"} 4\nx_bucket{le=\"100.0\"} 5\n\
              x_bucket{le=\"+Inf\"} 6\nx_sum 1024.0\nx_count 6\n"
         );
+    }
+
+    #[test]
+    fn charge_amounts_add_up_past_u64_without_wrapping() {
+        let m = metrics();
+        for _ in 0..3 {
+            m.charged(ChargeKind::Charge, "CLF", i64::MAX);
+        }
+        let want = (u128::from(i64::MAX.unsigned_abs()) * 3).to_string();
+        let line = format!(
+            "vouchd_charges_amount_minor_total{{currency=\"CLF\",type=\"charge\"}} {want}\n"
+        );
+        assert!(m.render().contains(&line), "{}", m.render());
     }
 
     #[test]

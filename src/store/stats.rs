@@ -2,7 +2,10 @@
 //!
 //! Plain aggregates over what a tenant may see (its group's vouchers, or all of them for
 //! `admin`), read inside one transaction by the caller so the three agree with each other.
-//! Money stays in integer minor units here, with the currency's exponent for rendering.
+//! Money stays in integer minor units here, with the currency's exponent for rendering, and
+//! its sums are exact: [`exact_sum`] adds in two halves and gives an `i128`, because one
+//! group's vouchers can hold more than an i64 of minor units (a million vouchers of the
+//! largest CLF amount), where SQLite's `SUM` fails with "integer overflow" and `TOTAL` rounds.
 
 use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
@@ -27,7 +30,7 @@ pub struct Liability {
     pub currency: String,
     pub exponent: u8,
     /// Σ remaining, minor units.
-    pub amount: i64,
+    pub amount: i128,
     /// How many vouchers hold some of it.
     pub vouchers: i64,
 }
@@ -43,7 +46,23 @@ pub struct DayActivity {
     pub exponent: u8,
     pub count: i64,
     /// Σ amount, minor units.
-    pub amount: i64,
+    pub amount: i128,
+}
+
+/// The split point of [`exact_sum`]'s halves.
+const HALF: i64 = 1 << 32;
+
+/// Two SQL aggregates whose results [`join_halves`] adds up to `SUM(expr)` exactly: the sums
+/// of `expr / 2^32` and of `expr % 2^32` each stay inside an i64 for fewer than 2^31 rows.
+fn exact_sum(expr: &str) -> String {
+    format!("SUM(({expr}) / {HALF}), SUM(({expr}) % {HALF})")
+}
+
+/// The sum that [`exact_sum`]'s two columns, starting at `first`, stand for.
+fn join_halves(row: &rusqlite::Row, first: usize) -> rusqlite::Result<i128> {
+    let high: i64 = row.get(first)?;
+    let low: i64 = row.get(first + 1)?;
+    Ok(i128::from(high) * i128::from(HALF) + i128::from(low))
 }
 
 /// ` AND +v.group_id = ?` for a group's tenant, and its argument.
@@ -96,11 +115,12 @@ pub fn liability(conn: &Connection, tenant: &Tenant, now: i64) -> Result<Vec<Lia
     let (clause, mut args) = tenancy(tenant);
     args.insert(0, Value::Integer(now));
     let sql = format!(
-        "SELECT v.currency, MAX(v.exponent), SUM(v.remaining), SUM(v.remaining > 0)
+        "SELECT v.currency, MAX(v.exponent), SUM(v.remaining > 0), {}
          FROM vouchers v
          WHERE v.remaining > 0 AND v.status <> 'cancelled'
            AND (v.valid_until IS NULL OR v.valid_until >= ?){clause}
-         GROUP BY v.currency ORDER BY v.currency"
+         GROUP BY v.currency ORDER BY v.currency",
+        exact_sum("v.remaining")
     );
     let rows = conn
         .prepare_cached(&sql)?
@@ -108,8 +128,8 @@ pub fn liability(conn: &Connection, tenant: &Tenant, now: i64) -> Result<Vec<Lia
             Ok(Liability {
                 currency: row.get(0)?,
                 exponent: row.get(1)?,
-                amount: row.get(2)?,
-                vouchers: row.get(3)?,
+                vouchers: row.get(2)?,
+                amount: join_halves(row, 3)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -138,10 +158,11 @@ pub fn activity_per_day(
     // through an index: bounded by the ledger's size, whatever the group's.
     let sql = format!(
         "SELECT (l.created_at + ?1) / 86400 AS day, l.type, v.currency, MAX(v.exponent),
-                COUNT(*), SUM(l.amount)
+                COUNT(*), {}
          FROM ledger l CROSS JOIN vouchers v ON v.id = l.voucher_id
          WHERE l.created_at >= ?2 AND l.created_at < ?3{clause}
-         GROUP BY day, l.type, v.currency ORDER BY day, l.type, v.currency"
+         GROUP BY day, l.type, v.currency ORDER BY day, l.type, v.currency",
+        exact_sum("l.amount")
     );
     let rows = conn
         .prepare_cached(&sql)?
@@ -152,9 +173,37 @@ pub fn activity_per_day(
                 currency: row.get(2)?,
                 exponent: row.get(3)?,
                 count: row.get(4)?,
-                amount: row.get(5)?,
+                amount: join_halves(row, 5)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_sums_stay_exact_past_i64() {
+        let conn = Connection::open_in_memory().expect("memory database");
+        conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
+            .expect("table");
+        let big = i64::MAX / 3 + 7;
+        let values = [big, big, big, big, 1, 0, HALF - 1, HALF, HALF + 1];
+        for x in values {
+            conn.execute("INSERT INTO t (x) VALUES (?1)", [x])
+                .expect("row");
+        }
+        let plain: rusqlite::Result<i64> = conn.query_row("SELECT SUM(x) FROM t", [], |r| r.get(0));
+        assert!(
+            plain.is_err(),
+            "SQLite's SUM should overflow here: {plain:?}"
+        );
+        let sql = format!("SELECT {} FROM t", exact_sum("x"));
+        let sum = conn
+            .query_row(&sql, [], |row| join_halves(row, 0))
+            .expect("exact sum");
+        assert_eq!(sum, values.iter().map(|&x| i128::from(x)).sum::<i128>());
+    }
 }
