@@ -9,6 +9,7 @@ mod backup;
 mod crash;
 mod csv;
 mod demo;
+mod dialect_fuzz;
 mod dialects;
 mod hardening;
 mod list;
