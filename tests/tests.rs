@@ -19,4 +19,5 @@ mod openapi;
 mod shutdown;
 mod stats;
 mod ui;
+mod vendor_clients;
 mod vouchers;
