@@ -283,10 +283,20 @@ fn schemathesis_finds_the_pos_dialect_as_its_document_says() {
     let server = TestServer::start();
     let tenant = server.tenant(CASHIER);
     let codes = seed_pos(&server, &tenant);
+    let seeded = codes.len();
     fuzz(
         &server,
         "pos",
         &tenant.token,
         &[("VOUCHD_FUZZ_POS_CODES", codes)],
     );
+    // The run got past validation: it made vouchers of its own.
+    let r = server.get("/pos/v1/vouchers?limit=0", &tenant.token);
+    let total = r.json["total"].as_u64().unwrap_or(0);
+    assert!(
+        total > seeded as u64,
+        "no voucher made by the run: {}",
+        r.body
+    );
+    eprintln!("the POS run left {total} vouchers ({seeded} seeded)");
 }
