@@ -23,9 +23,9 @@ use serde_json::json;
 use time::UtcOffset;
 
 const LIMIT_DEFAULT: u64 = 25;
+const LIMIT_MAX: u64 = 1000;
 /// What a voucher without an end date shows as `valid_until`, which the POS shape never nulls.
 const NO_END: &str = "9999-12-31";
-const LIMIT_MAX: u64 = 1000;
 const SHORT: usize = 255;
 /// Sent back by clients that PUT what they got; the server owns them.
 const READ_ONLY: &[&str] = &["created_at", "updated_at", "used_at"];
