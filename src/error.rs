@@ -52,6 +52,8 @@ pub enum ApiError {
     InvalidToken,
     /// 403: the token lacks this scope.
     InsufficientScope(&'static str),
+    /// 403 with a stable code: a dialect that forbids what the native API calls a conflict.
+    Forbidden(&'static str, String),
     NotFound,
     MethodNotAllowed(&'static str),
     /// 409 with a stable code: duplicates, deletions of used vouchers, replays in flight.
@@ -85,7 +87,7 @@ impl ApiError {
         match self {
             ApiError::Malformed(_) | ApiError::Parameter(_) => 400,
             ApiError::Unauthenticated | ApiError::InvalidToken => 401,
-            ApiError::InsufficientScope(_) => 403,
+            ApiError::InsufficientScope(_) | ApiError::Forbidden(..) => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict(..) | ApiError::Refused(_) => 409,
@@ -107,7 +109,9 @@ impl ApiError {
             ApiError::InsufficientScope(_) => "insufficient_scope",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::Conflict(code, _) | ApiError::Unprocessable(code, _) => code,
+            ApiError::Conflict(code, _)
+            | ApiError::Forbidden(code, _)
+            | ApiError::Unprocessable(code, _) => code,
             ApiError::Refused(refusal) => refusal.code(),
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -139,6 +143,7 @@ impl ApiError {
         match self {
             ApiError::Malformed(detail)
             | ApiError::Conflict(_, detail)
+            | ApiError::Forbidden(_, detail)
             | ApiError::Unprocessable(_, detail) => detail.clone(),
             ApiError::Parameter(p) => format!("Query parameter {}: {}.", p.param, p.message),
             ApiError::Unauthenticated => "A bearer token is required.".into(),

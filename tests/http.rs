@@ -334,7 +334,9 @@ fn get_paths(s: &TestServer, token: &str) -> Vec<(String, String)> {
     );
     assert_eq!(pos.status, 201, "{}", pos.body);
     let code = pos.json["code"].as_str().expect("code").to_string();
-    vouchd::http::router::ROUTES
+    use vouchd::http::router::{CARECLOUD_ROUTES, POS_ROUTES, ROUTES};
+    [ROUTES, CARECLOUD_ROUTES, POS_ROUTES]
+        .concat()
         .iter()
         .filter(|(method, _)| *method == "GET")
         .map(|(_, template)| {
@@ -345,7 +347,9 @@ fn get_paths(s: &TestServer, token: &str) -> Vec<(String, String)> {
                     &format!("/pos/v1/vouchers/{code}"),
                 )
                 .replace("/v1/vouchers/{id}", &format!("/v1/vouchers/{id}"))
-                .replace("{id}", "C1");
+                .replace("{id}", "C1")
+                .replace("{customer_id}", "C1")
+                .replace("{purchase_id}", "P1");
             (template.to_string(), path)
         })
         .collect()

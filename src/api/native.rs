@@ -91,7 +91,7 @@ pub fn read_voucher(f: &mut Fields, issuer: &Issuer, now: i64) -> Option<Voucher
     };
     let amount = f.amount("amount", currency, false).value();
     let discount = match f.object("discount") {
-        Given::Value(map) => read_discount(f, map, currency),
+        Given::Value(map) => read_discount(f, map, currency, false),
         _ => None,
     };
     let max_uses = f.integer("max_uses", 1, 1_000_000).value();
@@ -198,11 +198,13 @@ pub fn read_voucher(f: &mut Fields, issuer: &Issuer, now: i64) -> Option<Voucher
     f.errors.is_empty().then_some(voucher)
 }
 
-/// Reads `{"type": "money"|"percentage", "value": …}`; errors are named `discount.…`.
+/// Reads `{"type": "money"|"percentage", "value": …}`; errors are named `discount.…`. A value
+/// of 0 passes only with `allow_zero` (the POS dialect's vouchers may discount nothing).
 pub(super) fn read_discount(
     f: &mut Fields,
     map: serde_json::Map<String, serde_json::Value>,
     currency: Currency,
+    allow_zero: bool,
 ) -> Option<Discount> {
     let mut d = Fields::new(map);
     let kind = d.choice("type", DiscountKind::parse, "money or percentage");
@@ -215,9 +217,13 @@ pub(super) fn read_discount(
         None => None,
     };
     let discount = match (kind, value) {
-        (Some(kind), Some(value)) if value <= 0 => {
-            d.error("value", "must be greater than zero");
-            let _ = kind;
+        (Some(_), Some(value)) if value < 0 || (value == 0 && !allow_zero) => {
+            let wanted = if allow_zero {
+                "zero or more"
+            } else {
+                "greater than zero"
+            };
+            d.error("value", format!("must be {wanted}"));
             None
         }
         (Some(DiscountKind::Percentage), Some(value)) if value > PERCENT_MAX => {

@@ -1,6 +1,6 @@
 //! The point-of-sale dialect (`/pos/v1/vouchers`): ticket discount vouchers addressed by code,
 //! in the POS system's shape. Value vouchers (gift cards) are not part of it: they are neither
-//! listed nor found by code here.
+//! listed nor found by code here. A used voucher is read-only: changing or removing it is 403.
 
 use super::fields::{Fields, Given};
 use super::idempotency;
@@ -13,7 +13,7 @@ use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_date, format_rfc3339, DayEnd};
 use crate::domain::code::{new_id, Code};
 use crate::domain::money::format_decimal_trimmed;
-use crate::domain::query::{bad, parse_count, Filter, ListQuery, ParamError};
+use crate::domain::query::{bad, parse_bool, parse_count, Filter, ListQuery, ParamError};
 use crate::domain::voucher::{Changes, Discount, Restrictions, Status, Tenant, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
@@ -24,6 +24,8 @@ use time::UtcOffset;
 
 const LIMIT_DEFAULT: u64 = 25;
 const LIMIT_MAX: u64 = 1000;
+/// What a voucher without an end date shows as `valid_until`, which the POS shape never nulls.
+const NO_END: &str = "9999-12-31";
 const SHORT: usize = 255;
 /// Sent back by clients that PUT what they got; the server owns them.
 const READ_ONLY: &[&str] = &["created_at", "updated_at", "used_at"];
@@ -39,7 +41,7 @@ struct PosVoucher<'a> {
     product_id: Option<&'a str>,
     updated_at: Option<String>,
     used_at: Option<String>,
-    valid_until: Option<String>,
+    valid_until: String,
 }
 
 impl<'a> PosVoucher<'a> {
@@ -57,7 +59,9 @@ impl<'a> PosVoucher<'a> {
             product_id: v.restrictions.product_id.as_deref(),
             updated_at: Some(format_rfc3339(v.updated_at, offset)),
             used_at: v.used_at.map(|t| format_rfc3339(t, offset)),
-            valid_until: v.valid_until.map(|t| format_date(t, offset)),
+            valid_until: v
+                .valid_until
+                .map_or_else(|| NO_END.to_string(), |t| format_date(t, offset)),
         }
     }
 }
@@ -83,7 +87,11 @@ fn read_seed(f: &mut Fields, ctx: &Ctx, enabled_required: bool) -> Option<Seed> 
         if !f.has(name) {
             f.error(name, "is required (null is allowed)");
         }
-        f.text(name, SHORT).value()
+        let id = f.text(name, SHORT).value();
+        if id.as_deref().is_some_and(|id| !is_uuid(id)) {
+            f.error(name, "must be a UUID or null");
+        }
+        id
     };
     let customer_id = nullable(f, "customer_id");
     let product_id = nullable(f, "product_id");
@@ -103,7 +111,7 @@ fn read_seed(f: &mut Fields, ctx: &Ctx, enabled_required: bool) -> Option<Seed> 
                 f.error("discount.value", "must be a JSON number");
                 None
             }
-            _ => read_discount(f, map, currency),
+            _ => read_discount(f, map, currency, true),
         },
         given => {
             f.required("discount", given);
@@ -120,7 +128,17 @@ fn read_seed(f: &mut Fields, ctx: &Ctx, enabled_required: bool) -> Option<Seed> 
     })
 }
 
-/// `GET /pos/v1/vouchers?limit=&offset=`.
+/// `8-4-4-4-12` hexadecimal digits, either case.
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `GET /pos/v1/vouchers?limit=&offset=&customer_id=&used=`.
 pub fn list(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_READ)?;
     let query = parse_window(&ctx.req.query)?;
@@ -148,33 +166,32 @@ fn parse_window(pairs: &[(String, String)]) -> Result<ListQuery, ParamError> {
         }
         seen.push(name);
         match name {
-            "limit" => query.per_page = parse_count(name, value, 1, LIMIT_MAX)?,
+            "limit" => query.per_page = parse_count(name, value, 0, LIMIT_MAX)?,
             "offset" => query.offset = parse_count(name, value, 0, u64::MAX / 2)?,
+            "customer_id" if is_uuid(value) => {
+                query.filters.push(Filter::CustomerId(value.to_string()))
+            }
+            "customer_id" => return Err(bad(name, "must be a UUID")),
+            "used" => query.filters.push(Filter::Used(parse_bool(name, value)?)),
             _ => return Err(bad(name, "unknown parameter")),
         }
     }
     Ok(query)
 }
 
-/// `POST /pos/v1/vouchers`: a discount voucher; `code` may be given, else one is generated.
+/// `POST /pos/v1/vouchers`: a discount voucher with a generated code (the POS system takes no
+/// `code`: one sent is an unknown field).
 pub fn create(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_WRITE)?;
     let ctx = &*ctx;
     idempotency::run(ctx, &token, |key| {
         let mut f = Fields::new(ctx.json_body()?);
         f.ignore(READ_ONLY);
-        let code = match f.text("code", 64) {
-            Given::Value(text) => Code::parse(&text)
-                .map_err(|e| f.error("code", e.to_string()))
-                .ok(),
-            _ => None,
-        };
         let seed = read_seed(&mut f, ctx, false);
         f.finish()?;
         let seed =
             seed.ok_or_else(|| ApiError::Internal("POS fields passed but incomplete".into()))?;
-        let code = code.unwrap_or_else(generated_code);
-        let voucher = new_voucher(seed, code, &token, ctx.app.currency);
+        let voucher = new_voucher(seed, generated_code(), &token, ctx.app.currency);
         insert_new(ctx, key, voucher, |v, offset| {
             reply(201, &v, offset)
                 .with_header("Location", format!("/pos/v1/vouchers/{}", v.code.as_str()))
@@ -241,10 +258,27 @@ pub fn get(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
     Ok(reply(200, &v, ctx.app.offset))
 }
 
-/// `PUT /pos/v1/vouchers/{code}`: replaces every seed field (`enabled` included).
+/// The POS system's answer to changing or removing a used voucher: the store's 409 as a 403.
+fn forbidden_if_used(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Conflict(code @ ("voucher_used" | "not_deletable"), detail) => {
+            ApiError::Forbidden(code, detail)
+        }
+        other => other,
+    }
+}
+
+/// `PUT /pos/v1/vouchers/{code}`: replaces every seed field (`enabled` included); 403 once the
+/// voucher has been used.
 pub fn replace(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_WRITE)?;
     let found = find(ctx, ctx.conn, &token, code)?;
+    if found.used_at.is_some() {
+        return Err(ApiError::Forbidden(
+            "voucher_used",
+            "The voucher has been used and can no longer change.".into(),
+        ));
+    }
     let mut f = Fields::new(ctx.json_body()?);
     f.ignore(READ_ONLY);
     if let Given::Value(sent) = f.text("code", 64) {
@@ -279,18 +313,20 @@ pub fn replace(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
     let v = ctx
         .app
         .store
-        .write(move |conn| vouchers::update(conn, &id, &tenant, &changes))?;
+        .write(move |conn| vouchers::update(conn, &id, &tenant, &changes))
+        .map_err(forbidden_if_used)?;
     Ok(reply(200, &v, offset))
 }
 
-/// `DELETE /pos/v1/vouchers/{code}`: 204, or 409 once it has been used.
+/// `DELETE /pos/v1/vouchers/{code}`: 204, or 403 once it has been used.
 pub fn delete(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_WRITE)?;
     let found = find(ctx, ctx.conn, &token, code)?;
     let tenant = tenant_of(&token);
     ctx.app
         .store
-        .write(move |conn| vouchers::delete(conn, &found.id, &tenant))?;
+        .write(move |conn| vouchers::delete(conn, &found.id, &tenant))
+        .map_err(forbidden_if_used)?;
     Ok(Reply::no_content())
 }
 
@@ -313,9 +349,12 @@ mod tests {
         assert_eq!(q.filters, vec![Filter::DiscountOnly]);
         let q = window(&[("limit", "1000"), ("offset", "5")]).unwrap();
         assert_eq!((q.per_page, q.offset), (1000, 5));
+        assert_eq!(window(&[("limit", "0")]).unwrap().per_page, 0);
         for (name, value) in [
-            ("limit", "0"),
             ("limit", "1001"),
+            ("limit", "-1"),
+            ("customer_id", "C-1"),
+            ("used", "yes"),
             ("offset", "-1"),
             ("offset", "x"),
             ("page", "1"),
@@ -326,5 +365,38 @@ mod tests {
             window(&[("limit", "1"), ("limit", "2")]).unwrap_err().param,
             "limit"
         );
+    }
+
+    #[test]
+    fn list_filters_by_customer_uuid_and_use() {
+        let q = window(&[
+            ("customer_id", "160C0C4B-9966-4dc1-a916-8407eb10d74e"),
+            ("used", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            q.filters,
+            vec![
+                Filter::DiscountOnly,
+                Filter::CustomerId("160C0C4B-9966-4dc1-a916-8407eb10d74e".into()),
+                Filter::Used(false),
+            ]
+        );
+    }
+
+    #[test]
+    fn uuids_are_five_hex_groups_of_8_4_4_4_12() {
+        assert!(is_uuid("160c0c4b-9966-4dc1-a916-8407eb10d74e"));
+        assert!(is_uuid("0D012AFA-F885-4E65-AECA-37E27701E2D1"));
+        for text in [
+            "",
+            "C-9",
+            "160c0c4b99664dc1a9168407eb10d74e",
+            "160c0c4b-9966-4dc1-a916-8407eb10d74",
+            "160c0c4b-9966-4dc1-a916-8407eb10d74g",
+            "160c0c4b-9966-4dc1-a916-8407eb10d74e-0",
+        ] {
+            assert!(!is_uuid(text), "{text}");
+        }
     }
 }

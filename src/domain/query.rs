@@ -60,6 +60,8 @@ pub enum Filter {
     RewardIn(Vec<String>),
     /// Discount vouchers only (the POS dialect knows no others).
     DiscountOnly,
+    /// Used up (`used_at` set) or not.
+    Used(bool),
 }
 
 /// Fields a list can be ordered by.
@@ -82,6 +84,8 @@ pub enum SortField {
     RewardId,
     Note,
     Status,
+    /// Discount vouchers before value vouchers.
+    Kind,
 }
 
 impl SortField {

@@ -4,8 +4,8 @@
 //! request decoding and replies.
 
 pub mod conn;
-pub mod poll;
 pub mod host;
+pub mod poll;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -25,7 +25,7 @@ pub fn route(
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     // Every path's methods come from one place: a path the table knows with a method it does
     // not route is 405 with the path's `Allow`, never another route's answer.
-    let (template, allow) = resource(&segs).ok_or(ApiError::NotFound)?;
+    let (template, allow) = resource(&segs).unwrap_or((UNMATCHED, ""));
     let method = if req.method == Head { Get } else { req.method };
     let mut ctx = Ctx::new(app, conn, req);
     let ctx = &mut ctx;
@@ -35,7 +35,9 @@ pub fn route(
         (Get,    "/ui/{file}",                                   [_, name]            ) => ui::asset(name).ok_or(ApiError::NotFound),
         (Get,    "/healthz",                                     [_]                  ) => Ok(Reply::json(200, &json!({"status": "ok"}))),
         (Get,    "/metrics",                                     [_]                  ) => ctx.authorize(METRICS).map(|_| Reply::bytes(200, metrics::CONTENT_TYPE, app.metrics.render().into_bytes())),
-        (Get,    "/openapi.json",                                [_]                  ) => Ok(openapi()),
+        (Get,    "/openapi.json",                                [_]                  ) => Ok(document(NATIVE_DOCUMENT)),
+        (Get,    "/carecloud/openapi.json",                      [_, _]               ) => Ok(document(CARECLOUD_DOCUMENT)),
+        (Get,    "/pos/openapi.json",                            [_, _]               ) => Ok(document(POS_DOCUMENT)),
         (Post,   "/oauth/token",                                 [_, _]               ) => oauth::token(ctx),
         (Get,    "/v1/vouchers",                                 [_, _]               ) => native::list_vouchers(ctx),
         (Post,   "/v1/vouchers",                                 [_, _]               ) => native::create_voucher(ctx),
@@ -57,8 +59,8 @@ pub fn route(
         (Get,    "/v1/stats",                                    [_, _]               ) => stats::get_stats(ctx),
         (Get,    "/v1/customers/{id}/vouchers",                  [_, _, id, _]        ) => native::list_customer_vouchers(ctx, id),
         (Get,    "/v1/purchases/{id}/vouchers",                  [_, _, id, _]        ) => native::list_purchase_vouchers(ctx, id),
-        (Get,    "/carecloud/v1/customers/{id}/vouchers",        [_, _, _, id, _]     ) => carecloud::customer_vouchers(ctx, id),
-        (Get,    "/carecloud/v1/purchases/{id}/vouchers",        [_, _, _, id, _]     ) => carecloud::purchase_vouchers(ctx, id),
+        (Get,    "/carecloud/rest-api/enterprise-interface/v1.0/customers/{customer_id}/vouchers", [.., id, _]) => carecloud::customer_vouchers(ctx, id),
+        (Get,    "/carecloud/rest-api/enterprise-interface/v1.0/purchases/{purchase_id}/vouchers", [.., id, _]) => carecloud::purchase_vouchers(ctx, id),
         (Get,    "/pos/v1/vouchers",                             [_, _, _]            ) => pos::list(ctx),
         (Post,   "/pos/v1/vouchers",                             [_, _, _]            ) => pos::create(ctx),
         (Get,    "/pos/v1/vouchers/{code}",                      [_, _, _, code]      ) => pos::get(ctx, code),
@@ -69,16 +71,21 @@ pub fn route(
         (Get,    "/v1/clients",                                  [_, _]               ) => admin::list_clients(ctx),
         (Post,   "/v1/clients",                                  [_, _]               ) => admin::create_client(ctx),
         (Delete, "/v1/clients/{id}",                             [_, _, id]           ) => admin::revoke_client(ctx, id),
+        _ if template == UNMATCHED                                                     => Err(ApiError::NotFound),
         _ => Err(ApiError::MethodNotAllowed(allow)),
     };
     trace.client_id = ctx.client_id.take();
-    match (reply, ctx.quota.get()) {
+    let reply = match (reply, ctx.quota.get()) {
         (Ok(reply), Some(q)) => Ok(reply
             .with_header("RateLimit-Limit", q.limit.to_string())
             .with_header("RateLimit-Remaining", q.remaining.to_string())
             .with_header("RateLimit-Reset", q.reset.to_string())),
         (reply, _) => reply,
+    };
+    if carecloud::serves(&segs) {
+        return Ok(carecloud::in_vendor_shape(reply, req));
     }
+    reply
 }
 
 /// RFC 9112 §3.2: more than one `Host`, or one that is not an authority, is a 400; its value
@@ -115,21 +122,47 @@ pub fn template(target: &str) -> &'static str {
     resource(&segs).map_or(UNMATCHED, |(template, _)| template)
 }
 
-/// `GET /openapi.json`: the OpenAPI 3.1 document of every route below, kept in the repository
-/// as JSON and checked against the running server by the fuzz test (tests/openapi.rs).
-fn openapi() -> Reply {
-    const DOCUMENT: &str = include_str!("../api/openapi.json");
-    Reply::bytes(200, "application/json", DOCUMENT.as_bytes().to_vec())
+/// `GET /openapi.json`: the OpenAPI 3.1 document of the native routes ([`ROUTES`]), kept in the
+/// repository as JSON and checked against the running server by the fuzz test (tests/openapi.rs).
+const NATIVE_DOCUMENT: &str = include_str!("../api/openapi.json");
+/// `GET /carecloud/openapi.json`: the CareCloud dialect's routes ([`CARECLOUD_ROUTES`]),
+/// written from the vendor's facts (tests/dialect_fuzz.rs checks the server against it).
+const CARECLOUD_DOCUMENT: &str = include_str!("../api/openapi/carecloud.json");
+/// `GET /pos/openapi.json`: the POS dialect's routes ([`POS_ROUTES`]).
+const POS_DOCUMENT: &str = include_str!("../api/openapi/pos.json");
+
+fn document(text: &'static str) -> Reply {
+    Reply::bytes(200, "application/json", text.as_bytes().to_vec())
 }
 
-/// Every route as `(method, path template)` in OpenAPI's spelling, in the order of the table
-/// above: what `/openapi.json` must describe, one operation each (checked by the tests).
+/// The CareCloud dialect's routes, full paths in OpenAPI's spelling; its document lists them
+/// below its server URL.
+#[rustfmt::skip]
+pub const CARECLOUD_ROUTES: &[(&str, &str)] = &[
+    ("GET",    "/carecloud/rest-api/enterprise-interface/v1.0/customers/{customer_id}/vouchers"),
+    ("GET",    "/carecloud/rest-api/enterprise-interface/v1.0/purchases/{purchase_id}/vouchers"),
+];
+
+/// The POS dialect's routes, full paths; its document lists them below its server URL.
+#[rustfmt::skip]
+pub const POS_ROUTES: &[(&str, &str)] = &[
+    ("GET",    "/pos/v1/vouchers"),
+    ("POST",   "/pos/v1/vouchers"),
+    ("GET",    "/pos/v1/vouchers/{code}"),
+    ("PUT",    "/pos/v1/vouchers/{code}"),
+    ("DELETE", "/pos/v1/vouchers/{code}"),
+];
+
+/// Every native route as `(method, path template)` in OpenAPI's spelling, in the order of the
+/// table above: what `/openapi.json` must describe, one operation each (checked by the tests).
 #[rustfmt::skip]
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET",    "/"),
     ("GET",    "/ui/{file}"),
     ("GET",    "/healthz"),
     ("GET",    "/openapi.json"),
+    ("GET",    "/carecloud/openapi.json"),
+    ("GET",    "/pos/openapi.json"),
     ("GET",    "/metrics"),
     ("POST",   "/oauth/token"),
     ("GET",    "/v1/vouchers"),
@@ -152,13 +185,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET",    "/v1/stats"),
     ("GET",    "/v1/customers/{id}/vouchers"),
     ("GET",    "/v1/purchases/{id}/vouchers"),
-    ("GET",    "/carecloud/v1/customers/{id}/vouchers"),
-    ("GET",    "/carecloud/v1/purchases/{id}/vouchers"),
-    ("GET",    "/pos/v1/vouchers"),
-    ("POST",   "/pos/v1/vouchers"),
-    ("GET",    "/pos/v1/vouchers/{code}"),
-    ("PUT",    "/pos/v1/vouchers/{code}"),
-    ("DELETE", "/pos/v1/vouchers/{code}"),
     ("GET",    "/v1/client-groups"),
     ("POST",   "/v1/client-groups"),
     ("GET",    "/v1/clients"),
@@ -176,6 +202,8 @@ fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
         ["healthz"]                                     => ("/healthz", "GET, HEAD"),
         ["metrics"]                                     => ("/metrics", "GET, HEAD"),
         ["openapi.json"]                                => ("/openapi.json", "GET, HEAD"),
+        ["carecloud", "openapi.json"]                   => ("/carecloud/openapi.json", "GET, HEAD"),
+        ["pos", "openapi.json"]                         => ("/pos/openapi.json", "GET, HEAD"),
         ["oauth", "token"]                              => ("/oauth/token", "POST"),
         ["v1", "vouchers"]                              => ("/v1/vouchers", "GET, HEAD, POST"),
         ["v1", "vouchers", "batch"]                     => ("/v1/vouchers/batch", "POST"),
@@ -192,8 +220,8 @@ fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
         ["v1", "stats"]                                 => ("/v1/stats", "GET, HEAD"),
         ["v1", "customers", _, "vouchers"]              => ("/v1/customers/{id}/vouchers", "GET, HEAD"),
         ["v1", "purchases", _, "vouchers"]              => ("/v1/purchases/{id}/vouchers", "GET, HEAD"),
-        ["carecloud", "v1", "customers", _, "vouchers"] => ("/carecloud/v1/customers/{id}/vouchers", "GET, HEAD"),
-        ["carecloud", "v1", "purchases", _, "vouchers"] => ("/carecloud/v1/purchases/{id}/vouchers", "GET, HEAD"),
+        ["carecloud", "rest-api", "enterprise-interface", "v1.0", "customers", _, "vouchers"] => (CARECLOUD_ROUTES[0].1, "GET, HEAD"),
+        ["carecloud", "rest-api", "enterprise-interface", "v1.0", "purchases", _, "vouchers"] => (CARECLOUD_ROUTES[1].1, "GET, HEAD"),
         ["pos", "v1", "vouchers"]                       => ("/pos/v1/vouchers", "GET, HEAD, POST"),
         ["pos", "v1", "vouchers", _]                    => ("/pos/v1/vouchers/{code}", "GET, HEAD, PUT, DELETE"),
         ["v1", "client-groups"]                         => ("/v1/client-groups", "GET, HEAD, POST"),
@@ -225,9 +253,10 @@ mod tests {
             ("/v1/vouchers/export%2Ecsv", "/v1/vouchers/export.csv"),
             ("/pos/v1/vouchers/WQ4MM3", "/pos/v1/vouchers/{code}"),
             (
-                "/carecloud/v1/purchases/P1/vouchers",
-                "/carecloud/v1/purchases/{id}/vouchers",
+                "/carecloud/rest-api/enterprise-interface/v1.0/purchases/P1/vouchers",
+                "/carecloud/rest-api/enterprise-interface/v1.0/purchases/{purchase_id}/vouchers",
             ),
+            ("/carecloud/v1/purchases/P1/vouchers", UNMATCHED),
             ("//metrics/", "/metrics"),
             ("/v1/vouchers/a/b/c/d/e/f", UNMATCHED),
             ("/WQ4MM3", UNMATCHED),
@@ -254,10 +283,11 @@ mod tests {
 
     #[test]
     fn routes_list_exactly_the_methods_each_path_allows() {
-        let mut templates: Vec<&str> = ROUTES.iter().map(|(_, t)| *t).collect();
+        let all: Vec<(&str, &str)> = [ROUTES, CARECLOUD_ROUTES, POS_ROUTES].concat();
+        let mut templates: Vec<&str> = all.iter().map(|(_, t)| *t).collect();
         templates.dedup();
         for template in templates {
-            let mut listed: Vec<&str> = ROUTES
+            let mut listed: Vec<&str> = all
                 .iter()
                 .filter(|(_, t)| *t == template)
                 .map(|(m, _)| *m)
@@ -277,10 +307,12 @@ mod tests {
     }
 
     #[test]
-    fn the_openapi_document_is_json() {
-        let reply = openapi();
-        let doc: serde_json::Value =
-            serde_json::from_slice(reply.body_bytes().expect("bytes")).expect("valid JSON");
-        assert_eq!(doc["openapi"], "3.1.0");
+    fn the_openapi_documents_are_json() {
+        for text in [NATIVE_DOCUMENT, CARECLOUD_DOCUMENT, POS_DOCUMENT] {
+            let reply = document(text);
+            let doc: serde_json::Value =
+                serde_json::from_slice(reply.body_bytes().expect("bytes")).expect("valid JSON");
+            assert_eq!(doc["openapi"], "3.1.0");
+        }
     }
 }

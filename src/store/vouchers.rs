@@ -529,6 +529,8 @@ fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<V
             args.extend(ids.iter().map(|s| Value::Text(s.clone())));
         }
         Filter::DiscountOnly => sql.push_str(" AND v.discount_type IS NOT NULL"),
+        Filter::Used(true) => sql.push_str(" AND v.used_at IS NOT NULL"),
+        Filter::Used(false) => sql.push_str(" AND v.used_at IS NULL"),
         Filter::Amount(candidates) => {
             let alternatives =
                 vec!["(v.exponent = ? AND v.amount = ?)"; candidates.len()].join(" OR ");
@@ -560,6 +562,7 @@ fn sort_column(field: SortField) -> &'static str {
         SortField::Status => {
             "CASE v.status WHEN 'cancelled' THEN 0 WHEN 'active' THEN 1 ELSE 2 END"
         }
+        SortField::Kind => "v.amount IS NOT NULL",
     }
 }
 
