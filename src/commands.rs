@@ -6,7 +6,8 @@ use crate::api::import::ImportReader;
 use crate::api::native::Issuer;
 use crate::auth::scope::Scopes;
 use crate::auth::secret;
-use crate::cli::{Command, ServeConfig, USAGE};
+use crate::cli::spec::unknown_scope;
+use crate::cli::{Command, ServeConfig};
 use crate::domain::clock;
 use crate::domain::money::Currency;
 use crate::domain::voucher::Tenant;
@@ -27,17 +28,16 @@ const PROGRESS_EVERY: u64 = 10_000;
 
 pub fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Help => {
-            println!("{USAGE}");
+        Command::Help(text) => {
+            print!("{text}");
             Ok(())
         }
         Command::Serve(config) => serve(&config),
         Command::GroupCreate { db, name, scopes } => {
             check_name(&name).map_err(|e| format!("group name {e}"))?;
-            let scopes = Scopes::parse(&scopes).map_err(|s| format!("unknown scope {s:?}"))?;
+            let scopes = Scopes::parse(&scopes).map_err(|s| unknown_scope(&s))?;
             let conn = store::open_direct(&db)?;
-            let group =
-                clients::create_group(&conn, &name, scopes).map_err(|e| format!("{e:?}"))?;
+            let group = clients::create_group(&conn, &name, scopes).map_err(|e| failure(&e))?;
             println!("{}", group_json(&group));
             Ok(())
         }
@@ -55,7 +55,7 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientList { db } => {
             let conn = store::open_direct(&db)?;
-            let list = clients::list_clients(&conn).map_err(|e| format!("{e:?}"))?;
+            let list = clients::list_clients(&conn).map_err(|e| failure(&e))?;
             let json: Vec<_> = list
                 .iter()
                 .map(|c| client_json(c, UtcOffset::UTC))
@@ -65,7 +65,7 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientRevoke { db, client_id } => {
             let conn = store::open_direct(&db)?;
-            if !clients::revoke_client(&conn, &client_id).map_err(|e| format!("{e:?}"))? {
+            if !clients::revoke_client(&conn, &client_id).map_err(|e| failure(&e))? {
                 return Err(format!("no live client {client_id:?}"));
             }
             eprintln!("vouchd: revoked client {client_id}");
@@ -268,11 +268,11 @@ fn create_client(
     scopes: Option<&str>,
 ) -> Result<(Client, String), String> {
     let group = clients::find_group(conn, group)
-        .map_err(|e| format!("{e:?}"))?
+        .map_err(|e| failure(&e))?
         .ok_or(format!("no group {group:?}"))?;
     let scopes = match scopes {
         Some(list) => {
-            let s = Scopes::parse(list).map_err(|s| format!("unknown scope {s:?}"))?;
+            let s = Scopes::parse(list).map_err(|s| unknown_scope(&s))?;
             if !s.is_subset_of(group.scopes) {
                 return Err("--scopes must be a subset of the group's scopes".into());
             }
@@ -283,7 +283,7 @@ fn create_client(
     let secret = secret::generate_secret();
     let hash = secret::hash_secret(&secret)?;
     let client =
-        clients::create_client(conn, name, &group, scopes, &hash).map_err(|e| format!("{e:?}"))?;
+        clients::create_client(conn, name, &group, scopes, &hash).map_err(|e| failure(&e))?;
     Ok((client, secret))
 }
 
@@ -291,7 +291,7 @@ fn create_client(
 /// `serve` and `demo` both call this inside a write transaction, so whichever runs first
 /// creates it and prints the secret, once.
 fn create_first_admin(conn: &rusqlite::Connection) -> Result<Option<(Client, String)>, String> {
-    if clients::count_clients(conn).map_err(|e| format!("{e:?}"))? > 0 {
+    if clients::count_clients(conn).map_err(|e| failure(&e))? > 0 {
         return Ok(None);
     }
     create_client(conn, "admin", "admin", None).map(Some)
@@ -329,7 +329,7 @@ fn demo(db: &Path, listen: &str) -> Result<(), String> {
     let new_clients = crate::demo::prepare_clients()?;
     let mut conn = store::open_direct(db)?;
     let (admin, filled) = store::write_direct(&mut conn, |tx| {
-        let held = vouchers::count_all(tx).map_err(|e| format!("{e:?}"))?;
+        let held = vouchers::count_all(tx).map_err(|e| failure(&e))?;
         if held > 0 {
             return Err(format!(
                 "{} holds {held} vouchers already; demo fills only a database without \

@@ -6,6 +6,7 @@ mod common;
 mod access_log;
 mod auth;
 mod backup;
+mod cli;
 mod crash;
 mod csv;
 mod demo;
