@@ -141,7 +141,9 @@ fn export(
     Ok(())
 }
 
-/// `vouchd import`: a CSV in the export's format, all or nothing, in one transaction.
+/// `vouchd import`: a CSV in the export's format, all or nothing, in one transaction. A file
+/// that did not exist before is removed again when the import fails, so a failed import into
+/// a new file leaves nothing behind.
 fn import(
     db: &Path,
     file: &str,
@@ -149,27 +151,49 @@ fn import(
     currency: Currency,
     offset: UtcOffset,
 ) -> Result<(), String> {
-    let mut conn = store::open_direct(db)?;
-    let owner = import_owner(&conn, client)?;
-    let issuer = Issuer {
-        client_id: owner.id,
-        group_id: owner.group_id,
-        offset,
-        currency,
-    };
     let input: Box<dyn Read> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?)
     };
+    let new_file = !db.exists();
+    let result = import_into(db, input, file, client, currency, offset);
+    if result.is_err() && new_file {
+        remove_database(db);
+    }
+    result
+}
+
+fn import_into(
+    db: &Path,
+    input: Box<dyn Read>,
+    file: &str,
+    client: Option<&str>,
+    currency: Currency,
+    offset: UtcOffset,
+) -> Result<(), String> {
+    let mut conn = store::open_direct(db)?;
     let now = clock::now();
-    let mut reader = ImportReader::new(input, issuer, now).map_err(|e| failure(&e))?;
     let mut progress = Progress::new("imported");
     let mut read = 0;
     // One IMMEDIATE transaction holding the write lock from the start: a server sharing the file
     // waits (or answers 503) until the import commits, instead of the import failing halfway.
     let result = store::write_direct(&mut conn, |c| {
+        // A database without clients gets its `admin` as `serve` would give it, in this same
+        // transaction: a failed import creates no client either.
+        let admin = match client {
+            None => create_first_admin(c)?,
+            Some(_) => None,
+        };
+        let owner = import_owner(c, client)?;
+        let issuer = Issuer {
+            client_id: owner.id,
+            group_id: owner.group_id,
+            offset,
+            currency,
+        };
         let refused = |err: ApiError| format!("nothing was imported: {}", failure(&err));
+        let mut reader = ImportReader::new(input, issuer, now).map_err(refused)?;
         let count = bulk::import(c, &mut reader, now, |_| {
             read += 1;
             progress.show(read);
@@ -177,14 +201,29 @@ fn import(
         .map_err(refused)?;
         match reader.failure.take() {
             Some(err) => Err(refused(err)),
-            None => Ok(count),
+            None => Ok((count, admin)),
         }
     });
     progress.end();
-    let count = result?;
+    let (count, admin) = result?;
+    if let Some((client, secret)) = admin {
+        eprintln!(
+            "vouchd: created admin client {}",
+            new_client_json(&client, &secret)
+        );
+    }
     println!("{}", serde_json::json!({ "imported": count }));
     eprintln!("vouchd: imported {count} vouchers from {file}");
     Ok(())
+}
+
+/// Removes a database file this command created, with the journal files SQLite keeps beside it.
+fn remove_database(db: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The client an import's vouchers belong to: the one named, or the oldest live `admin` one.
@@ -196,7 +235,9 @@ fn import_owner(
         Some(id) => match clients::find_client(conn, id).map_err(|e| failure(&e))? {
             Some(c) if c.revoked_at.is_none() => Ok(c),
             Some(_) => Err(format!("client {id:?} is revoked")),
-            None => Err(format!("no client {id:?}")),
+            None => Err(format!(
+                "no client {id:?} (`vouchd client list` shows the clients)"
+            )),
         },
         None => clients::list_clients(conn)
             .map_err(|e| failure(&e))?

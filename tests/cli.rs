@@ -5,6 +5,7 @@
 use crate::common::*;
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
+use std::sync::Arc;
 use vouchd::cli::spec::COMMANDS;
 
 fn vouchd(args: &[&str]) -> Output {
@@ -140,4 +141,83 @@ fn an_unknown_scope_lists_the_valid_ones() {
     for scope in ALL_SCOPES {
         assert!(stderr.contains(scope), "{stderr}");
     }
+}
+
+/// `vouchd import CSV --db DB` and more arguments, run in `dir`.
+fn import(dir: &TempDir, csv: &str, db: &str, more: &[&str]) -> Output {
+    let file = dir.path().join("in.csv");
+    std::fs::write(&file, csv).expect("write in.csv");
+    let mut args = vec!["import", file.to_str().expect("UTF-8 path"), "--db", db];
+    args.extend(more);
+    vouchd(&args)
+}
+
+#[test]
+fn import_into_a_new_file_creates_its_admin_and_imports_for_it() {
+    let dir = Arc::new(TempDir::new());
+    let db = dir.path().join("v.db");
+    let out = import(
+        &dir,
+        "code,amount,currency\nNEWFILE1,25.00,EUR\n",
+        db.to_str().expect("UTF-8 path"),
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(text(&out.stdout).trim(), r#"{"imported":1}"#);
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("vouchd: created admin client "))
+        .unwrap_or_else(|| panic!("no admin line: {stderr}"));
+    let admin: serde_json::Value = serde_json::from_str(line).expect("admin JSON");
+    let id = admin["client_id"].as_str().unwrap_or_default().to_string();
+    let secret = admin["client_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let server = TestServer::start_in(dir, &[], Some((id.clone(), secret)));
+    assert!(!server.printed_admin, "serve made a second admin");
+    let r = server.list(&server.admin_token(), "filter[code]=NEWFILE1");
+    assert_eq!(r.json["meta"]["total"], 1, "{}", r.body);
+    assert_eq!(r.json["data"][0]["client_id"], id.as_str(), "{}", r.body);
+}
+
+#[test]
+fn a_failed_import_into_a_new_file_leaves_no_file_and_says_why() {
+    let dir = TempDir::new();
+    let db = dir.path().join("new.db");
+    let path = db.to_str().expect("UTF-8 path");
+    let cases: [(&str, &[&str], &str); 2] = [
+        (
+            "amount\n25.00\n",
+            &["--client", "NOSUCHCLIENT0000"],
+            "no client",
+        ),
+        ("amount\n-1\n", &[], "row 1: amount"),
+    ];
+    for (csv, more, why) in cases {
+        let out = import(&dir, csv, path, more);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{more:?}: {stderr}");
+        assert!(stderr.contains(why), "{more:?}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read the dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("new.db"))
+            .collect();
+        assert!(left.is_empty(), "{more:?} left {left:?}");
+    }
+}
+
+#[test]
+fn a_failed_import_into_an_existing_file_keeps_it_and_its_clients() {
+    let server = TestServer::start();
+    let db = server.db.to_str().expect("UTF-8 path").to_string();
+    let dir = TempDir::new();
+    let out = import(&dir, "amount\n-1\n", &db, &[]);
+    assert!(!out.status.success());
+    assert!(server.db.exists());
+    let r = server.list(&server.admin_token(), "per_page=1");
+    assert_eq!(r.status, 200, "{}", r.body);
 }
