@@ -385,7 +385,33 @@ fn demo(db: &Path, listen: &str) -> Result<(), String> {
     })?;
     print!(
         "{}",
-        crate::demo::report::render(&filled, admin.as_ref(), db, listen, started.elapsed())
+        crate::demo::report::render(
+            &filled,
+            admin.as_ref(),
+            db,
+            listen,
+            &invocation(),
+            started.elapsed()
+        )
     );
     Ok(())
+}
+
+/// How to run this executable again from a shell: `vouchd` when that name on `PATH` is this
+/// very file (it was installed), else this file's path, so a printed command runs either way.
+fn invocation() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "vouchd".into();
+    };
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("vouchd"))
+        .find(|candidate| candidate.is_file());
+    match on_path.and_then(|p| p.canonicalize().ok()) {
+        Some(found) if found == exe => "vouchd".into(),
+        _ => exe.to_string_lossy().into_owned(),
+    }
 }
