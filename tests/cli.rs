@@ -221,3 +221,20 @@ fn a_failed_import_into_an_existing_file_keeps_it_and_its_clients() {
     let r = server.list(&server.admin_token(), "per_page=1");
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[test]
+fn rate_limit_limit_header_is_the_burst_twice_the_default_rate_as_the_readme_says() {
+    let default = vouchd::cli::DEFAULT_RATE_LIMIT;
+    let server = TestServer::start_with(&["--rate-limit", &default.to_string()]);
+    let r = server.list(&server.admin_token(), "per_page=1");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("ratelimit-limit"), Some("200"));
+    assert_eq!(default * 2, 200, "the README's figures follow the default");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("which is twice `--rate-limit` (at least 10), so `200` at the default"),
+        "the README explains RateLimit-Limit"
+    );
+}

@@ -16,6 +16,7 @@ mod list;
 mod metrics;
 mod money;
 mod openapi;
+mod readme;
 mod shutdown;
 mod stats;
 mod ui;

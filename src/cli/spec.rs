@@ -94,7 +94,7 @@ pub const COMMANDS: &[Spec] = &[
             Flag {
                 name: "rate-limit",
                 value: "N",
-                help: "API requests a second per client, with bursts of up to twice that (at least 10); 0 turns it off",
+                help: "API requests a second per client; a client may send up to twice that at once (at least 10), which its answers' RateLimit-Limit shows; 0 turns it off",
                 default: "100",
             },
             Flag {
