@@ -123,6 +123,11 @@ struct Session {
 
 impl Session {
     fn new() -> Session {
+        let curl = Command::new("curl").arg("--version").output();
+        assert!(
+            curl.is_ok_and(|o| o.status.success()),
+            "curl is needed: the README's commands use it (Debian: apt-get install curl)"
+        );
         let dir = TempDir::new();
         let bin = dir.path().join("bin");
         let work = dir.path().join("work");
