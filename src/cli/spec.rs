@@ -130,7 +130,9 @@ pub const COMMANDS: &[Spec] = &[
         ],
         required: &[],
         notes: "SIGTERM or SIGINT (Ctrl-C) stops it gracefully: requests in flight are answered first; \
-                a second signal stops it at once.",
+                a second signal stops it at once. This version checks --max-connections, \
+                --max-connections-per-ip, --idle-timeout and --public-url but does not apply them \
+                yet.",
     },
     Spec {
         words: &["demo"],
