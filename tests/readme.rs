@@ -255,11 +255,12 @@ impl Session {
         let output = Arc::new(Mutex::new(String::new()));
         gather(child.stdout.take().expect("stdout"), Arc::clone(&output));
         gather(child.stderr.take().expect("stderr"), Arc::clone(&output));
-        let server = Background { child, output };
+        let mut server = Background { child, output };
         let started = Instant::now();
         let wanted = format!("vouchd listening on http://{}", self.addr);
         while !snapshot(&server.output).contains(&wanted) {
-            if started.elapsed() > BLOCK_LIMIT {
+            let exited = matches!(server.child.try_wait(), Ok(Some(_)));
+            if exited || started.elapsed() > BLOCK_LIMIT {
                 panic!(
                     "{what}: {line} did not listen:\n{}",
                     snapshot(&server.output)
