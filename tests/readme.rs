@@ -497,3 +497,22 @@ fn demo_run_without_installing_prints_its_own_path_and_that_runs() {
     session.run("demo's client variables", &printed.variables.join("\n"));
     session.run("demo's curl commands", &printed.script);
 }
+
+#[test]
+fn readme_route_overview_names_every_route_of_the_router() {
+    let text = readme();
+    let start = text.find("## Routes").expect("a Routes section");
+    let end = text[start + 1..]
+        .find("\n## ")
+        .map_or(text.len(), |n| start + 1 + n);
+    let section = &text[start..end];
+    let missing: Vec<String> = vouchd::http::router::ROUTES
+        .iter()
+        .map(|(method, path)| format!("`{method} {path}`"))
+        .filter(|route| !section.contains(route.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the README's routes: {missing:?}"
+    );
+}
