@@ -3,7 +3,8 @@
 //! A `Session` is what the README's install step leaves: `vouchd` on `PATH` (here a link to the
 //! binary under test), a shell in a fresh directory, and a server started when the text says
 //! so. Every fenced ```sh block of README.md carries a marker on the line before it:
-//! `<!-- test: run -->` (run in one shell session, in order, every command must succeed),
+//! `<!-- test: run -->` (run in one shell session, in order, every command must succeed;
+//! `run (prints TEXT)` also wants a line TEXT in its output),
 //! `<!-- test: serve -->` (one command that runs a server: started in the background, stopped
 //! before the next one) or `<!-- test: skip (why) -->` (builds, installs, the test suite).
 //! The only change made to the text is the address: `127.0.0.1:8080` becomes the free port the
@@ -194,8 +195,8 @@ impl Session {
     }
 
     /// Runs `text` in the session's shell (its variables stay for the next block) and fails
-    /// the test, showing what happened, if any command in it failed.
-    fn run(&mut self, what: &str, text: &str) {
+    /// the test, showing what happened, if any command in it failed; returns its stdout.
+    fn run(&mut self, what: &str, text: &str) -> String {
         self.blocks_run += 1;
         let end = format!("__end_of_block_{}__", self.blocks_run);
         let text = text.replace(README_ADDRESS, &self.addr);
@@ -221,6 +222,9 @@ impl Session {
                 self.output(out_before, err_before)
             );
         }
+        let out = snapshot(&self.stdout);
+        let printed = &out[out_before..];
+        printed[..printed.find(&end).unwrap_or(printed.len())].to_string()
     }
 
     fn output(&self, out_from: usize, err_from: usize) -> String {
@@ -280,6 +284,11 @@ impl Drop for Session {
     }
 }
 
+/// `run (prints TEXT)`: a block whose output must hold a line TEXT.
+fn prints(marker: &str) -> Option<&str> {
+    marker.strip_prefix("run (prints ")?.strip_suffix(')')
+}
+
 #[test]
 fn every_shell_block_in_the_readme_is_marked_run_serve_or_skip() {
     let blocks = sh_blocks(&readme());
@@ -287,6 +296,7 @@ fn every_shell_block_in_the_readme_is_marked_run_serve_or_skip() {
     for b in &blocks {
         let known = b.marker == "run"
             || b.marker == "serve"
+            || prints(&b.marker).is_some()
             || (b.marker.starts_with("skip (") && b.marker.ends_with(')'));
         assert!(
             known,
@@ -314,9 +324,20 @@ fn readme_shell_blocks_run_as_written_after_the_install_step() {
     for b in &blocks {
         let what = format!("README.md line {}", b.line);
         match b.marker.as_str() {
-            "run" => session.run(&what, &b.text),
+            "run" => {
+                session.run(&what, &b.text);
+            }
             "serve" => session.serve(&what, b.text.trim()),
-            _ => continue,
+            marker => match prints(marker) {
+                Some(wanted) => {
+                    let out = session.run(&what, &b.text);
+                    assert!(
+                        out.lines().any(|l| l.trim() == wanted),
+                        "{what} should print a line {wanted:?}:\n{out}"
+                    );
+                }
+                None => continue,
+            },
         }
         ran += 1;
     }

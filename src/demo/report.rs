@@ -136,12 +136,13 @@ pub fn render(
          # 1. a token for {EXAMPLE_CLIENT} of Main Street Shop\n  \
          TOKEN=$(curl -s -u \"${v}_ID:${v}_SECRET\" -d grant_type=client_credentials \\\n      \
          {base}/oauth/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
-         # 2. the shop's vouchers, newest first (-g keeps curl off the brackets)\n  \
-         curl -s -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?per_page=5'\n  \
+         # 2. the shop's vouchers, newest first (-w ends each answer with a line break,\n  \
+         #    -g keeps curl off the brackets)\n  \
+         curl -s -w '\\n' -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?per_page=5'\n  \
          # 3. a partly spent gift card, looked up by its code\n  \
-         curl -s -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?filter[code]={code}'\n  \
+         curl -s -w '\\n' -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?filter[code]={code}'\n  \
          # 4. its ledger: charges and refunds\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/vouchers/{id}/charges"
+         curl -s -w '\\n' -H \"Authorization: Bearer $TOKEN\" {base}/v1/vouchers/{id}/charges"
     );
     out
 }
