@@ -1,33 +1,16 @@
-//! The command line: argv and `VOUCHD_*` environment into a validated command.
+//! The command line: argv and `VOUCHD_*` environment into a validated command. The commands,
+//! their flags and help live in [`spec`]; this reads arguments against it.
+
+pub mod spec;
 
 use crate::domain::clock::parse_offset;
 use crate::domain::money::Currency;
 use crate::ops::log::LogFormat;
 use crate::store::SyncMode;
+use spec::Spec;
+use std::fmt;
 use std::path::PathBuf;
 use time::UtcOffset;
-
-pub const USAGE: &str = "usage:
-  vouchd serve [--db PATH] [--listen ADDR] [--threads N] [--sync full|normal] [--utc-offset +HH:MM] [--currency EUR] [--rate-limit N]
-               [--log-format text|json] [--max-connections N] [--max-connections-per-ip N]
-               [--idle-timeout SECONDS] [--public-url URL]
-  vouchd group create NAME --scopes SCOPE,SCOPE... [--db PATH]
-  vouchd client create NAME --group GROUP [--scopes SCOPE,...] [--db PATH]
-  vouchd client list [--db PATH]
-  vouchd client revoke CLIENT_ID [--db PATH]
-  vouchd backup DEST [--db PATH]
-  vouchd demo [--db PATH]
-  vouchd export [filter[NAME]=VALUE ...] [--out FILE] [--utc-offset +HH:MM] [--db PATH]
-  vouchd import FILE|- [--client CLIENT_ID] [--currency EUR] [--utc-offset +HH:MM] [--db PATH]
-
-  --db defaults to $VOUCHD_DB or ./vouchd.db; --listen to $VOUCHD_LISTEN or 127.0.0.1:8080.
-  serve writes an access line per request to stderr (--log-format, default text); SIGTERM or
-  SIGINT stops it gracefully (a second one at once). backup copies a database while a server
-  uses it (SQLite's online backup) and refuses an existing DEST.
-  demo fills a database without vouchers with a sample shop and prints its clients' secrets.
-  export writes CSV to stdout (or --out), every voucher in storage order, narrowed by the
-  list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or
-  nothing; its vouchers belong to --client, by default the oldest live client of group admin.";
 
 /// API requests a second per client unless `--rate-limit` says otherwise: far above what a till
 /// or a web shop's checkout sends, low enough that one runaway client cannot take the server.
@@ -113,40 +96,73 @@ pub enum Command {
         currency: Currency,
         offset: UtcOffset,
     },
-    Help,
+    /// Text to print on stdout, then exit 0: a help or the version.
+    Help(String),
+}
+
+/// A command line that cannot run: what is wrong, and the help of the command it concerns
+/// (exit status 2).
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    /// The command's synopsis and a pointer to its `--help`.
+    pub usage: String,
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n\n{}", self.message, self.usage)
+    }
 }
 
 /// `--flag value` pairs in the order given.
 type Options = Vec<(String, String)>;
 
-/// Splits arguments into positionals and `--flag value` options (also `--flag=value`).
-fn split(args: &[String], known: &[&str]) -> Result<(Vec<String>, Options), String> {
+/// What a command's arguments hold: positionals and options, or a request for its help.
+enum Split {
+    Args(Vec<String>, Options),
+    Help,
+}
+
+/// Splits a command's arguments into positionals and `--flag value` options (also
+/// `--flag=value`), checked against its flags; `--help` or `-h` anywhere asks for its help.
+fn split(args: &[String], spec: &Spec) -> Result<Split, String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(Split::Help);
+    }
     let mut positional = Vec::new();
-    let mut options = Vec::new();
+    let mut options = Options::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        if let Some(flag) = arg.strip_prefix("--") {
-            let (name, value) = match flag.split_once('=') {
-                Some((n, v)) => (n.to_string(), v.to_string()),
-                None => (
-                    flag.to_string(),
-                    iter.next()
-                        .ok_or_else(|| format!("--{flag} needs a value"))?
-                        .clone(),
-                ),
-            };
-            if !known.contains(&name.as_str()) {
-                return Err(format!("unknown option --{name}"));
-            }
-            if options.iter().any(|(n, _)| *n == name) {
-                return Err(format!("--{name} given twice"));
-            }
-            options.push((name, value));
-        } else {
+        let Some(flag) = arg.strip_prefix("--") else {
             positional.push(arg.clone());
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        if spec.flag(name).is_none() {
+            return Err(format!("unknown option --{name}"));
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => match iter.next() {
+                Some(v) if !v.starts_with("--") => v.clone(),
+                _ => return Err(format!("--{name} needs a value")),
+            },
+        };
+        if options.iter().any(|(n, _)| n == name) {
+            return Err(format!("--{name} given twice"));
+        }
+        options.push((name.to_string(), value));
+    }
+    for name in spec.required {
+        if option(&options, name).is_none() {
+            return Err(format!("{} needs --{name}", spec.name()));
         }
     }
-    Ok((positional, options))
+    Ok(Split::Args(positional, options))
 }
 
 fn option(options: &[(String, String)], name: &str) -> Option<String> {
@@ -169,75 +185,147 @@ fn db_path(options: &[(String, String)]) -> PathBuf {
         .into()
 }
 
-pub fn parse(args: &[String]) -> Result<Command, String> {
-    let words: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
-    match words.as_slice() {
-        [] | ["help" | "--help" | "-h", ..] => Ok(Command::Help),
-        ["serve", ..] => parse_serve(&args[1..]),
-        ["group", "create", ..] => {
-            let (pos, opts) = split(&args[2..], &["db", "scopes"])?;
-            let [name] = pos.as_slice() else {
-                return Err("group create takes one NAME".into());
-            };
-            let scopes = option(&opts, "scopes").ok_or("group create needs --scopes")?;
-            Ok(Command::GroupCreate {
-                db: db_path(&opts),
-                name: name.clone(),
-                scopes,
-            })
+/// A command's synopsis and where its help is, for an error about it.
+fn usage_of(spec: &Spec) -> String {
+    format!(
+        "usage: {}\n`vouchd {} --help` shows its options.",
+        spec::synopsis(spec),
+        spec.name()
+    )
+}
+
+fn general_usage() -> String {
+    "usage: vouchd COMMAND [ARGUMENTS] [OPTIONS]\n`vouchd --help` lists the commands.".into()
+}
+
+pub fn parse(args: &[String]) -> Result<Command, CliError> {
+    let Some(first) = args.first() else {
+        return Err(CliError {
+            message: "no command given".into(),
+            usage: spec::overview(),
+        });
+    };
+    match first.as_str() {
+        "--help" | "-h" => return Ok(Command::Help(spec::overview())),
+        "--version" | "-V" => {
+            return Ok(Command::Help(format!(
+                "vouchd {}\n",
+                env!("CARGO_PKG_VERSION")
+            )))
         }
-        ["client", "create", ..] => {
-            let (pos, opts) = split(&args[2..], &["db", "group", "scopes"])?;
-            let [name] = pos.as_slice() else {
-                return Err("client create takes one NAME".into());
-            };
-            let group = option(&opts, "group").ok_or("client create needs --group")?;
-            Ok(Command::ClientCreate {
-                db: db_path(&opts),
-                name: name.clone(),
-                group,
-                scopes: option(&opts, "scopes"),
-            })
-        }
-        ["client", "list", ..] => {
-            let (pos, opts) = split(&args[2..], &["db"])?;
-            if !pos.is_empty() {
-                return Err("client list takes no arguments".into());
+        _ => {}
+    }
+    let Some(spec) = spec::find(args) else {
+        let members = spec::family(first);
+        return Err(match members.as_slice() {
+            [] => CliError {
+                message: format!("unknown command {first:?}"),
+                usage: general_usage(),
+            },
+            _ if args.len() == 1 => CliError {
+                message: format!("{first} needs a command"),
+                usage: spec::family_help(first, &members),
+            },
+            _ if args[1] == "--help" || args[1] == "-h" => {
+                return Ok(Command::Help(spec::family_help(first, &members)))
             }
-            Ok(Command::ClientList { db: db_path(&opts) })
+            _ => CliError {
+                message: format!("unknown command \"{first} {}\"", args[1]),
+                usage: spec::family_help(first, &members),
+            },
+        });
+    };
+    let rest = &args[spec.words.len()..];
+    let fail = |message: String| CliError {
+        message,
+        usage: usage_of(spec),
+    };
+    let (pos, opts) = match split(rest, spec).map_err(fail)? {
+        Split::Help => return Ok(Command::Help(spec::help(spec))),
+        Split::Args(pos, opts) => (pos, opts),
+    };
+    build(spec, pos, &opts).map_err(fail)
+}
+
+/// `vouchd help [COMMAND]`: the overview, or the help of the command or family named.
+fn help_for(words: &[String]) -> Result<Command, String> {
+    let Some(first) = words.first() else {
+        return Ok(Command::Help(spec::overview()));
+    };
+    if let Some(spec) = spec::find(words).filter(|s| s.words.len() == words.len()) {
+        return Ok(Command::Help(spec::help(spec)));
+    }
+    let members = spec::family(first);
+    if words.len() == 1 && !members.is_empty() {
+        return Ok(Command::Help(spec::family_help(first, &members)));
+    }
+    Err(format!("no command {:?}", words.join(" ")))
+}
+
+/// One positional argument, or a sentence saying what the command takes.
+fn one(spec: &Spec, pos: Vec<String>) -> Result<String, String> {
+    match <[String; 1]>::try_from(pos) {
+        Ok([arg]) => Ok(arg),
+        Err(pos) if pos.is_empty() => Err(format!("{} needs {}", spec.name(), spec.args)),
+        Err(pos) => Err(format!(
+            "{} takes one {}, got {}",
+            spec.name(),
+            spec.args,
+            pos.join(" ")
+        )),
+    }
+}
+
+fn none(spec: &Spec, pos: &[String]) -> Result<(), String> {
+    match pos {
+        [] => Ok(()),
+        _ => Err(format!(
+            "{} takes no arguments, got {:?}",
+            spec.name(),
+            pos.join(" ")
+        )),
+    }
+}
+
+/// The command `spec` names, from its checked arguments.
+fn build(spec: &Spec, pos: Vec<String>, opts: &[(String, String)]) -> Result<Command, String> {
+    let db = db_path(opts);
+    Ok(match spec.words {
+        ["serve"] => {
+            none(spec, &pos)?;
+            parse_serve(opts)?
         }
-        ["client", "revoke", ..] => {
-            let (pos, opts) = split(&args[2..], &["db"])?;
-            let [client_id] = pos.as_slice() else {
-                return Err("client revoke takes one CLIENT_ID".into());
-            };
-            Ok(Command::ClientRevoke {
-                db: db_path(&opts),
-                client_id: client_id.clone(),
-            })
-        }
-        ["backup", ..] => {
-            let (pos, opts) = split(&args[1..], &["db"])?;
-            let [dest] = pos.as_slice() else {
-                return Err("backup takes one DEST".into());
-            };
-            Ok(Command::Backup {
-                db: db_path(&opts),
-                dest: dest.into(),
-            })
-        }
-        ["demo", ..] => {
-            let (pos, opts) = split(&args[1..], &["db"])?;
-            if !pos.is_empty() {
-                return Err("demo takes no arguments".into());
+        ["demo"] => {
+            none(spec, &pos)?;
+            Command::Demo {
+                db,
+                listen: listen_address(opts),
             }
-            Ok(Command::Demo {
-                db: db_path(&opts),
-                listen: listen_address(&opts),
-            })
         }
-        ["export", ..] => {
-            let (pos, opts) = split(&args[1..], &["db", "out", "utc-offset"])?;
+        ["group", "create"] => Command::GroupCreate {
+            db,
+            name: one(spec, pos)?,
+            scopes: option(opts, "scopes").unwrap_or_default(),
+        },
+        ["client", "create"] => Command::ClientCreate {
+            db,
+            name: one(spec, pos)?,
+            group: option(opts, "group").unwrap_or_default(),
+            scopes: option(opts, "scopes"),
+        },
+        ["client", "list"] => {
+            none(spec, &pos)?;
+            Command::ClientList { db }
+        }
+        ["client", "revoke"] => Command::ClientRevoke {
+            db,
+            client_id: one(spec, pos)?,
+        },
+        ["backup"] => Command::Backup {
+            db,
+            dest: one(spec, pos)?.into(),
+        },
+        ["export"] => {
             let filters = pos
                 .iter()
                 .map(|arg| match arg.split_once('=') {
@@ -245,28 +333,23 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                     None => Err(format!("export takes filters as NAME=VALUE, got {arg:?}")),
                 })
                 .collect::<Result<_, String>>()?;
-            Ok(Command::Export {
-                db: db_path(&opts),
+            Command::Export {
+                db,
                 filters,
-                out: option(&opts, "out").map(PathBuf::from),
-                offset: utc_offset(&opts)?,
-            })
+                out: option(opts, "out").map(PathBuf::from),
+                offset: utc_offset(opts)?,
+            }
         }
-        ["import", ..] => {
-            let (pos, opts) = split(&args[1..], &["db", "client", "currency", "utc-offset"])?;
-            let [file] = pos.as_slice() else {
-                return Err("import takes one FILE (- for stdin)".into());
-            };
-            Ok(Command::Import {
-                db: db_path(&opts),
-                file: file.clone(),
-                client: option(&opts, "client"),
-                currency: currency(&opts)?,
-                offset: utc_offset(&opts)?,
-            })
-        }
-        _ => Err(format!("unknown command {:?}", args.join(" "))),
-    }
+        ["import"] => Command::Import {
+            db,
+            file: one(spec, pos)?,
+            client: option(opts, "client"),
+            currency: currency(opts)?,
+            offset: utc_offset(opts)?,
+        },
+        ["help"] => help_for(&pos)?,
+        _ => return Err(format!("{} is listed but not handled", spec.name())),
+    })
 }
 
 fn utc_offset(opts: &[(String, String)]) -> Result<UtcOffset, String> {
@@ -297,29 +380,9 @@ fn count_option(opts: &[(String, String)], name: &str, default: usize) -> Result
     }
 }
 
-fn parse_serve(args: &[String]) -> Result<Command, String> {
-    let (pos, opts) = split(
-        args,
-        &[
-            "db",
-            "listen",
-            "threads",
-            "sync",
-            "utc-offset",
-            "currency",
-            "rate-limit",
-            "log-format",
-            "max-connections",
-            "max-connections-per-ip",
-            "idle-timeout",
-            "public-url",
-        ],
-    )?;
-    if !pos.is_empty() {
-        return Err(format!("serve takes no arguments, got {:?}", pos.join(" ")));
-    }
+fn parse_serve(opts: &[(String, String)]) -> Result<Command, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match option(&opts, "threads") {
+    let threads = match option(opts, "threads") {
         Some(n) => n
             .parse::<usize>()
             .ok()
@@ -327,7 +390,7 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
             .ok_or("--threads must be 1 to 1024")?,
         None => 4 * cores,
     };
-    let rate_limit = match option(&opts, "rate-limit") {
+    let rate_limit = match option(opts, "rate-limit") {
         Some(n) => n
             .parse::<u32>()
             .ok()
@@ -335,24 +398,24 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
             .ok_or("--rate-limit must be 0 (off) to 1000000 requests a second")?,
         None => DEFAULT_RATE_LIMIT,
     };
-    let sync = match option(&opts, "sync") {
+    let sync = match option(opts, "sync") {
         Some(s) => SyncMode::parse(&s).ok_or("--sync must be full or normal")?,
         None => SyncMode::Full,
     };
-    let offset = utc_offset(&opts)?;
-    let currency = currency(&opts)?;
-    let listen = listen_address(&opts);
-    let log_format = match option(&opts, "log-format") {
+    let offset = utc_offset(opts)?;
+    let currency = currency(opts)?;
+    let listen = listen_address(opts);
+    let log_format = match option(opts, "log-format") {
         Some(s) => LogFormat::parse(&s).ok_or("--log-format must be text or json")?,
         None => LogFormat::Text,
     };
-    let max_connections = count_option(&opts, "max-connections", DEFAULT_MAX_CONNECTIONS)?;
+    let max_connections = count_option(opts, "max-connections", DEFAULT_MAX_CONNECTIONS)?;
     let max_connections_per_ip = count_option(
-        &opts,
+        opts,
         "max-connections-per-ip",
         DEFAULT_MAX_CONNECTIONS_PER_IP,
     )?;
-    let idle_timeout = match option(&opts, "idle-timeout") {
+    let idle_timeout = match option(opts, "idle-timeout") {
         Some(n) => n
             .parse::<u64>()
             .ok()
@@ -361,7 +424,7 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         None => DEFAULT_IDLE_TIMEOUT_SECS,
     };
     Ok(Command::Serve(ServeConfig {
-        db: db_path(&opts),
+        db: db_path(opts),
         listen,
         threads,
         rate_limit,
@@ -372,119 +435,11 @@ fn parse_serve(args: &[String]) -> Result<Command, String> {
         max_connections,
         max_connections_per_ip,
         idle_timeout: std::time::Duration::from_secs(idle_timeout),
-        public_url: option(&opts, "public-url")
+        public_url: option(opts, "public-url")
             .map(|url| crate::http::host::parse_public_url(&url))
             .transpose()?,
     }))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(String::from).collect()
-    }
-
-    #[test]
-    fn serve_takes_every_option() {
-        let Ok(Command::Serve(c)) =
-            parse(&args("serve --db x.db --listen 127.0.0.1:0 --threads 3 --sync normal --utc-offset +02:00 --currency usd --log-format json"))
-        else {
-            panic!("serve should parse");
-        };
-        assert_eq!(c.db, PathBuf::from("x.db"));
-        assert_eq!(
-            (c.listen.as_str(), c.threads, c.sync),
-            ("127.0.0.1:0", 3, SyncMode::Normal)
-        );
-        assert_eq!(c.currency.as_str(), "USD");
-        assert_eq!(c.offset.whole_hours(), 2);
-        assert_eq!(c.log_format, LogFormat::Json);
-        let Ok(Command::Serve(c)) = parse(&args("serve")) else {
-            panic!("serve should parse");
-        };
-        assert_eq!(c.log_format, LogFormat::Text);
-    }
-
-    #[test]
-    fn bad_options_are_refused() {
-        for line in [
-            "serve --threads 0",
-            "serve --sync maybe",
-            "serve --utc-offset 2",
-            "serve --currency EURO",
-            "serve --bogus 1",
-            "serve --db",
-            "serve --log-format xml",
-            "backup",
-            "backup a.db b.db",
-            "group create",
-            "group create a --db x",
-            "client create a",
-            "client revoke",
-            "demo extra",
-            "demo --listen 1.2.3.4:80",
-            "frobnicate",
-            "export status",
-            "export --out",
-            "import",
-            "import a.csv b.csv",
-            "import a.csv --currency EURO",
-        ] {
-            assert!(parse(&args(line)).is_err(), "{line}");
-        }
-    }
-
-    #[test]
-    fn subcommands_parse() {
-        assert!(matches!(
-            parse(&args("group create shop --scopes vouchers:read")),
-            Ok(Command::GroupCreate { .. })
-        ));
-        assert!(matches!(
-            parse(&args("client create till --group shop --db=v.db")),
-            Ok(Command::ClientCreate { .. })
-        ));
-        assert!(matches!(
-            parse(&args("client list")),
-            Ok(Command::ClientList { .. })
-        ));
-        assert!(matches!(
-            parse(&args("client revoke ABC")),
-            Ok(Command::ClientRevoke { .. })
-        ));
-        assert!(matches!(
-            parse(&args("backup /tmp/x.db")),
-            Ok(Command::Backup { .. })
-        ));
-        let Ok(Command::Demo { db, .. }) = parse(&args("demo --db /tmp/d.db")) else {
-            panic!("demo should parse");
-        };
-        assert_eq!(db, PathBuf::from("/tmp/d.db"));
-        let Ok(Command::Export { filters, out, .. }) = parse(&args(
-            "export filter[status]=active filter[batch]=a=b --out x.csv",
-        )) else {
-            panic!("export should parse");
-        };
-        assert_eq!(
-            filters,
-            vec![
-                ("filter[status]".to_string(), "active".to_string()),
-                ("filter[batch]".to_string(), "a=b".to_string())
-            ]
-        );
-        assert_eq!(out, Some(PathBuf::from("x.csv")));
-        let Ok(Command::Import {
-            file,
-            client,
-            currency,
-            ..
-        }) = parse(&args("import - --client C1 --currency usd"))
-        else {
-            panic!("import should parse");
-        };
-        assert_eq!((file.as_str(), client.as_deref()), ("-", Some("C1")));
-        assert_eq!(currency.as_str(), "USD");
-    }
-}
+mod tests;

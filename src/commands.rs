@@ -6,7 +6,8 @@ use crate::api::import::ImportReader;
 use crate::api::native::Issuer;
 use crate::auth::scope::Scopes;
 use crate::auth::secret;
-use crate::cli::{Command, ServeConfig, USAGE};
+use crate::cli::spec::unknown_scope;
+use crate::cli::{Command, ServeConfig};
 use crate::domain::clock;
 use crate::domain::money::Currency;
 use crate::domain::voucher::Tenant;
@@ -27,17 +28,16 @@ const PROGRESS_EVERY: u64 = 10_000;
 
 pub fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Help => {
-            println!("{USAGE}");
+        Command::Help(text) => {
+            print!("{text}");
             Ok(())
         }
         Command::Serve(config) => serve(&config),
         Command::GroupCreate { db, name, scopes } => {
             check_group_name(&name).map_err(|e| format!("group name {e}"))?;
-            let scopes = Scopes::parse(&scopes).map_err(|s| format!("unknown scope {s:?}"))?;
+            let scopes = Scopes::parse(&scopes).map_err(|s| unknown_scope(&s))?;
             let conn = store::open_direct(&db)?;
-            let group =
-                clients::create_group(&conn, &name, scopes).map_err(|e| format!("{e:?}"))?;
+            let group = clients::create_group(&conn, &name, scopes).map_err(|e| failure(&e))?;
             println!("{}", group_json(&group));
             Ok(())
         }
@@ -55,7 +55,7 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientList { db } => {
             let conn = store::open_direct(&db)?;
-            let list = clients::list_clients(&conn).map_err(|e| format!("{e:?}"))?;
+            let list = clients::list_clients(&conn).map_err(|e| failure(&e))?;
             let json: Vec<_> = list
                 .iter()
                 .map(|c| client_json(c, UtcOffset::UTC))
@@ -65,7 +65,7 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientRevoke { db, client_id } => {
             let conn = store::open_direct(&db)?;
-            if !clients::revoke_client(&conn, &client_id).map_err(|e| format!("{e:?}"))? {
+            if !clients::revoke_client(&conn, &client_id).map_err(|e| failure(&e))? {
                 return Err(format!("no live client {client_id:?}"));
             }
             eprintln!("vouchd: revoked client {client_id}");
@@ -141,7 +141,9 @@ fn export(
     Ok(())
 }
 
-/// `vouchd import`: a CSV in the export's format, all or nothing, in one transaction.
+/// `vouchd import`: a CSV in the export's format, all or nothing, in one transaction. A file
+/// that did not exist before is removed again when the import fails, so a failed import into
+/// a new file leaves nothing behind.
 fn import(
     db: &Path,
     file: &str,
@@ -149,27 +151,49 @@ fn import(
     currency: Currency,
     offset: UtcOffset,
 ) -> Result<(), String> {
-    let mut conn = store::open_direct(db)?;
-    let owner = import_owner(&conn, client)?;
-    let issuer = Issuer {
-        client_id: owner.id,
-        group_id: owner.group_id,
-        offset,
-        currency,
-    };
     let input: Box<dyn Read> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?)
     };
+    let new_file = !db.exists();
+    let result = import_into(db, input, file, client, currency, offset);
+    if result.is_err() && new_file {
+        remove_database(db);
+    }
+    result
+}
+
+fn import_into(
+    db: &Path,
+    input: Box<dyn Read>,
+    file: &str,
+    client: Option<&str>,
+    currency: Currency,
+    offset: UtcOffset,
+) -> Result<(), String> {
+    let mut conn = store::open_direct(db)?;
     let now = clock::now();
-    let mut reader = ImportReader::new(input, issuer, now).map_err(|e| failure(&e))?;
     let mut progress = Progress::new("imported");
     let mut read = 0;
     // One IMMEDIATE transaction holding the write lock from the start: a server sharing the file
     // waits (or answers 503) until the import commits, instead of the import failing halfway.
     let result = store::write_direct(&mut conn, |c| {
+        // A database without clients gets its `admin` as `serve` would give it, in this same
+        // transaction: a failed import creates no client either.
+        let admin = match client {
+            None => create_first_admin(c)?,
+            Some(_) => None,
+        };
+        let owner = import_owner(c, client)?;
+        let issuer = Issuer {
+            client_id: owner.id,
+            group_id: owner.group_id,
+            offset,
+            currency,
+        };
         let refused = |err: ApiError| format!("nothing was imported: {}", failure(&err));
+        let mut reader = ImportReader::new(input, issuer, now).map_err(refused)?;
         let count = bulk::import(c, &mut reader, now, |_| {
             read += 1;
             progress.show(read);
@@ -177,14 +201,29 @@ fn import(
         .map_err(refused)?;
         match reader.failure.take() {
             Some(err) => Err(refused(err)),
-            None => Ok(count),
+            None => Ok((count, admin)),
         }
     });
     progress.end();
-    let count = result?;
+    let (count, admin) = result?;
+    if let Some((client, secret)) = admin {
+        eprintln!(
+            "vouchd: created admin client {}",
+            new_client_json(&client, Some(&secret))
+        );
+    }
     println!("{}", serde_json::json!({ "imported": count }));
     eprintln!("vouchd: imported {count} vouchers from {file}");
     Ok(())
+}
+
+/// Removes a database file this command created, with the journal files SQLite keeps beside it.
+fn remove_database(db: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The client an import's vouchers belong to: the one named, or the oldest live `admin` one.
@@ -196,7 +235,9 @@ fn import_owner(
         Some(id) => match clients::find_client(conn, id).map_err(|e| failure(&e))? {
             Some(c) if c.revoked_at.is_none() => Ok(c),
             Some(_) => Err(format!("client {id:?} is revoked")),
-            None => Err(format!("no client {id:?}")),
+            None => Err(format!(
+                "no client {id:?} (`vouchd client list` shows the clients)"
+            )),
         },
         None => clients::list_clients(conn)
             .map_err(|e| failure(&e))?
@@ -268,11 +309,11 @@ fn create_client(
     scopes: Option<&str>,
 ) -> Result<(Client, String), String> {
     let group = clients::find_group(conn, group)
-        .map_err(|e| format!("{e:?}"))?
+        .map_err(|e| failure(&e))?
         .ok_or(format!("no group {group:?}"))?;
     let scopes = match scopes {
         Some(list) => {
-            let s = Scopes::parse(list).map_err(|s| format!("unknown scope {s:?}"))?;
+            let s = Scopes::parse(list).map_err(|s| unknown_scope(&s))?;
             if !s.is_subset_of(group.scopes) {
                 return Err("--scopes must be a subset of the group's scopes".into());
             }
@@ -283,7 +324,7 @@ fn create_client(
     let secret = secret::generate_secret();
     let hash = secret::hash_secret(&secret)?;
     let client =
-        clients::create_client(conn, name, &group, scopes, &hash).map_err(|e| format!("{e:?}"))?;
+        clients::create_client(conn, name, &group, scopes, &hash).map_err(|e| failure(&e))?;
     Ok((client, secret))
 }
 
@@ -291,7 +332,7 @@ fn create_client(
 /// `serve` and `demo` both call this inside a write transaction, so whichever runs first
 /// creates it and prints the secret, once.
 fn create_first_admin(conn: &rusqlite::Connection) -> Result<Option<(Client, String)>, String> {
-    if clients::count_clients(conn).map_err(|e| format!("{e:?}"))? > 0 {
+    if clients::count_clients(conn).map_err(|e| failure(&e))? > 0 {
         return Ok(None);
     }
     create_client(conn, "admin", "admin", None).map(Some)
@@ -329,7 +370,7 @@ fn demo(db: &Path, listen: &str) -> Result<(), String> {
     let new_clients = crate::demo::prepare_clients()?;
     let mut conn = store::open_direct(db)?;
     let (admin, filled) = store::write_direct(&mut conn, |tx| {
-        let held = vouchers::count_all(tx).map_err(|e| format!("{e:?}"))?;
+        let held = vouchers::count_all(tx).map_err(|e| failure(&e))?;
         if held > 0 {
             return Err(format!(
                 "{} holds {held} vouchers already; demo fills only a database without \
@@ -344,7 +385,33 @@ fn demo(db: &Path, listen: &str) -> Result<(), String> {
     })?;
     print!(
         "{}",
-        crate::demo::report::render(&filled, admin.as_ref(), db, listen, started.elapsed())
+        crate::demo::report::render(
+            &filled,
+            admin.as_ref(),
+            db,
+            listen,
+            &invocation(),
+            started.elapsed()
+        )
     );
     Ok(())
+}
+
+/// How to run this executable again from a shell: `vouchd` when that name on `PATH` is this
+/// very file (it was installed), else this file's path, so a printed command runs either way.
+fn invocation() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "vouchd".into();
+    };
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("vouchd"))
+        .find(|candidate| candidate.is_file());
+    match on_path.and_then(|p| p.canonicalize().ok()) {
+        Some(found) if found == exe => "vouchd".into(),
+        _ => exe.to_string_lossy().into_owned(),
+    }
 }

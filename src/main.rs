@@ -5,8 +5,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match vouchd::cli::parse(&args) {
         Ok(command) => command,
-        Err(message) => {
-            eprintln!("vouchd: {message}\n\n{}", vouchd::cli::USAGE);
+        Err(err) => {
+            eprintln!("vouchd: {}\n\n{}", err.message, err.usage);
             return ExitCode::from(2);
         }
     };

@@ -94,7 +94,9 @@ pub fn fill(conn: &Connection, new_clients: Vec<NewClient>, now: i64) -> Result<
         ApiError::Refused(refusal) => {
             format!("the demo broke a voucher rule: {}", refusal.message())
         }
-        other => format!("{other:?}"),
+        other => other
+            .log_message()
+            .map_or_else(|| other.detail(), str::to_string),
     })
 }
 

@@ -47,12 +47,14 @@ fn client_lines(out: &mut String, client: &Client, secret: &str, about: &str) {
     let _ = writeln!(out, "  {v}_ID={}  {v}_SECRET={secret}", client.id);
 }
 
-/// The whole report. `admin` is the admin client if this run created it.
+/// The whole report. `admin` is the admin client if this run created it; `vouchd` is how the
+/// printed commands call vouchd (`vouchd` when installed, else the executable's path).
 pub fn render(
     filled: &Filled,
     admin: Option<&(Client, String)>,
     db: &Path,
     listen: &str,
+    vouchd: &str,
     elapsed: Duration,
 ) -> String {
     let t = &filled.tally;
@@ -94,8 +96,15 @@ pub fn render(
     let _ = writeln!(
         out,
         "\nClients. Their secrets are shown only this once (vouchd keeps argon2id hashes), as\n\
-         shell variables to paste into the terminal you will use curl in:\n"
+         shell variables to paste into the terminal you will use curl in. A client signs in\n\
+         with its id (the _ID value), not its name:\n"
     );
+    let vouchd = shell_word(vouchd);
+    let db_flag = if db == Path::new("./vouchd.db") {
+        String::new()
+    } else {
+        format!(" --db {}", shell_word(&db.to_string_lossy()))
+    };
     match admin {
         Some((client, secret)) => client_lines(
             &mut out,
@@ -106,7 +115,9 @@ pub fn render(
         None => {
             let _ = writeln!(
                 out,
-                "  # admin: created before, its secret was printed then (`vouchd client list`)"
+                "  # admin: created earlier; its secret was shown then and is not kept. Another\n  \
+                 # client that sees every group (it prints its client_id and client_secret):\n  \
+                 #   {vouchd} client create admin-2 --group admin{db_flag}"
             );
         }
     }
@@ -114,10 +125,7 @@ pub fn render(
         client_lines(&mut out, client, secret, &client.scopes.to_space_list());
     }
 
-    let mut serve = String::from("vouchd serve");
-    if db != Path::new("./vouchd.db") {
-        let _ = write!(serve, " --db {}", shell_word(&db.to_string_lossy()));
-    }
+    let serve = format!("{vouchd} serve{db_flag}");
     let base = format!("http://{listen}");
     let v = variable(EXAMPLE_CLIENT);
     let (id, code) = (&filled.example_id, &filled.example_code);
@@ -128,12 +136,13 @@ pub fn render(
          # 1. a token for {EXAMPLE_CLIENT} of Main Street Shop\n  \
          TOKEN=$(curl -s -u \"${v}_ID:${v}_SECRET\" -d grant_type=client_credentials \\\n      \
          {base}/oauth/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
-         # 2. the shop's vouchers, newest first (-g keeps curl off the brackets)\n  \
-         curl -s -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?per_page=5'\n  \
+         # 2. the shop's vouchers, newest first (-w ends each answer with a line break,\n  \
+         #    -g keeps curl off the brackets)\n  \
+         curl -s -w '\\n' -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?per_page=5'\n  \
          # 3. a partly spent gift card, looked up by its code\n  \
-         curl -s -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?filter[code]={code}'\n  \
+         curl -s -w '\\n' -g -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vouchers?filter[code]={code}'\n  \
          # 4. its ledger: charges and refunds\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/vouchers/{id}/charges"
+         curl -s -w '\\n' -H \"Authorization: Bearer $TOKEN\" {base}/v1/vouchers/{id}/charges"
     );
     out
 }

@@ -1,4 +1,4 @@
-//! The back-room page (SPEC §6): `GET /` and its assets under `/ui/`, compiled into the binary.
+//! The back-room page: `GET /` and its assets under `/ui/`, compiled into the binary.
 //!
 //! Plain HTML, CSS and JavaScript modules, no build step: what is in `src/ui/` is what the
 //! browser gets. The page talks only to the JSON API of the server it came from; the
