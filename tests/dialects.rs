@@ -27,14 +27,14 @@ fn is_plain_time(v: &Value) -> bool {
         })
 }
 
-const CARE: &str = "/carecloud/rest-api/enterprise-interface/v1.0";
+pub(crate) const CARE: &str = "/carecloud/rest-api/enterprise-interface/v1.0";
 
 fn care(s: &TestServer, token: &str, path: &str) -> Resp {
     s.get(&format!("{CARE}/{path}"), token)
 }
 
 /// Asserts a carecloud 400 that lists exactly `param` among its `invalid_params`.
-fn assert_care_invalid(r: &Resp, param: &str) {
+pub(crate) fn assert_care_invalid(r: &Resp, param: &str) {
     assert_eq!(r.status, 400, "{param}: {}", r.body);
     assert_eq!(r.content_type(), "application/json", "{param}");
     let listed: Vec<&str> = r.json["error"]["error_data"]["invalid_params"]

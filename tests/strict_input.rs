@@ -4,6 +4,7 @@
 //! Issue 19 items 8, 9 and 12.
 
 use crate::common::*;
+use crate::dialects::{assert_care_invalid, CARE};
 use serde_json::json;
 use std::sync::OnceLock;
 
@@ -101,22 +102,19 @@ fn codes_take_no_unicode_case_mapping_and_no_trailing_nbsp_or_newline_on_any_rou
     for code in [&nbsp, &newline] {
         let r = s.get(
             &format!(
-                "/carecloud/v1/customers/{}/vouchers?code={}",
+                "{CARE}/customers/{}/vouchers?code={}",
                 c.customer,
                 enc(code)
             ),
             token,
         );
-        assert_invalid_param(&r, "code");
+        assert_care_invalid(&r, "code");
     }
     let r = s.get(
-        &format!(
-            "/carecloud/v1/customers/{}/vouchers?code={dashed}",
-            c.customer
-        ),
+        &format!("{CARE}/customers/{}/vouchers?code={dashed}", c.customer),
         token,
     );
-    assert_eq!(r.json["data"]["total_count"], json!(1), "{}", r.body);
+    assert_eq!(r.json["data"]["total_items"], json!(1), "{}", r.body);
     // The POS dialect's path: such a code names no voucher.
     for code in [&nbsp, &newline] {
         let r = s.get(&format!("/pos/v1/vouchers/{}", enc(code)), token);
