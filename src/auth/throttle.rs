@@ -57,9 +57,11 @@ impl Throttle {
 
     /// Adds one to `key`'s count; with `check`, not past the limit (then the wait is returned).
     fn count(&self, key: &str, check: bool) -> Result<(), u64> {
-        let Ok(mut keys) = self.keys.lock() else {
-            return Err(1);
-        };
+        // The counts stay meaningful after a panic elsewhere: keep using them.
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
         if keys.len() >= MAX_KEYS && !keys.contains_key(key) {
             keys.retain(|_, (start, _)| now.duration_since(*start) < self.window);

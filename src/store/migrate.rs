@@ -188,6 +188,56 @@ mod tests {
     }
 
     #[test]
+    fn a_database_from_before_per_group_codes_keeps_its_vouchers_and_ledger() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .expect("foreign keys");
+        // schema.sql as it was when codes were unique across groups.
+        let old = SCHEMA
+            .replace(
+                "code              TEXT NOT NULL,         -- normalised 4–8 chars [A-Z0-9], unique in its group",
+                "code              TEXT NOT NULL UNIQUE,",
+            )
+            .replace("CREATE UNIQUE INDEX vouchers_code ON vouchers(code, group_id);", "");
+        assert_ne!(old, SCHEMA, "the old schema is derived from today's");
+        conn.execute_batch(&old).expect("the old schema");
+        conn.execute_batch(
+            "INSERT INTO client_groups VALUES ('GA', 'a', 'vouchers:write', 0), ('GB', 'b', 'vouchers:write', 0);
+             INSERT INTO clients (id, name, group_id, secret_hash, created_at)
+                 VALUES ('CA', 'a', 'GA', 'x', 0), ('CB', 'b', 'GB', 'x', 0);
+             INSERT INTO vouchers (id, code, client_id, group_id, currency, exponent, amount,
+                 remaining, status, type, entries, created_at, updated_at)
+                 VALUES ('VA', 'ABCD', 'CA', 'GA', 'EUR', 2, 1000, 900, 'active', 'digital', 1, 0, 0);
+             INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at)
+                 VALUES ('L1', 'VA', 'CA', 'charge', 100, 0);
+             PRAGMA user_version = 1;",
+        )
+        .expect("old data");
+        migrate(&mut conn).expect("migrate");
+        let charged: i64 = conn
+            .query_row(
+                "SELECT l.amount FROM ledger l JOIN vouchers v ON v.id = l.voucher_id WHERE v.code = 'ABCD'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the ledger row and its voucher");
+        assert_eq!(charged, 100);
+        let insert = |id: &str, client: &str, group: &str| {
+            conn.execute(
+                "INSERT INTO vouchers (id, code, client_id, group_id, currency, exponent, amount,
+                     remaining, status, type, created_at, updated_at)
+                 VALUES (?1, 'ABCD', ?2, ?3, 'EUR', 2, 1, 1, 'active', 'digital', 0, 0)",
+                [id, client, group],
+            )
+        };
+        insert("VB", "CB", "GB").expect("another group may have the code");
+        assert!(
+            insert("VA2", "CA", "GA").is_err(),
+            "not the same group twice"
+        );
+    }
+
+    #[test]
     fn an_older_admin_group_gets_the_metrics_scope_once() {
         let conn = fresh();
         conn.execute(

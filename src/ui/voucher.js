@@ -56,7 +56,8 @@ async function lookUp(typed) {
   }
   let res;
   try {
-    res = await get('/v1/vouchers', { 'filter[code]': code, per_page: '1' });
+    // Codes are unique per shop: an admin may find the same code in several shops.
+    res = await get('/v1/vouchers', { 'filter[code]': code, per_page: '2' });
   } catch (err) {
     if (err instanceof SignedOut) return;
     showErrors(form, [], 'The server cannot be reached. Check the connection and try again.');
@@ -74,6 +75,11 @@ async function lookUp(typed) {
   const found = res.data.data[0];
   if (!found) {
     showErrors(form, [{ field: 'code', message: `no voucher has the code ${code}` }]);
+    return;
+  }
+  if (res.data.data.length > 1) {
+    const message = `vouchers of several shops have the code ${code}: sign in as the shop's client`;
+    showErrors(form, [{ field: 'code', message }]);
     return;
   }
   history.replaceState(null, '', `#find/${encodeURIComponent(found.code)}`);
