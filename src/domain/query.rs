@@ -60,6 +60,8 @@ pub enum Filter {
     RewardIn(Vec<String>),
     /// Discount vouchers only (the POS dialect knows no others).
     DiscountOnly,
+    /// Value vouchers in currencies of this many decimals only (JTL's money has two).
+    ValueWithExponent(u8),
 }
 
 /// Fields a list can be ordered by.

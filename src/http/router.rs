@@ -2,7 +2,7 @@
 
 use super::request::{percent_decode, Method, Request};
 use super::response::Reply;
-use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, symbols, Ctx};
+use crate::api::{admin, carecloud, export, import, jtl, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::error::ApiError;
@@ -62,6 +62,7 @@ pub fn route(
         (Get,    ["v1", "clients"])                              => admin::list_clients(ctx),
         (Post,   ["v1", "clients"])                              => admin::create_client(ctx),
         (Delete, ["v1", "clients", id])                          => admin::revoke_client(ctx, id),
+        (method, ["jtl", rest @ ..])                             => Ok(jtl::route(ctx, method, rest)),
         _ => Err(match resource(&segs) {
             Some((_, allow)) => ApiError::MethodNotAllowed(allow),
             None => ApiError::NotFound,
@@ -176,6 +177,7 @@ fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
         ["v1", "client-groups"]                         => ("/v1/client-groups", "GET, POST"),
         ["v1", "clients"]                               => ("/v1/clients", "GET, POST"),
         ["v1", "clients", _]                            => ("/v1/clients/{id}", "DELETE"),
+        ["jtl", rest @ ..]                              => return jtl::resource(rest),
         _ => return None,
     })
 }

@@ -230,9 +230,9 @@ pub fn insert_token(
 ) -> Result<(), ApiError> {
     let now = clock::now();
     conn.prepare_cached(
-        "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at, dialect_scopes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![&hash[..], info.client_id, info.scopes.to_space_list(), client_type, info.expires_at, now])?;
+    .execute(params![&hash[..], info.client_id, info.scopes.to_space_list(), client_type, info.expires_at, now, info.dialect_scopes])?;
     // Keep the table small: tokens a day past expiry go, a few at a time.
     conn.prepare_cached(
         "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at < ?1 LIMIT 16)",
@@ -249,7 +249,7 @@ pub fn find_token(
 ) -> Result<Option<TokenInfo>, ApiError> {
     let info = conn
         .prepare_cached(
-            "SELECT t.client_id, c.group_id, t.scopes, t.expires_at FROM tokens t JOIN clients c ON c.id = t.client_id
+            "SELECT t.client_id, c.group_id, t.scopes, t.expires_at, t.dialect_scopes FROM tokens t JOIN clients c ON c.id = t.client_id
              WHERE t.hash = ?1 AND t.expires_at > ?2 AND c.revoked_at IS NULL",
         )?
         .query_row(params![&hash[..], now], |row| {
@@ -258,6 +258,7 @@ pub fn find_token(
                 group_id: row.get(1)?,
                 scopes: scopes_column(row, 2)?,
                 expires_at: row.get(3)?,
+                dialect_scopes: row.get(4)?,
             })
         })
         .optional()?;

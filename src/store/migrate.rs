@@ -51,6 +51,54 @@ const MIGRATIONS: &[&str] = &[
     // 50 active vouchers among 1 000 000: 32 ms before).
     "DROP INDEX vouchers_group_created;
      CREATE INDEX vouchers_group_created ON vouchers(group_id, created_at, id, status);",
+    // 5: what the JTL dialect keeps. Recharges in the ledger: its type CHECK cannot be altered,
+    // so the table is rebuilt as it was with one more type (indexes and guards included). A
+    // voucher's PIN as an argon2id hash; the JTL scopes a token was granted; one-time
+    // connection PINs (hashed) that a client swaps for credentials; the reasons given for
+    // deletions and status changes.
+    "CREATE TABLE ledger_new (
+         seq          INTEGER PRIMARY KEY,
+         id           TEXT NOT NULL UNIQUE,
+         voucher_id   TEXT NOT NULL REFERENCES vouchers(id),
+         client_id    TEXT NOT NULL,
+         type         TEXT NOT NULL CHECK (type IN ('charge', 'use', 'refund', 'recharge')),
+         amount       INTEGER NOT NULL CHECK (amount >= 0),
+         order_number TEXT,
+         refers_to    TEXT,
+         ticket_total INTEGER,
+         created_at   INTEGER NOT NULL
+     );
+     INSERT INTO ledger_new (seq, id, voucher_id, client_id, type, amount, order_number,
+                             refers_to, ticket_total, created_at)
+         SELECT seq, id, voucher_id, client_id, type, amount, order_number, refers_to,
+                ticket_total, created_at FROM ledger;
+     DROP TABLE ledger;
+     ALTER TABLE ledger_new RENAME TO ledger;
+     CREATE INDEX ledger_voucher ON ledger(voucher_id, created_at, id);
+     CREATE INDEX ledger_refers ON ledger(refers_to) WHERE refers_to IS NOT NULL;
+     CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+     CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+     ALTER TABLE vouchers ADD COLUMN pin_hash TEXT;
+     ALTER TABLE tokens ADD COLUMN dialect_scopes TEXT;
+     CREATE TABLE connect_pins (
+         hash        BLOB PRIMARY KEY,
+         group_id    TEXT NOT NULL REFERENCES client_groups(id),
+         name        TEXT NOT NULL,
+         expires_at  INTEGER NOT NULL,
+         used_at     INTEGER,
+         created_at  INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE voucher_comments (
+         seq         INTEGER PRIMARY KEY,
+         voucher_id  TEXT NOT NULL,
+         client_id   TEXT NOT NULL,
+         action      TEXT NOT NULL,
+         comment     TEXT,
+         created_at  INTEGER NOT NULL
+     );
+     CREATE INDEX voucher_comments_voucher ON voucher_comments(voucher_id);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
