@@ -15,6 +15,7 @@ pub const USAGE: &str = "usage:
   vouchd client create NAME --group GROUP [--scopes SCOPE,...] [--db PATH]
   vouchd client list [--db PATH]
   vouchd client revoke CLIENT_ID [--db PATH]
+  vouchd client connect-pin --group GROUP [--name NAME] [--db PATH]
   vouchd backup DEST [--db PATH]
   vouchd demo [--db PATH]
   vouchd export [filter[NAME]=VALUE ...] [--out FILE] [--utc-offset +HH:MM] [--db PATH]
@@ -27,7 +28,9 @@ pub const USAGE: &str = "usage:
   demo fills a database without vouchers with a sample shop and prints its clients' secrets.
   export writes CSV to stdout (or --out), every voucher in storage order, narrowed by the
   list's filters (e.g. 'filter[status]=active'). import reads that CSV (- for stdin) all or
-  nothing; its vouchers belong to --client, by default the oldest live client of group admin.";
+  nothing; its vouchers belong to --client, by default the oldest live client of group admin.
+  client connect-pin prints a one-time PIN, valid 30 minutes, that a JTL client swaps for its
+  own id and secret at POST /jtl/v1/clients/connect (a new client NAME in GROUP).";
 
 /// API requests a second per client unless `--rate-limit` says otherwise: far above what a till
 /// or a web shop's checkout sends, low enough that one runaway client cannot take the server.
@@ -88,6 +91,11 @@ pub enum Command {
     ClientRevoke {
         db: PathBuf,
         client_id: String,
+    },
+    ClientConnectPin {
+        db: PathBuf,
+        group: String,
+        name: String,
     },
     Backup {
         db: PathBuf,
@@ -214,6 +222,18 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             Ok(Command::ClientRevoke {
                 db: db_path(&opts),
                 client_id: client_id.clone(),
+            })
+        }
+        ["client", "connect-pin", ..] => {
+            let (pos, opts) = split(&args[2..], &["db", "group", "name"])?;
+            if !pos.is_empty() {
+                return Err("client connect-pin takes no arguments".into());
+            }
+            let group = option(&opts, "group").ok_or("client connect-pin needs --group")?;
+            Ok(Command::ClientConnectPin {
+                db: db_path(&opts),
+                group,
+                name: option(&opts, "name").unwrap_or_else(|| "JTL client".into()),
             })
         }
         ["backup", ..] => {

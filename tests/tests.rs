@@ -11,6 +11,7 @@ mod csv;
 mod demo;
 mod dialects;
 mod hardening;
+mod jtl;
 mod list;
 mod metrics;
 mod money;

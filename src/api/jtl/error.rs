@@ -169,7 +169,11 @@ impl From<ApiError> for JtlError {
 
 /// `{operation}.{PROPERTY}.{RULE}[:arg]` and its message.
 pub fn violation(operation: &str, property: &str, rule: &str, message: &str) -> Violation {
-    let field = property.replace(['.', '[', ']'], "_").to_ascii_uppercase();
+    let field: String = property
+        .replace(['.', '['], "_")
+        .replace(']', "")
+        .trim_matches('_')
+        .to_ascii_uppercase();
     Violation {
         code: format!("{operation}.{field}.{}", rule.to_ascii_uppercase()),
         property: property.to_string(),

@@ -150,7 +150,7 @@ fn list_pairs(
                 .all(|s| s == "created_at" || s == "-created_at"),
             _ => name
                 .strip_prefix("filter[")
-                .and_then(|rest| rest.strip_suffix(']').or(rest.strip_suffix("][]")))
+                .and_then(|rest| rest.strip_suffix("][]").or(rest.strip_suffix(']')))
                 .is_some_and(|f| filters.contains(&f)),
         };
         if !known {
