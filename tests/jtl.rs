@@ -949,3 +949,141 @@ fn discount_vouchers_and_other_currencies_do_not_exist_in_jtl() {
     let ids: Vec<&str> = data.iter().map(|v| string(&v["id"])).collect();
     assert_eq!(ids, [string(&euro["id"])]);
 }
+
+// ---- the dialect's OpenAPI document, and the fuzzer against it --------------------------------
+
+#[test]
+fn the_jtl_openapi_document_describes_exactly_the_jtl_v1_routes() {
+    let server = TestServer::start();
+    let r = server.call("GET", "/jtl/openapi.json", None, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(string(&r.json["openapi"]).starts_with("3.0."));
+    assert_eq!(r.json["info"]["version"], "1.8");
+    assert_eq!(r.json["servers"][0]["url"], "/jtl/v1");
+    let mut documented = Vec::new();
+    for (path, item) in r.json["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            documented.push((method.to_ascii_uppercase(), format!("/v1{path}")));
+        }
+    }
+    let mut routed: Vec<(String, String)> = vouchd::api::jtl::ROUTES
+        .iter()
+        .filter(|(_, p)| p.starts_with("/v1/"))
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    routed.sort();
+    assert_eq!(documented, routed);
+    let scopes = &r.json["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"];
+    assert_eq!(scopes["tokenUrl"], "/jtl/oauth/token");
+    let mut names: Vec<&str> = scopes["scopes"]
+        .as_object()
+        .expect("scopes")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "manage",
+            "read",
+            "read-lists",
+            "read-secrets",
+            "recharge",
+            "update",
+            "use"
+        ]
+    );
+}
+
+/// Cases per operation in schemathesis's fuzzing phase; `VOUCHD_JTL_FUZZ_EXAMPLES` overrides.
+const FUZZ_EXAMPLES: &str = "25";
+
+#[test]
+fn schemathesis_against_the_jtl_document_finds_no_5xx_and_every_answer_in_jtls_schemas() {
+    let exe = crate::openapi::schemathesis();
+    let server = TestServer::start();
+    let (jtl, _) = jtl_client(&server, CASHIER, None);
+    let (mut ids, mut codes, mut reservations, mut charges) = (vec![], vec![], vec![], vec![]);
+    for (amount, kind) in [
+        ("80.00", "digital"),
+        ("25.00", "digital"),
+        ("40.00", "print"),
+        ("999999.99", "digital"),
+    ] {
+        let v = jtl.post(
+            "/vouchers",
+            &json!({"amount": amount, "currency": "EUR", "type": kind, "batch": "fuzz"}),
+        );
+        assert_eq!(v.status, 201, "{}", v.body);
+        let id = string(&v.json["id"]).to_string();
+        jtl.patch(
+            &format!("/vouchers/{id}/status"),
+            &json!({"status": "active"}),
+        );
+        let pin = v.json["pin"].clone();
+        let code = v.json["code"].clone();
+        for _ in 0..2 {
+            let held = jtl.post(
+                "/reservations",
+                &json!({"amount": "1.00", "currency": "EUR", "code": code, "pin": pin}),
+            );
+            assert_eq!(held.status, 200, "{}", held.body);
+            let charged = jtl.post(
+                &format!("/reservations/{}/charge", string(&held.json["id"])),
+                &json!({"order_number": "F"}),
+            );
+            assert_eq!(charged.status, 200, "{}", charged.body);
+            charges.push(format!("{id}:{}", string(&charged.json["id"])));
+        }
+        let held = jtl.post(
+            "/reservations",
+            &json!({"amount": "2.00", "currency": "EUR", "code": code, "pin": pin}),
+        );
+        reservations.push(string(&held.json["id"]).to_string());
+        ids.push(id);
+        codes.push(string(&code).to_string());
+    }
+    let fuzz_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+    let examples = std::env::var("VOUCHD_JTL_FUZZ_EXAMPLES").unwrap_or(FUZZ_EXAMPLES.into());
+    let mut command = std::process::Command::new(&exe);
+    command
+        .arg("--config-file")
+        .arg(fuzz_dir.join("jtl.toml"))
+        .arg("run")
+        .arg(server.url("/jtl/openapi.json"))
+        .args([
+            "--seed",
+            "20261206",
+            "--max-examples",
+            &examples,
+            "--no-color",
+        ])
+        .args(["--header", &format!("Authorization: Bearer {}", jtl.token)])
+        .current_dir(server.dir().path())
+        .env("SCHEMATHESIS_HOOKS", fuzz_dir.join("jtl_hooks.py"))
+        .env("VOUCHD_JTL_VOUCHER_IDS", ids.join(","))
+        .env("VOUCHD_JTL_CODES", codes.join(","))
+        .env("VOUCHD_JTL_RESERVATIONS", reservations.join(","))
+        .env("VOUCHD_JTL_CHARGES", charges.join(","))
+        .env("COLUMNS", "120");
+    let started = std::time::Instant::now();
+    let (passed, output) =
+        crate::openapi::run_bounded(command, std::time::Duration::from_secs(15 * 60));
+    assert!(
+        passed,
+        "schemathesis failed after {:?}:\n{output}\n--- server log ---\n{}",
+        started.elapsed(),
+        server.output()
+    );
+    assert!(!server.output().contains("panicked"), "{}", server.output());
+    let summary = output
+        .find("=== SUMMARY")
+        .map_or(output.as_str(), |at| &output[at..]);
+    eprintln!(
+        "schemathesis (JTL) passed in {:?}:\n{summary}",
+        started.elapsed()
+    );
+    assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
+}

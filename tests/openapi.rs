@@ -123,7 +123,7 @@ fn openapi_document_is_3_1_and_describes_exactly_the_routes_of_the_router() {
 }
 
 /// The venv `tests/fuzz/install.sh` fills (test.sh runs it before the tests).
-fn schemathesis() -> PathBuf {
+pub(crate) fn schemathesis() -> PathBuf {
     let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz/venv/bin/schemathesis");
     assert!(
         exe.exists(),
@@ -202,7 +202,7 @@ fn seed(server: &TestServer, admin: &str, tenant: &Tenant) -> Seeds {
 }
 
 /// Runs `command` to its end or the deadline, returning its exit success and all it printed.
-fn run_bounded(mut command: Command, deadline: Duration) -> (bool, String) {
+pub(crate) fn run_bounded(mut command: Command, deadline: Duration) -> (bool, String) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

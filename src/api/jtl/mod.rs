@@ -32,6 +32,7 @@ pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str]) -> Reply {
         (Get,    ["v1", "vouchers"])                           => vouchers::list(ctx),
         (Post,   ["v1", "vouchers"])                           => vouchers::create(ctx),
         (Post,   ["v1", "vouchers", "recharge"])               => ledger::recharge(ctx),
+        (_,      ["v1", "vouchers", "recharge"])               => Err(JtlError::from_api(ApiError::MethodNotAllowed("POST"), "")),
         (Get,    ["v1", "vouchers", id])                       => vouchers::get(ctx, id),
         (Patch,  ["v1", "vouchers", id])                       => vouchers::update(ctx, id),
         (Delete, ["v1", "vouchers", id])                       => vouchers::delete(ctx, id),
@@ -161,6 +162,9 @@ fn list_pairs(
             };
             return Err(crate::domain::query::bad(name, message));
         }
+        if let Some(expected) = shape_error(name, value) {
+            return Err(crate::domain::query::bad(name, expected));
+        }
         let value = match name.as_str() {
             "per_page" => match value.parse::<u64>() {
                 Ok(n) if n > PER_PAGE_MAX => PER_PAGE_MAX.to_string(),
@@ -171,6 +175,36 @@ fn list_pairs(
         pairs.push((name.clone(), value));
     }
     Ok(pairs)
+}
+
+/// What is wrong with a list parameter's value by JTL's own rules, which are narrower than
+/// the native list's (no date-only times, no comma lists, no `1`/`0` booleans, two decimals).
+fn shape_error(name: &str, value: &str) -> Option<&'static str> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let decimal = |s: &str, whole: Option<usize>| match s.split_once('.') {
+        Some((w, f)) => {
+            digits(w)
+                && whole.is_none_or(|n| w.len() <= n)
+                && (1..=2).contains(&f.len())
+                && digits(f)
+        }
+        None => digits(s) && whole.is_none_or(|n| s.len() <= n),
+    };
+    let field = name
+        .strip_prefix("filter[")
+        .map(|f| f.trim_end_matches("[]").trim_end_matches(']'));
+    let ok = match (name, field) {
+        ("page" | "per_page", _) => digits(value),
+        (_, Some("created_from" | "created_to" | "valid_until_from" | "valid_until_to")) => {
+            value.contains(['T', 't'])
+        }
+        (_, Some("remaining_amount" | "taxable")) => value == "true" || value == "false",
+        (_, Some("status")) => ["active", "inactive", "cancelled"].contains(&value),
+        (_, Some("amount")) => decimal(value, None),
+        (_, Some("tax_rate")) => decimal(value, Some(3)),
+        _ => true,
+    };
+    (!ok).then_some("is not in the form JTL documents for it")
 }
 
 /// The tenant a token speaks for.

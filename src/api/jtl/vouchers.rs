@@ -87,8 +87,11 @@ fn valid_custom_id(id: &str) -> bool {
 /// A tax rate as JTL writes it (`"19"`, `"7.5"`), in hundredths of a percent.
 fn read_tax_rate(b: &mut Body) -> Option<i64> {
     let text = b.string("tax_rate", 6, false)?;
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, "00"));
+    let digits =
+        |s: &str, n: usize| (1..=n).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
     match parse_decimal(&text, PERCENT_SCALE) {
-        Ok(rate) if rate <= PERCENT_MAX => Some(rate),
+        Ok(rate) if rate <= PERCENT_MAX && digits(whole, 3) && digits(fraction, 2) => Some(rate),
         _ => {
             b.fail(
                 "tax_rate",
@@ -124,13 +127,34 @@ pub fn create(ctx: &Ctx) -> Result<Reply, JtlError> {
     let code = b
         .string("code", 255, false)
         .and_then(|text| match Code::parse(&text) {
-            Ok(code) => Some(code),
+            Ok(code)
+                if text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-') =>
+            {
+                Some(code)
+            }
+            Ok(_) => {
+                b.fail(
+                    "code",
+                    "regex",
+                    "The code format is invalid: letters, digits, spaces and dashes only.".into(),
+                );
+                None
+            }
             Err(e) => {
                 b.fail("code", "regex", format!("The code format is invalid: {e}."));
                 None
             }
         });
     let pin = b.string("pin", 255, false);
+    if pin.as_deref() == Some("") {
+        b.fail(
+            "pin",
+            "min:1",
+            "The pin must be at least 1 characters.".into(),
+        );
+    }
     let sku = b.string("sku", 255, false);
     let batch = b.string("batch", 30, false);
     let amount = b.money("amount", true, 0);
