@@ -212,6 +212,12 @@ mod tests {
             ("/WQ4MM3", UNMATCHED),
             ("", "/"),
             ("/ui/app.js", "/ui/{file}"),
+            (
+                "/jtl/v1/vouchers/X/charges/Y?page=2",
+                "/jtl/v1/vouchers/{id}/charges/{charge_id}",
+            ),
+            ("/jtl/oauth/token", "/jtl/oauth/token"),
+            ("/jtl/v2/vouchers", UNMATCHED),
         ] {
             assert_eq!(template(target), want, "{target}");
         }

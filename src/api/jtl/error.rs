@@ -105,7 +105,7 @@ impl JtlError {
                 "AUTH.SCOPE_MISSING",
                 format!("The access token lacks the scope {scope}."),
             ),
-            ApiError::Refused(refusal) => refused(resource, refusal),
+            ApiError::Refused(refusal) => refused(refusal),
             ApiError::Conflict(code, _) => JtlError::rule(conflict_code(resource, code), message),
             ApiError::Invalid(fields) => JtlError::invalid(
                 &format!("{resource}.REQUEST"),
@@ -182,7 +182,7 @@ pub fn violation(operation: &str, property: &str, rule: &str, message: &str) -> 
     }
 }
 
-fn refused(resource: &str, refusal: &Refusal) -> JtlError {
+fn refused(refusal: &Refusal) -> JtlError {
     let code = match refusal {
         Refusal::Inactive => "VOUCHER.INACTIVE",
         Refusal::Cancelled => "VOUCHER.CANCELLED",
@@ -195,7 +195,6 @@ fn refused(resource: &str, refusal: &Refusal) -> JtlError {
         Refusal::WrongKind(_) => "VOUCHER.WRONG_TYPE",
         Refusal::CreditLimit => "VOUCHER.RECHARGE.LIMIT_EXCEEDED",
     };
-    let _ = resource;
     JtlError::rule(code, refusal.message())
 }
 

@@ -211,3 +211,71 @@ fn shape_error(name: &str, value: &str) -> Option<&'static str> {
 fn tenant(token: &TokenInfo) -> Tenant {
     tenant_of(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_list_exactly_the_methods_each_jtl_path_allows() {
+        for (method, template) in ROUTES {
+            let segs: Vec<&str> = template
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(|s| if s.starts_with('{') { "X1" } else { s })
+                .collect();
+            let (named, allow) =
+                resource(&segs).unwrap_or_else(|| panic!("{template} is not a known path"));
+            assert_eq!(named, format!("/jtl{template}"));
+            let mut listed: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, t)| t == template)
+                .map(|(m, _)| *m)
+                .collect();
+            let mut allowed: Vec<&str> = allow.split(", ").collect();
+            listed.sort_unstable();
+            allowed.sort_unstable();
+            assert_eq!(listed, allowed, "{method} {template}");
+        }
+    }
+
+    #[test]
+    fn list_parameters_take_only_jtls_documented_forms() {
+        let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let filters = &["status", "amount", "created_from", "taxable"];
+        let ok = list_pairs(
+            &pairs(&[
+                ("filter[status][]", "active"),
+                ("filter[status]", "inactive"),
+                ("filter[amount]", "10.5"),
+                ("filter[created_from]", "2024-01-01T00:00:00+01:00"),
+                ("filter[taxable]", "false"),
+                ("per_page", "5000"),
+                ("sort", "-created_at"),
+            ]),
+            filters,
+            true,
+        )
+        .expect("JTL's forms");
+        assert_eq!(ok[5], ("per_page".into(), "1000".into()));
+        for (name, value) in [
+            ("filter[status]", "active,inactive"),
+            ("filter[amount]", "10.555"),
+            ("filter[created_from]", "2024-01-01"),
+            ("filter[taxable]", "1"),
+            ("page", "+2"),
+            ("sort", "amount"),
+            ("filter[customer_id]", "C1"),
+            ("bogus", "1"),
+        ] {
+            let err = list_pairs(&pairs(&[(name, value)]), filters, true)
+                .expect_err(&format!("{name}={value}"));
+            assert_eq!(err.param, name);
+        }
+    }
+}

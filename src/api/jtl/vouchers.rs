@@ -14,7 +14,8 @@ use crate::domain::code::{new_id, Code};
 use crate::domain::money::parse_decimal;
 use crate::domain::query::{parse_list, Filter, ListKind};
 use crate::domain::voucher::{
-    valid_until_on_activation, Changes, Medium, Status, Voucher, PERCENT_MAX, PERCENT_SCALE,
+    valid_until_on_activation, Changes, Medium, Refusal, Status, Tenant, Voucher, PERCENT_MAX,
+    PERCENT_SCALE,
 };
 use crate::error::ApiError;
 use crate::http::response::Reply;
@@ -245,9 +246,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply, JtlError> {
     };
     let offset = ctx.app.offset;
     let written = ctx.app.store.write(move |c| {
-        if custom_id.is_some()
-            && vouchers::get(c, &voucher.id, &crate::domain::voucher::Tenant::All).is_ok()
-        {
+        if custom_id.is_some() && vouchers::get(c, &voucher.id, &Tenant::All).is_ok() {
             return Err(ApiError::Conflict("duplicate_id", String::new()));
         }
         vouchers::insert(c, &voucher)?;
@@ -375,7 +374,7 @@ pub fn set_status(ctx: &Ctx, id: &str) -> Result<Reply, JtlError> {
     let v = ctx.app.store.write(move |c| {
         let v = find_voucher(c, &id, &tenant)?;
         if v.status == Status::Cancelled {
-            return Err(crate::domain::voucher::Refusal::Cancelled.into());
+            return Err(Refusal::Cancelled.into());
         }
         let now = clock::now();
         let mut changes = Changes {
