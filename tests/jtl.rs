@@ -1087,3 +1087,63 @@ fn schemathesis_against_the_jtl_document_finds_no_5xx_and_every_answer_in_jtls_s
     );
     assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
 }
+
+#[test]
+fn concurrent_tills_never_lose_or_double_a_charge_and_the_balance_never_goes_below_zero() {
+    let server = TestServer::start();
+    let (jtl, _) = jtl_client(&server, CASHIER, None);
+    let v = jtl.post("/vouchers", &json!({"amount": "50.00", "currency": "EUR"}));
+    let id = string(&v.json["id"]).to_string();
+    jtl.patch(
+        &format!("/vouchers/{id}/status"),
+        &json!({"status": "active"}),
+    );
+    let code = v.json["code"].clone();
+    // Eight tills each reserve 7.00 and charge it, ten times: reservations replace each other
+    // and the balance runs out, so many fail; every success must be in the ledger once.
+    let charged: Vec<i64> = std::thread::scope(|s| {
+        let tills: Vec<_> = (0..8)
+            .map(|till| {
+                let (jtl, code) = (&jtl, code.clone());
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for round in 0..10 {
+                        let held = jtl.post(
+                            "/reservations",
+                            &json!({"amount": "7.00", "currency": "EUR", "code": code}),
+                        );
+                        if held.status != 200 {
+                            assert_jtl_error(&held, 422, "VOUCHER.INSUFFICIENT_BALANCE");
+                            continue;
+                        }
+                        let order = format!("T{till}-{round}");
+                        let r = jtl.post(
+                            &format!("/reservations/{}/charge", string(&held.json["id"])),
+                            &json!({"order_number": order}),
+                        );
+                        match r.status {
+                            200 => mine.push(assert_charge(&r.json, "charge")),
+                            _ => assert_jtl_error(&r, 422, "RESERVATION.NOT_ACTIVE"),
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        tills
+            .into_iter()
+            .flat_map(|t| t.join().expect("till"))
+            .collect()
+    });
+    let total: i64 = charged.iter().sum();
+    let remaining = assert_money(&jtl.get(&format!("/vouchers/{id}")).json["remaining_amount"]);
+    assert!(remaining >= 0);
+    assert_eq!(total, 5000 - remaining, "charges answered 200: {charged:?}");
+    let ledger = assert_page(&jtl.get(&format!("/vouchers/{id}/charges?per_page=1000")));
+    assert_eq!(
+        ledger.len(),
+        charged.len(),
+        "one ledger entry per answered charge"
+    );
+    assert!(charged.len() >= 1 && total <= 5000, "{charged:?}");
+}
