@@ -1145,5 +1145,5 @@ fn concurrent_tills_never_lose_or_double_a_charge_and_the_balance_never_goes_bel
         charged.len(),
         "one ledger entry per answered charge"
     );
-    assert!(charged.len() >= 1 && total <= 5000, "{charged:?}");
+    assert!(!charged.is_empty() && total <= 5000, "{charged:?}");
 }
