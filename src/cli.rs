@@ -441,6 +441,8 @@ mod tests {
             "group create a --db x",
             "client create a",
             "client revoke",
+            "client connect-pin",
+            "client connect-pin extra --group shop",
             "demo extra",
             "demo --listen 1.2.3.4:80",
             "frobnicate",
@@ -468,6 +470,12 @@ mod tests {
             parse(&args("client list")),
             Ok(Command::ClientList { .. })
         ));
+        let Ok(Command::ClientConnectPin { group, name, .. }) =
+            parse(&args("client connect-pin --group shop"))
+        else {
+            panic!("connect-pin");
+        };
+        assert_eq!((group.as_str(), name.as_str()), ("shop", "JTL client"));
         assert!(matches!(
             parse(&args("client revoke ABC")),
             Ok(Command::ClientRevoke { .. })
