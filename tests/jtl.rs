@@ -715,6 +715,16 @@ fn create_validates_fields_with_jtl_codes_and_names_every_one() {
         let r = jtl.post("/vouchers", &json!({"amount": amount, "currency": "EUR"}));
         assert_jtl_error(&r, 422, "VOUCHER.CREATE.UNPROCESSABLE_ENTITY");
     }
+    for (amount, code) in [
+        ("abc", "VOUCHER.CREATE.AMOUNT.NUMERIC"),
+        ("-1.00", "VOUCHER.CREATE.AMOUNT.MIN:0"),
+        ("10.5", "VOUCHER.CREATE.AMOUNT.REGEX"),
+    ] {
+        let r = jtl.post("/vouchers", &json!({"amount": amount, "currency": "EUR"}));
+        assert_eq!(violation_codes(&r), [code], "{amount}");
+    }
+    let number = jtl.post("/vouchers", &json!({"amount": 10, "currency": "EUR"}));
+    assert_eq!(violation_codes(&number), ["VOUCHER.CREATE.AMOUNT.STRING"]);
     let jpy = jtl.post("/vouchers", &json!({"amount": "10.00", "currency": "JPY"}));
     assert_eq!(
         violation_codes(&jpy),

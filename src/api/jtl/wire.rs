@@ -123,29 +123,39 @@ impl Body {
         }
     }
 
-    /// A money string of at least `min` minor units.
+    /// A money string of at least `min` minor units: not a number is `numeric`, below `min`
+    /// (negative included) `min`, any other shape than `10.50` `regex`.
     pub fn money(&mut self, name: &str, required: bool, min: i64) -> Option<i64> {
-        let text = self.string(name, 9, required)?;
-        match parse_money(&text) {
-            Some(v) if v >= min => Some(v),
-            Some(_) => {
-                let least = money(min);
-                self.fail(
-                    name,
-                    &format!("min:{least}"),
-                    format!("The {name} must be at least {least}."),
-                );
-                None
-            }
-            None => {
-                self.fail(
-                    name,
-                    "regex",
-                    format!("The {name} format is invalid (like 10.50)."),
-                );
-                None
-            }
+        let text = self.string(name, 255, required)?;
+        let unsigned = text.strip_prefix('-').unwrap_or(&text);
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let value = parse_money(&text);
+        if value.is_some_and(|v| v >= min) {
+            return value;
         }
+        if !(digits(whole) && digits(fraction)) {
+            self.fail(name, "numeric", format!("The {name} must be a number."));
+        } else if value.is_some() || text.starts_with('-') {
+            // Laravel writes the rule's argument as given: `min:0`, `min:0.01`.
+            let least = if min % 100 == 0 {
+                (min / 100).to_string()
+            } else {
+                money(min)
+            };
+            self.fail(
+                name,
+                &format!("min:{least}"),
+                format!("The {name} must be at least {least}."),
+            );
+        } else {
+            self.fail(
+                name,
+                "regex",
+                format!("The {name} format is invalid (like 10.50)."),
+            );
+        }
+        None
     }
 
     /// A currency JTL serves: ISO 4217 with two decimals.
