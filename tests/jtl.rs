@@ -1016,6 +1016,7 @@ fn schemathesis_against_the_jtl_document_finds_no_5xx_and_every_answer_in_jtls_s
     let server = TestServer::start();
     let (jtl, _) = jtl_client(&server, CASHIER, None);
     let (mut ids, mut codes, mut reservations, mut charges) = (vec![], vec![], vec![], vec![]);
+    let mut pins = Vec::new();
     for (amount, kind) in [
         ("80.00", "digital"),
         ("25.00", "digital"),
@@ -1052,6 +1053,9 @@ fn schemathesis_against_the_jtl_document_finds_no_5xx_and_every_answer_in_jtls_s
             &json!({"amount": "2.00", "currency": "EUR", "code": code, "pin": pin}),
         );
         reservations.push(string(&held.json["id"]).to_string());
+        if let Some(pin) = pin.as_str() {
+            pins.push(format!("{}:{pin}", string(&code)));
+        }
         ids.push(id);
         codes.push(string(&code).to_string());
     }
@@ -1077,6 +1081,7 @@ fn schemathesis_against_the_jtl_document_finds_no_5xx_and_every_answer_in_jtls_s
         .env("VOUCHD_JTL_CODES", codes.join(","))
         .env("VOUCHD_JTL_RESERVATIONS", reservations.join(","))
         .env("VOUCHD_JTL_CHARGES", charges.join(","))
+        .env("VOUCHD_JTL_PINS", pins.join(","))
         .env("COLUMNS", "120");
     let started = std::time::Instant::now();
     let (passed, output) =
