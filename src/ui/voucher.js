@@ -457,7 +457,7 @@ async function renderLedger(box) {
   );
 }
 
-/** What the entry did to the balance: a charge takes, a refund gives back, a use is a discount. */
+/** What the entry did to the balance: a charge takes, a refund or recharge gives, a use is a discount. */
 function signed(e) {
   if (e.type === 'charge') return `−${e.amount}`;
   if (e.type === 'refund' || e.type === 'recharge') return `+${e.amount}`;
