@@ -72,6 +72,11 @@ pub enum Command {
         db: PathBuf,
         client_id: String,
     },
+    ClientConnectPin {
+        db: PathBuf,
+        group: String,
+        name: String,
+    },
     Backup {
         db: PathBuf,
         dest: PathBuf,
@@ -321,6 +326,14 @@ fn build(spec: &Spec, pos: Vec<String>, opts: &[(String, String)]) -> Result<Com
             db,
             client_id: one(spec, pos)?,
         },
+        ["client", "connect-pin"] => {
+            none(spec, &pos)?;
+            Command::ClientConnectPin {
+                db,
+                group: option(opts, "group").unwrap_or_default(),
+                name: option(opts, "name").unwrap_or_else(|| "JTL client".into()),
+            }
+        }
         ["backup"] => Command::Backup {
             db,
             dest: one(spec, pos)?.into(),

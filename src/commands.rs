@@ -71,6 +71,19 @@ pub fn run(command: Command) -> Result<(), String> {
             eprintln!("vouchd: revoked client {client_id}");
             Ok(())
         }
+        Command::ClientConnectPin { db, group, name } => {
+            check_name(&name).map_err(|e| format!("client name {e}"))?;
+            let mut conn = store::open_direct(&db)?;
+            let (pin, group_id, expires_at) = store::write_direct(&mut conn, |c| {
+                crate::api::jtl::clients::make_connect_pin(c, &group, &name)
+            })?;
+            let expires = clock::format_rfc3339(expires_at, UtcOffset::UTC);
+            println!(
+                "{}",
+                serde_json::json!({"pin": pin, "group_id": group_id, "name": name, "expires_at": expires})
+            );
+            Ok(())
+        }
         Command::Backup { db, dest } => {
             let started = Instant::now();
             let copied = store::backup::backup(&db, &dest)?;

@@ -117,7 +117,9 @@ fn days(first: i64, last: i64, activity: &[DayActivity]) -> Vec<DayView> {
         let slot = match a.kind.as_str() {
             "charge" => 0,
             "use" => 1,
-            _ => 2,
+            "refund" => 2,
+            // Recharges (the JTL dialect's) add credit: neither a redemption nor a refund.
+            _ => continue,
         };
         counts.entry(a.day).or_default()[slot] += a.count;
         let entry = money
@@ -171,6 +173,7 @@ mod tests {
             activity(first, "use", "EUR", 1, 500),
             activity(first, "charge", "JPY", 1, 1500),
             activity(first + 2, "refund", "CHF", 1, 300),
+            activity(first + 2, "recharge", "CHF", 1, 9900),
         ];
         let days = days(first, first + 3, &rows);
         let dates: Vec<&str> = days.iter().map(|d| d.date.as_str()).collect();

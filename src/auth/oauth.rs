@@ -51,10 +51,44 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
 }
 
 pub fn token(ctx: &mut Ctx) -> Result<Reply, ApiError> {
-    Ok(issue(ctx).unwrap_or_else(|reply| reply))
+    Ok(issue(ctx, &native_grant).unwrap_or_else(|reply| reply))
 }
 
-fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
+/// What a token is granted: vouchd's scopes, a dialect's own scope names, and the `scope`
+/// the answer reports.
+pub struct Grant {
+    pub scopes: Scopes,
+    pub dialect_scopes: Option<String>,
+    pub scope: String,
+}
+
+/// Decides the grant from the `scope` asked for and the client's scopes; `None`: the scope is
+/// unknown or beyond the client's (`invalid_scope`).
+pub type GrantRule = dyn Fn(Option<&str>, Scopes) -> Option<Grant>;
+
+/// The native grant: a subset of vouchd's scopes, all of the client's by default.
+fn native_grant(asked: Option<&str>, client: Scopes) -> Option<Grant> {
+    let scopes = match asked {
+        Some(list) => match Scopes::parse(list) {
+            Ok(asked) if !asked.is_empty() && asked.is_subset_of(client) => asked,
+            _ => return None,
+        },
+        None => client,
+    };
+    Some(Grant {
+        scopes,
+        dialect_scopes: None,
+        scope: scopes.to_space_list(),
+    })
+}
+
+/// The token endpoint with a dialect's own rule for scopes (the same credentials, throttles
+/// and token store as `POST /oauth/token`).
+pub fn token_with(ctx: &Ctx, rule: &GrantRule) -> Reply {
+    issue(ctx, rule).unwrap_or_else(|reply| reply)
+}
+
+fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
     let req = ctx.req;
     if req.media_type() != "application/x-www-form-urlencoded" {
         return Err(invalid_request(
@@ -157,26 +191,21 @@ fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
     };
     throttle.succeed(&pair_key);
     throttle.refund(&addr_key);
-    let scopes = match field("scope") {
-        Some(list) => match Scopes::parse(list) {
-            Ok(asked) if !asked.is_empty() && asked.is_subset_of(login.scopes) => asked,
-            _ => {
-                return Err(oauth_error(
-                    400,
-                    "invalid_scope",
-                    "The scope is unknown or beyond the client's.",
-                ))
-            }
-        },
-        None => login.scopes,
+    let Some(grant) = rule(field("scope"), login.scopes) else {
+        return Err(oauth_error(
+            400,
+            "invalid_scope",
+            "The scope is unknown or beyond the client's.",
+        ));
     };
     let token = new_token();
     let hash = hash_token(&token);
     let info = TokenInfo {
         client_id,
         group_id: login.group_id,
-        scopes,
+        scopes: grant.scopes,
         expires_at: clock::now() + TOKEN_LIFETIME,
+        dialect_scopes: grant.dialect_scopes,
     };
     let (stored_info, client_type) = (info.clone(), client_type.map(str::to_string));
     // Taken before the insert checks that the client is live: a revocation after that check
@@ -199,7 +228,7 @@ fn issue(ctx: &Ctx) -> Result<Reply, Reply> {
     ctx.app.tokens.insert(generation, hash, info);
     Ok(Reply::json(
         200,
-        &json!({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "scope": scopes.to_space_list()}),
+        &json!({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "scope": grant.scope}),
     )
     .with_header("Cache-Control", "no-store")
     .with_header("Pragma", "no-cache"))

@@ -29,6 +29,8 @@ pub struct TokenInfo {
     pub group_id: String,
     pub scopes: Scopes,
     pub expires_at: i64,
+    /// A dialect's own scope names granted with the token (the JTL dialect's), space-separated.
+    pub dialect_scopes: Option<String>,
 }
 
 impl TokenInfo {
@@ -140,6 +142,7 @@ mod tests {
             group_id: "G".into(),
             scopes: Scopes::all(),
             expires_at: i64::MAX,
+            dialect_scopes: None,
         }
     }
 

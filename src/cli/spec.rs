@@ -200,6 +200,29 @@ pub const COMMANDS: &[Spec] = &[
         notes: "",
     },
     Spec {
+        words: &["client", "connect-pin"],
+        args: "",
+        summary: "print a one-time PIN, valid 30 minutes, that a JTL client swaps for its own \
+                  client_id and secret at POST /jtl/v1/clients/connect",
+        flags: &[
+            Flag {
+                name: "group",
+                value: "GROUP",
+                help: "the group's name or id the new client joins",
+                default: "",
+            },
+            Flag {
+                name: "name",
+                value: "NAME",
+                help: "the name of the client the PIN creates",
+                default: "JTL client",
+            },
+            DB,
+        ],
+        required: &["group"],
+        notes: "The PIN is shown only now and works once.",
+    },
+    Spec {
         words: &["backup"],
         args: "DEST",
         summary: "copy the database to a new file DEST, also while a server uses it",

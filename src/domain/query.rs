@@ -62,6 +62,8 @@ pub enum Filter {
     DiscountOnly,
     /// Used up (`used_at` set) or not.
     Used(bool),
+    /// Value vouchers in currencies of this many decimals only (JTL's money has two).
+    ValueWithExponent(u8),
 }
 
 /// Fields a list can be ordered by.

@@ -4,9 +4,10 @@
 //! carries a discount granted on a ticket up to `max_uses` times. The store applies these rules
 //! inside its write transactions; nothing here knows of HTTP or SQL.
 
-use super::clock::Interval;
+use super::clock::{add_interval, Interval};
 use super::code::Code;
 use super::money::{percent_of, Currency};
+use time::UtcOffset;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -228,6 +229,8 @@ pub enum Refusal {
     InsufficientFunds,
     /// A charge on a discount voucher, a use on a value voucher.
     WrongKind(&'static str),
+    /// A recharge that would take the voucher's credit beyond the most it may hold.
+    CreditLimit,
 }
 
 impl Refusal {
@@ -242,6 +245,7 @@ impl Refusal {
             Refusal::Used => "voucher_used",
             Refusal::InsufficientFunds => "insufficient_funds",
             Refusal::WrongKind(_) => "wrong_voucher_kind",
+            Refusal::CreditLimit => "credit_limit_exceeded",
         }
     }
 
@@ -260,6 +264,7 @@ impl Refusal {
                 "The amount exceeds what is available on the voucher.".into()
             }
             Refusal::WrongKind(what) => format!("This voucher {what}."),
+            Refusal::CreditLimit => "The recharge would exceed the most a voucher may hold.".into(),
         }
     }
 }
@@ -329,6 +334,37 @@ pub fn check_use(v: &Voucher, total: i64, now: i64, ctx: &Context) -> Result<i64
         return Err(Refusal::Used);
     }
     Ok(discount.granted_on(total))
+}
+
+/// May `amount` be added to this value voucher's credit now (a recharge)? It must be usable
+/// now, like a charge, and its amount (issued plus recharged) must stay at most `max`.
+pub fn check_recharge(
+    v: &Voucher,
+    amount: i64,
+    now: i64,
+    ctx: &Context,
+    max: i64,
+) -> Result<(), Refusal> {
+    if v.discount.is_some() {
+        return Err(Refusal::WrongKind(
+            "is a discount voucher: it holds no credit",
+        ));
+    }
+    check_usable(v, now, ctx)?;
+    let total = v.amount.unwrap_or(0).checked_add(amount);
+    if total.is_none_or(|t| t > max) {
+        return Err(Refusal::CreditLimit);
+    }
+    Ok(())
+}
+
+/// The end of validity a voucher gets when it is activated at `now`: the one it has, or else
+/// `now` plus its validity pair (`None` without either: valid without end).
+pub fn valid_until_on_activation(v: &Voucher, now: i64, offset: UtcOffset) -> Option<i64> {
+    v.valid_until.or_else(|| {
+        v.validity
+            .and_then(|(n, unit)| add_interval(now, n, unit, offset))
+    })
 }
 
 /// Whose vouchers a request may see and change.
@@ -491,6 +527,44 @@ mod tests {
         assert_eq!(check_use(&twice, 1000, 0, &ctx), Ok(100));
         twice.uses = 2;
         assert_eq!(check_use(&twice, 1000, 0, &ctx), Err(Refusal::Used));
+    }
+
+    #[test]
+    fn recharges_need_a_usable_value_voucher_and_stay_within_the_limit() {
+        let ctx = Context::default();
+        let mut v = value_voucher(5000);
+        assert_eq!(check_recharge(&v, 5000, 0, &ctx, 10_000), Ok(()));
+        assert_eq!(
+            check_recharge(&v, 5001, 0, &ctx, 10_000),
+            Err(Refusal::CreditLimit)
+        );
+        assert_eq!(
+            check_recharge(&v, i64::MAX, 0, &ctx, i64::MAX),
+            Err(Refusal::CreditLimit)
+        );
+        v.status = Status::Inactive;
+        assert_eq!(
+            check_recharge(&v, 1, 0, &ctx, 10_000),
+            Err(Refusal::Inactive)
+        );
+        let discount = discount_voucher(DiscountKind::Money, 100, 1);
+        assert!(matches!(
+            check_recharge(&discount, 1, 0, &ctx, 10_000),
+            Err(Refusal::WrongKind(_))
+        ));
+    }
+
+    #[test]
+    fn activation_keeps_an_end_of_validity_or_counts_the_pair_from_now() {
+        let mut v = value_voucher(100);
+        assert_eq!(valid_until_on_activation(&v, 1000, UtcOffset::UTC), None);
+        v.validity = Some((2, Interval::Days));
+        assert_eq!(
+            valid_until_on_activation(&v, 1000, UtcOffset::UTC),
+            Some(1000 + 2 * 86_400)
+        );
+        v.valid_until = Some(5);
+        assert_eq!(valid_until_on_activation(&v, 1000, UtcOffset::UTC), Some(5));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::host::is_authority;
 use super::request::{percent_decode, Method, Request};
 use super::response::Reply;
-use crate::api::{admin, carecloud, export, import, ledger, native, pos, stats, symbols, Ctx};
+use crate::api::{admin, carecloud, export, import, jtl, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::auth::scope::METRICS;
@@ -71,6 +71,7 @@ pub fn route(
         (Get,    "/v1/clients",                                  [_, _]               ) => admin::list_clients(ctx),
         (Post,   "/v1/clients",                                  [_, _]               ) => admin::create_client(ctx),
         (Delete, "/v1/clients/{id}",                             [_, _, id]           ) => admin::revoke_client(ctx, id),
+        (method, _,                                      ["jtl", rest @ ..]   ) => Ok(jtl::route(ctx, method, rest)),
         _ if template == UNMATCHED                                                     => Err(ApiError::NotFound),
         _ => Err(ApiError::MethodNotAllowed(allow)),
     };
@@ -204,6 +205,7 @@ fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
         ["openapi.json"]                                => ("/openapi.json", "GET, HEAD"),
         ["carecloud", "openapi.json"]                   => ("/carecloud/openapi.json", "GET, HEAD"),
         ["pos", "openapi.json"]                         => ("/pos/openapi.json", "GET, HEAD"),
+        ["jtl", rest @ ..]                              => return jtl::resource(rest),
         ["oauth", "token"]                              => ("/oauth/token", "POST"),
         ["v1", "vouchers"]                              => ("/v1/vouchers", "GET, HEAD, POST"),
         ["v1", "vouchers", "batch"]                     => ("/v1/vouchers/batch", "POST"),
@@ -262,6 +264,12 @@ mod tests {
             ("/WQ4MM3", UNMATCHED),
             ("", "/"),
             ("/ui/app.js", "/ui/{file}"),
+            (
+                "/jtl/v1/vouchers/X/charges/Y?page=2",
+                "/jtl/v1/vouchers/{id}/charges/{charge_id}",
+            ),
+            ("/jtl/oauth/token", "/jtl/oauth/token"),
+            ("/jtl/v2/vouchers", UNMATCHED),
         ] {
             assert_eq!(template(target), want, "{target}");
         }

@@ -133,6 +133,7 @@ pub enum ChargeKind {
     Use,
     Refund,
     Capture,
+    Recharge,
 }
 
 impl ChargeKind {
@@ -142,6 +143,7 @@ impl ChargeKind {
             ChargeKind::Use => "use",
             ChargeKind::Refund => "refund",
             ChargeKind::Capture => "capture",
+            ChargeKind::Recharge => "recharge",
         }
     }
 }

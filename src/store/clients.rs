@@ -242,8 +242,9 @@ pub fn insert_token(
     let now = clock::now();
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6
+            "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at,
+                                 dialect_scopes)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
              WHERE EXISTS (SELECT 1 FROM clients WHERE id = ?2 AND revoked_at IS NULL)",
         )?
         .execute(params![
@@ -252,7 +253,8 @@ pub fn insert_token(
             info.scopes.to_space_list(),
             client_type,
             info.expires_at,
-            now
+            now,
+            info.dialect_scopes
         ])?;
     if inserted == 0 {
         return Ok(None);
@@ -287,7 +289,7 @@ pub fn find_token(
 ) -> Result<Option<TokenInfo>, ApiError> {
     let info = conn
         .prepare_cached(
-            "SELECT t.client_id, c.group_id, t.scopes, t.expires_at FROM tokens t JOIN clients c ON c.id = t.client_id
+            "SELECT t.client_id, c.group_id, t.scopes, t.expires_at, t.dialect_scopes FROM tokens t JOIN clients c ON c.id = t.client_id
              WHERE t.hash = ?1 AND t.expires_at > ?2 AND c.revoked_at IS NULL",
         )?
         .query_row(params![&hash[..], now], |row| {
@@ -296,6 +298,7 @@ pub fn find_token(
                 group_id: row.get(1)?,
                 scopes: scopes_column(row, 2)?,
                 expires_at: row.get(3)?,
+                dialect_scopes: row.get(4)?,
             })
         })
         .optional()?;

@@ -9,7 +9,7 @@ use super::vouchers;
 use crate::domain::code::new_id;
 use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{
-    check_charge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
+    check_charge, check_recharge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
 };
 use crate::error::ApiError;
 use rusqlite::types::Value;
@@ -28,6 +28,8 @@ pub enum EntryKind {
     Charge,
     Use,
     Refund,
+    /// Credit added to a value voucher (the JTL dialect's recharge).
+    Recharge,
 }
 
 impl EntryKind {
@@ -36,6 +38,7 @@ impl EntryKind {
             EntryKind::Charge => "charge",
             EntryKind::Use => "use",
             EntryKind::Refund => "refund",
+            EntryKind::Recharge => "recharge",
         }
     }
 
@@ -44,6 +47,7 @@ impl EntryKind {
             "charge" => Some(EntryKind::Charge),
             "use" => Some(EntryKind::Use),
             "refund" => Some(EntryKind::Refund),
+            "recharge" => Some(EntryKind::Recharge),
             _ => None,
         }
     }
@@ -292,6 +296,41 @@ pub fn refund_on(
         ));
     }
     insert_entry(conn, v, r, EntryKind::Refund, amount, Some(refers_to), None)
+}
+
+/// Adds `amount` to the credit of `v` (read in this same write): its amount and remaining grow
+/// together, so amount − Σcharges + Σrefunds = remaining still holds, and the amount stays at
+/// most `max`.
+pub fn recharge_on(
+    conn: &Connection,
+    v: &Voucher,
+    amount: i64,
+    max: i64,
+    r: &Redemption,
+) -> Result<Entry, ApiError> {
+    check_recharge(v, amount, r.now, r.context, max)?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE vouchers SET amount = amount + ?2, remaining = remaining + ?2,
+                 entries = entries + 1, updated_at = ?3
+             WHERE id = ?1 AND remaining IS NOT NULL AND amount + ?2 <= ?4",
+        )?
+        .execute(params![v.id, amount, r.now, max])?;
+    if changed == 0 {
+        return Err(Refusal::CreditLimit.into());
+    }
+    insert_entry(conn, v, r, EntryKind::Recharge, amount, None, None)
+}
+
+/// One ledger entry by its id, with its voucher's currency.
+pub fn find_entry(conn: &Connection, entry_id: &str) -> Result<Option<Entry>, ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
+             FROM ledger l JOIN vouchers v ON v.id = l.voucher_id WHERE l.id = ?1",
+        )?
+        .query_row([entry_id], entry_from_row)
+        .optional()?)
 }
 
 /// Holds `amount` of a value voucher's balance for `expires_in` seconds.

@@ -114,6 +114,54 @@ const MIGRATIONS: &[&str] = &[
     // group `admin` holds every scope.
     "UPDATE client_groups SET scopes = scopes || ' metrics'
          WHERE name = 'admin' AND ' ' || scopes || ' ' NOT LIKE '% metrics %';",
+    // 8: what the JTL dialect keeps. Recharges in the ledger: its type CHECK cannot be altered,
+    // so the table is rebuilt as it was with one more type (indexes and guards included). A
+    // voucher's PIN as an argon2id hash; the JTL scopes a token was granted; one-time
+    // connection PINs (hashed) that a client swaps for credentials; the reasons given for
+    // deletions and status changes.
+    "CREATE TABLE ledger_new (
+         seq          INTEGER PRIMARY KEY,
+         id           TEXT NOT NULL UNIQUE,
+         voucher_id   TEXT NOT NULL REFERENCES vouchers(id),
+         client_id    TEXT NOT NULL,
+         type         TEXT NOT NULL CHECK (type IN ('charge', 'use', 'refund', 'recharge')),
+         amount       INTEGER NOT NULL CHECK (amount >= 0),
+         order_number TEXT,
+         refers_to    TEXT,
+         ticket_total INTEGER,
+         created_at   INTEGER NOT NULL
+     );
+     INSERT INTO ledger_new (seq, id, voucher_id, client_id, type, amount, order_number,
+                             refers_to, ticket_total, created_at)
+         SELECT seq, id, voucher_id, client_id, type, amount, order_number, refers_to,
+                ticket_total, created_at FROM ledger;
+     DROP TABLE ledger;
+     ALTER TABLE ledger_new RENAME TO ledger;
+     CREATE INDEX ledger_voucher ON ledger(voucher_id, created_at, id);
+     CREATE INDEX ledger_refers ON ledger(refers_to) WHERE refers_to IS NOT NULL;
+     CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+     CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+     ALTER TABLE vouchers ADD COLUMN pin_hash TEXT;
+     ALTER TABLE tokens ADD COLUMN dialect_scopes TEXT;
+     CREATE TABLE connect_pins (
+         hash        BLOB PRIMARY KEY,
+         group_id    TEXT NOT NULL REFERENCES client_groups(id),
+         name        TEXT NOT NULL,
+         expires_at  INTEGER NOT NULL,
+         used_at     INTEGER,
+         created_at  INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE voucher_comments (
+         seq         INTEGER PRIMARY KEY,
+         voucher_id  TEXT NOT NULL,
+         client_id   TEXT NOT NULL,
+         action      TEXT NOT NULL,
+         comment     TEXT,
+         created_at  INTEGER NOT NULL
+     );
+     CREATE INDEX voucher_comments_voucher ON voucher_comments(voucher_id);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -259,5 +307,64 @@ mod tests {
             )
             .expect("admin group");
         assert_eq!(scopes, "vouchers:read admin metrics");
+    }
+
+    #[test]
+    fn the_ledger_rebuild_keeps_every_entry_and_its_guards_and_admits_recharges() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        // A database as version 4 left it, with a voucher and two entries.
+        conn.execute_batch(SCHEMA).expect("schema");
+        for step in &MIGRATIONS[..3] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 4)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO client_groups (id, name, scopes, created_at) VALUES ('G', 'g', 'admin', 0);
+             INSERT INTO clients (id, name, group_id, secret_hash, created_at) VALUES ('C', 'c', 'G', 'h', 0);
+             INSERT INTO vouchers (id, code, client_id, group_id, currency, exponent, amount, remaining,
+                                   status, type, entries, created_at, updated_at)
+                 VALUES ('V', 'ABCD', 'C', 'G', 'EUR', 2, 1000, 800, 'active', 'digital', 2, 0, 0);
+             INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at)
+                 VALUES ('L1', 'V', 'C', 'charge', 300, 1), ('L2', 'V', 'C', 'refund', 100, 2);",
+        )
+        .expect("old rows");
+        migrate(&mut conn).expect("migrate");
+        let rows: Vec<(i64, String, String, i64)> = conn
+            .prepare("SELECT seq, id, type, amount FROM ledger ORDER BY seq")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("read");
+        assert_eq!(
+            rows,
+            vec![
+                (1, "L1".into(), "charge".into(), 300),
+                (2, "L2".into(), "refund".into(), 100)
+            ]
+        );
+        conn.execute(
+            "INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at) VALUES ('L3', 'V', 'C', 'recharge', 5, 3)",
+            [],
+        )
+        .expect("a recharge entry");
+        assert!(conn
+            .execute("INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at) VALUES ('L4', 'V', 'C', 'gift', 5, 3)", [])
+            .is_err());
+        assert!(conn.execute("UPDATE ledger SET amount = 1", []).is_err());
+        assert!(conn.execute("DELETE FROM ledger", []).is_err());
+        assert!(conn
+            .execute("INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at) VALUES ('L5', 'NOPE', 'C', 'charge', 5, 3)", [])
+            .is_err(), "the voucher reference is still enforced");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('ledger_voucher', 'ledger_refers')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 2);
     }
 }

@@ -9,9 +9,11 @@
 pub mod backup;
 pub mod bulk;
 pub mod clients;
+pub mod holds;
 pub mod idempotency;
 pub mod ledger;
 pub mod migrate;
+pub mod pins;
 pub mod stats;
 pub mod vouchers;
 

@@ -531,6 +531,10 @@ fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<V
         Filter::DiscountOnly => sql.push_str(" AND v.discount_type IS NOT NULL"),
         Filter::Used(true) => sql.push_str(" AND v.used_at IS NOT NULL"),
         Filter::Used(false) => sql.push_str(" AND v.used_at IS NULL"),
+        Filter::ValueWithExponent(exp) => {
+            sql.push_str(" AND v.discount_type IS NULL AND v.exponent = ?");
+            args.push(Value::Integer(i64::from(*exp)));
+        }
         Filter::Amount(candidates) => {
             let alternatives =
                 vec!["(v.exponent = ? AND v.amount = ?)"; candidates.len()].join(" OR ");

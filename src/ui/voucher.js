@@ -399,7 +399,7 @@ function releaseHold(v, hold, error) {
 
 // ---- ledger ----------------------------------------------------------------------------------
 
-const TYPE_WORDS = { charge: 'Charge', use: 'Discount use', refund: 'Refund' };
+const TYPE_WORDS = { charge: 'Charge', use: 'Discount use', refund: 'Refund', recharge: 'Recharge' };
 
 async function renderLedger(box) {
   const v = state.voucher;
@@ -463,10 +463,10 @@ async function renderLedger(box) {
   );
 }
 
-/** What the entry did to the balance: a charge takes, a refund gives back, a use is a discount. */
+/** What the entry did to the balance: a charge takes, a refund or recharge gives, a use is a discount. */
 function signed(e) {
   if (e.type === 'charge') return `−${e.amount}`;
-  if (e.type === 'refund') return `+${e.amount}`;
+  if (e.type === 'refund' || e.type === 'recharge') return `+${e.amount}`;
   return `${e.amount} off`;
 }
 
