@@ -757,7 +757,7 @@ fn create_validates_fields_with_jtl_codes_and_names_every_one() {
     assert_jtl_error(&no_route, 404, "ROUTE.NOT_FOUND");
     let method = jtl.call("PUT", "/vouchers", None);
     assert_jtl_error(&method, 405, "REQUEST.METHOD_NOT_ALLOWED");
-    assert_eq!(method.header("allow"), Some("GET, POST"));
+    assert_eq!(method.header("allow"), Some("GET, HEAD, POST"));
 }
 
 #[test]

@@ -27,8 +27,10 @@ rows = 0
 with s.get(f"{base}/v1/vouchers/export.csv", stream=True, timeout=30) as export:
     assert export.status_code == 200
     chunked = export.headers.get("Transfer-Encoding") == "chunked"
+    # iter_lines yields an empty line when a chunk ends between CR and LF: count rows only.
     for line in export.iter_lines():
-        rows += 1
+        if line:
+            rows += 1
 print(json.dumps({
     "list_bytes": len(listed.content),
     "list_items": len(listed.json()["data"]),
