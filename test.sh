@@ -29,6 +29,8 @@ stage "cargo clippy" cargo clippy --all-targets --quiet -- -D warnings
 
 stage "fuzz test tools (tests/fuzz/install.sh)" tests/fuzz/install.sh
 
+stage "client generators (tests/clients/install.sh)" tests/clients/install.sh
+
 # A few test threads keep the servers the integration tests start from starving each other on
 # a 2-core machine.
 stage "cargo test" cargo test --all-targets -- --test-threads "${VOUCHD_TEST_THREADS:-4}"

@@ -394,3 +394,109 @@ fn validate_refuses_a_malformed_field_with_422_before_looking_the_code_up() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json["applicable_amount"], json!("2.50"), "{}", r.body);
 }
+
+/// Runs a generator or compiler to its end; panics with all it printed when it fails.
+fn run_tool(what: &str, command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+#[test]
+fn python_and_typescript_clients_generate_from_the_served_document_cleanly_and_work() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/fuzz/venv/bin");
+    let node_bin = root.join("tests/clients/node_modules/.bin");
+    for (tool, install) in [
+        (venv.join("openapi-python-client"), "tests/fuzz/install.sh"),
+        (
+            node_bin.join("openapi-typescript"),
+            "tests/clients/install.sh",
+        ),
+        (node_bin.join("tsc"), "tests/clients/install.sh"),
+    ] {
+        assert!(
+            tool.exists(),
+            "{} is missing: run {install} (./test.sh does)",
+            tool.display()
+        );
+    }
+    let server = TestServer::start();
+    let served = server.call("GET", "/openapi.json", None, None);
+    assert_eq!(served.status, 200);
+    let work = TempDir::new();
+    let doc = work.path().join("openapi.json");
+    std::fs::write(&doc, &served.body).expect("write the document");
+
+    // Python: every operation and response generated (no warning at all), then used.
+    let search_path = format!(
+        "{}:{}",
+        venv.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let printed = run_tool(
+        "openapi-python-client",
+        Command::new(venv.join("openapi-python-client"))
+            .args(["generate", "--meta", "none", "--path"])
+            .arg(&doc)
+            .arg("--output-path")
+            .arg(work.path().join("vouchd_client"))
+            .arg("--config")
+            .arg(root.join("tests/clients/openapi-python-client.yaml"))
+            // Its post-generation hook runs ruff, which the venv holds.
+            .env("PATH", &search_path),
+    );
+    let lowered = printed.to_lowercase();
+    assert!(
+        !lowered.contains("warning") && !lowered.contains("error") && !lowered.contains("skip"),
+        "openapi-python-client warned:\n{printed}"
+    );
+    let used = run_tool(
+        "the generated Python client (tests/clients/smoke.py)",
+        Command::new(venv.join("python"))
+            .arg(root.join("tests/clients/smoke.py"))
+            .env("PYTHONPATH", work.path())
+            .env("VOUCHD_URL", &server.base)
+            .env("VOUCHD_TOKEN", server.admin_token()),
+    );
+    assert!(used.contains("the generated Python client works"), "{used}");
+
+    // TypeScript: the types generated without a warning, and compiled strictly with a use.
+    let printed = run_tool(
+        "openapi-typescript",
+        Command::new(node_bin.join("openapi-typescript"))
+            .arg(&doc)
+            .arg("-o")
+            .arg(work.path().join("vouchd.ts")),
+    );
+    let lowered = printed.to_lowercase();
+    assert!(
+        !lowered.contains("warn") && !lowered.contains("error") && !printed.contains('⚠'),
+        "openapi-typescript warned:\n{printed}"
+    );
+    std::fs::copy(
+        root.join("tests/clients/check.ts"),
+        work.path().join("check.ts"),
+    )
+    .expect("copy check.ts");
+    run_tool(
+        "tsc on the generated types (tests/clients/check.ts)",
+        Command::new(node_bin.join("tsc"))
+            .args([
+                "--strict", "--noEmit", "--target", "es2022", "--module", "es2022",
+            ])
+            .args(["--moduleResolution", "bundler", "check.ts"])
+            .current_dir(work.path()),
+    );
+}

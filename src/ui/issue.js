@@ -50,7 +50,7 @@ function bodyOf(form) {
   if (mode === 'batch') {
     body.count = integer(text('count'));
     if (text('code_length')) body.code_length = integer(text('code_length'));
-    if (text('code_prefix')) body.code_prefix = text('code_prefix').toUpperCase();
+    if (text('code_prefix')) body.code_prefix = text('code_prefix');
   } else if (text('code')) {
     body.code = text('code');
   }

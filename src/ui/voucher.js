@@ -41,9 +41,10 @@ function quiet(err) {
   if (!(err instanceof SignedOut)) throw err;
 }
 
-/** Spaces and dashes dropped, upper case: what the server does to a code too. */
+/** ASCII letters upper-cased, spaces and dashes dropped, nothing else mapped: what the server
+ *  does to a code too (so `ß` is refused there, not turned into `SS` here). */
 function normalize(code) {
-  return code.toUpperCase().replace(/[\s-]/g, '');
+  return code.replace(/[a-z]/g, (c) => c.toUpperCase()).replace(/[ -]/g, '');
 }
 
 async function lookUp(typed) {
