@@ -571,3 +571,23 @@ fn an_internal_error_is_logged_with_the_route_template_not_the_path() {
         s.output()
     );
 }
+
+#[test]
+fn the_server_depends_on_no_tiny_http_and_the_repository_vendors_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(!root.join("vendor").exists(), "vendor/ is back");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
+        .current_dir(root)
+        .output()
+        .expect("cargo tree runs");
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tree.contains("httparse"), "{tree}");
+    assert!(!tree.contains("tiny_http"), "{tree}");
+}

@@ -1,7 +1,8 @@
 //! One client connection between the bytes that arrive on it: what was read of a request not
 //! yet complete, where it stands, when it must be closed, and its place under the caps.
 
-use super::wire::{BodyReader, Head};
+use super::body::BodyReader;
+use super::wire::Head;
 use crate::app::App;
 use std::collections::HashMap;
 use std::io;

@@ -1,8 +1,9 @@
-//! HTTP: vouchd's own HTTP/1.1 server on `httparse` — framing and limits ([`wire`]), the
+//! HTTP: vouchd's own HTTP/1.1 server on `httparse` — framing and limits ([`wire`], [`body`]), the
 //! connections and their caps ([`conn`]), epoll ([`poll`]), the workers that read and answer
 //! ([`worker`], [`write`]), the accept loop and shutdown ([`server`]) — then the route table,
 //! request decoding and replies.
 
+pub mod body;
 pub mod conn;
 pub mod host;
 pub mod poll;

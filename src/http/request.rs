@@ -5,6 +5,7 @@
 
 use super::wire::Head;
 use crate::error::ApiError;
+use std::borrow::Cow;
 
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -93,12 +94,8 @@ impl Request {
     }
 
     /// The path split on `/`, empty segments dropped, each percent-decoded.
-    pub fn segments(&self) -> Vec<String> {
-        self.path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| percent_decode(s, false).unwrap_or_default())
-            .collect()
+    pub fn segments(&self) -> Vec<Cow<'_, str>> {
+        path_segments(&self.path)
     }
 
     /// The media type of the body, lower-cased, without parameters.
@@ -116,6 +113,21 @@ impl Request {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// `path` split on `/`, empty segments dropped, each percent-decoded (borrowed when it holds
+/// no escape, as nearly every segment does); an undecodable segment is empty.
+pub fn path_segments(path: &str) -> Vec<Cow<'_, str>> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.contains('%') {
+                Cow::Owned(percent_decode(s, false).unwrap_or_default())
+            } else {
+                Cow::Borrowed(s)
+            }
+        })
+        .collect()
 }
 
 /// Decodes `%XX` escapes (and `+` as space where `plus_is_space`), refusing invalid UTF-8.

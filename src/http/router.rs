@@ -1,7 +1,7 @@
 //! The route table: one match over method and path segments.
 
 use super::host::is_authority;
-use super::request::{percent_decode, Method, Request};
+use super::request::{path_segments, Method, Request};
 use super::response::Reply;
 use crate::api::{admin, carecloud, export, import, jtl, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
@@ -22,7 +22,7 @@ pub fn route(
     use Method::*;
     check_host(req)?;
     let segments = req.segments();
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     // Every path's methods come from one place: a path the table knows with a method it does
     // not route is 405 with the path's `Allow`, never another route's answer.
     let (template, allow) = resource(&segs).unwrap_or((UNMATCHED, ""));
@@ -114,12 +114,8 @@ pub const UNMATCHED: &str = "unmatched";
 /// (`/v1/vouchers/{id}/charges`), whatever the method; [`UNMATCHED`] for an unknown path.
 pub fn template(target: &str) -> &'static str {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s, false).unwrap_or_default())
-        .collect();
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let segments = path_segments(path);
+    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     resource(&segs).map_or(UNMATCHED, |(template, _)| template)
 }
 

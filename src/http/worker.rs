@@ -2,12 +2,13 @@
 //! answers every complete request in order on this same thread (pipelined ones too), and hands
 //! the connection back to the poller when it has to wait for more.
 
+use super::body::BodyReader;
 use super::conn::{recv_now, BodyState, Conn, Phase};
 use super::request::{Method, Request};
 use super::response::Reply;
 use super::router;
 use super::server::Shared;
-use super::wire::{self, BodyReader, Fault, Parsed};
+use super::wire::{self, Fault, Parsed};
 use super::write::{fault_bytes, write_reply, DateCache, Exchange};
 use crate::app::App;
 use crate::error::ApiError;
