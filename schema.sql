@@ -140,3 +140,43 @@ CREATE TABLE idempotency (
     PRIMARY KEY (client_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_created ON idempotency(created_at);
+
+-- Webhooks. A group's receivers: where to send which events, signed with the secret.
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    id              TEXT PRIMARY KEY,
+    group_id        TEXT NOT NULL REFERENCES client_groups(id),
+    url             TEXT NOT NULL,           -- http:// or https://
+    events          TEXT NOT NULL,           -- space-separated event types it wants
+    secret          TEXT NOT NULL,           -- the HMAC key; kept as is, since signing needs it
+    created_at      INTEGER NOT NULL,
+    disabled_at     INTEGER,                 -- set when it failed for the whole retry window
+    disabled_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_endpoints_group ON webhook_endpoints(group_id);
+-- The outbox: one row per event, written in the transaction of the change it reports.
+CREATE TABLE IF NOT EXISTS webhook_events (
+    seq         INTEGER PRIMARY KEY,         -- the order of delivery
+    id          TEXT NOT NULL UNIQUE,        -- the event id receivers see, the same on every try
+    group_id    TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    body        TEXT NOT NULL                -- the JSON sent, rendered once
+);
+-- One event to one endpoint: its attempts so far and the next.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+    event_seq       INTEGER NOT NULL REFERENCES webhook_events(seq),
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    first_failed_at INTEGER,                 -- unix ms of the first failed attempt
+    last_status     INTEGER,                 -- the receiver's HTTP status; NULL: no answer
+    last_error      TEXT,
+    next_try_at     INTEGER NOT NULL,        -- unix ms
+    delivered_at    INTEGER,
+    PRIMARY KEY (endpoint_id, event_seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_deliveries_pending
+    ON webhook_deliveries(endpoint_id, event_seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries(event_seq);
+-- Holds whose expiry the webhook sweep looks for.
+CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations(expires_at) WHERE status = 'held';

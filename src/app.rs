@@ -32,6 +32,8 @@ pub struct App {
     pub access_log: AccessLog,
     /// `--public-url`, checked and without a trailing `/`: the base of links when given.
     pub public_url: Option<String>,
+    /// The webhook delivery threads, stopped when the app is dropped.
+    pub webhooks: Option<crate::ops::webhooks::Delivery>,
 }
 
 impl App {
@@ -49,6 +51,7 @@ impl App {
             in_flight: Mutex::new(HashSet::new()),
             access_log: AccessLog::default(),
             public_url: None,
+            webhooks: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! their flags and help live in [`spec`]; this reads arguments against it.
 
 pub mod spec;
+pub mod webhook;
 
 use crate::domain::clock::parse_offset;
 use crate::domain::money::Currency;
@@ -49,6 +50,8 @@ pub struct ServeConfig {
     /// The server's own URL as clients reach it (`--public-url`): links are built on it
     /// instead of the request's `Host`.
     pub public_url: Option<String>,
+    /// `--webhook-retry-for` and `--webhook-first-retry`.
+    pub webhooks: crate::ops::webhooks::Settings,
 }
 
 #[derive(Debug)]
@@ -101,6 +104,8 @@ pub enum Command {
         currency: Currency,
         offset: UtcOffset,
     },
+    /// `webhook add|list|remove`.
+    Webhook(webhook::WebhookCommand),
     /// Text to print on stdout, then exit 0: a help or the version.
     Help(String),
 }
@@ -360,6 +365,7 @@ fn build(spec: &Spec, pos: Vec<String>, opts: &[(String, String)]) -> Result<Com
             currency: currency(opts)?,
             offset: utc_offset(opts)?,
         },
+        ["webhook", ..] => Command::Webhook(webhook::build(spec, pos, opts)?),
         ["help"] => help_for(&pos)?,
         _ => return Err(format!("{} is listed but not handled", spec.name())),
     })
@@ -451,6 +457,7 @@ fn parse_serve(opts: &[(String, String)]) -> Result<Command, String> {
         public_url: option(opts, "public-url")
             .map(|url| crate::http::host::parse_public_url(&url))
             .transpose()?,
+        webhooks: webhook::serve_settings(opts)?,
     }))
 }
 

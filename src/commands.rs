@@ -33,6 +33,7 @@ pub fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Serve(config) => serve(&config),
+        Command::Webhook(command) => crate::cli::webhook::run(command),
         Command::GroupCreate { db, name, scopes } => {
             check_group_name(&name).map_err(|e| format!("group name {e}"))?;
             let scopes = Scopes::parse(&scopes).map_err(|s| unknown_scope(&s))?;
@@ -111,7 +112,10 @@ pub fn run(command: Command) -> Result<(), String> {
             client,
             currency,
             offset,
-        } => import(&db, &file, client.as_deref(), currency, offset),
+        } => {
+            crate::api::webhooks::install_renderer(offset);
+            import(&db, &file, client.as_deref(), currency, offset)
+        }
     }
 }
 
@@ -261,7 +265,7 @@ fn import_owner(
 }
 
 /// An error as the CLI reports it: each bad row on a line of its own.
-fn failure(err: &ApiError) -> String {
+pub(crate) fn failure(err: &ApiError) -> String {
     match err {
         ApiError::Invalid(errors) => {
             let mut text = format!("{} errors", errors.len());

@@ -28,6 +28,13 @@ pub fn serve(config: &cli::ServeConfig, listener: TcpListener) -> Result<Running
     let mut app = App::new(store, config.offset, config.currency, config.rate_limit);
     app.access_log = ops::log::AccessLog::new(config.log_format);
     app.public_url.clone_from(&config.public_url);
+    api::webhooks::install_renderer(config.offset);
+    let outcomes = std::sync::Arc::clone(&app.metrics.webhooks);
+    app.webhooks = Some(ops::webhooks::start(
+        app.store.clone(),
+        config.webhooks,
+        outcomes,
+    )?);
     let app = Arc::new(app);
     let settings = http::server::Settings {
         threads: config.threads,

@@ -25,7 +25,7 @@ pub const HOLD_DEFAULT_SECS: i64 = 900;
 pub const HOLD_MAX_SECS: i64 = 86_400;
 
 #[derive(Serialize)]
-struct EntryView<'a> {
+pub(super) struct EntryView<'a> {
     id: &'a str,
     voucher_id: &'a str,
     client_id: &'a str,
@@ -39,7 +39,7 @@ struct EntryView<'a> {
 }
 
 impl<'a> EntryView<'a> {
-    fn new(e: &'a Entry, offset: UtcOffset) -> EntryView<'a> {
+    pub(super) fn new(e: &'a Entry, offset: UtcOffset) -> EntryView<'a> {
         let exponent = Currency::parse(&e.currency).map_or(2, |c| c.exponent());
         let at = format_rfc3339(e.created_at, offset);
         EntryView {
@@ -82,7 +82,7 @@ fn count_entry(
 }
 
 #[derive(Serialize)]
-struct HoldView<'a> {
+pub(super) struct HoldView<'a> {
     id: &'a str,
     voucher_id: &'a str,
     amount: String,
@@ -93,7 +93,11 @@ struct HoldView<'a> {
 }
 
 impl<'a> HoldView<'a> {
-    fn new(hold: &'a Reservation, currency: Currency, offset: UtcOffset) -> HoldView<'a> {
+    pub(super) fn new(
+        hold: &'a Reservation,
+        currency: Currency,
+        offset: UtcOffset,
+    ) -> HoldView<'a> {
         HoldView {
             id: &hold.id,
             voucher_id: &hold.voucher_id,

@@ -15,6 +15,7 @@ pub mod pos;
 pub mod stats;
 pub mod symbols;
 pub mod views;
+pub mod webhooks;
 
 use crate::app::App;
 use crate::auth::rate::Quota;

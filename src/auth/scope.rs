@@ -1,13 +1,14 @@
-//! The six scopes and sets of them.
+//! The seven scopes and sets of them.
 
 /// Every scope, in the order they are listed to clients.
-pub const ALL_SCOPES: [&str; 6] = [
+pub const ALL_SCOPES: [&str; 7] = [
     "vouchers:read",
     "vouchers:write",
     "charges:read",
     "charges:write",
     "admin",
     "metrics",
+    "webhooks",
 ];
 
 pub const VOUCHERS_READ: &str = "vouchers:read";
@@ -17,6 +18,8 @@ pub const CHARGES_WRITE: &str = "charges:write";
 pub const ADMIN: &str = "admin";
 /// Scraping `/metrics` (every group's totals), and nothing else.
 pub const METRICS: &str = "metrics";
+/// Managing the group's own webhook endpoints and seeing their deliveries.
+pub const WEBHOOKS: &str = "webhooks";
 
 /// A set of scopes as a bit set over [`ALL_SCOPES`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,6 +92,6 @@ mod tests {
         assert_eq!(both.to_space_list(), "vouchers:read charges:write");
         assert_eq!(Scopes::parse("vouchers:read nope"), Err("nope".into()));
         assert!(Scopes::parse("").expect("empty").is_empty());
-        assert_eq!(Scopes::all().names().len(), 6);
+        assert_eq!(Scopes::all().names().len(), 7);
     }
 }

@@ -127,6 +127,18 @@ pub const COMMANDS: &[Spec] = &[
                 help: "the server's URL as clients reach it (behind a proxy); links are built on it",
                 default: "the request's Host",
             },
+            Flag {
+                name: "webhook-retry-for",
+                value: "DURATION",
+                help: "how long a webhook event is retried (90s, 30m, 24h, 7d) before its endpoint is disabled",
+                default: "24h",
+            },
+            Flag {
+                name: "webhook-first-retry",
+                value: "DURATION",
+                help: "the wait before a webhook's first retry; each later one doubles it, with jitter, up to 1h",
+                default: "5s",
+            },
         ],
         required: &[],
         notes: "SIGTERM or SIGINT (Ctrl-C) stops it gracefully: requests in flight are answered first; \
@@ -221,6 +233,45 @@ pub const COMMANDS: &[Spec] = &[
         ],
         required: &["group"],
         notes: "The PIN is shown only now and works once.",
+    },
+    Spec {
+        words: &["webhook", "add"],
+        args: "URL",
+        summary: "add a webhook endpoint of a group and print its secret (shown only now)",
+        flags: &[
+            Flag {
+                name: "group",
+                value: "GROUP",
+                help: "the group's name or id whose events the endpoint receives",
+                default: "",
+            },
+            Flag {
+                name: "events",
+                value: "TYPE,...",
+                help: "the event types it receives, e.g. charge.created,refund.created",
+                default: "* (every type)",
+            },
+            DB,
+        ],
+        required: &["group"],
+        notes: "URL is http:// or https://. Each event is POSTed with a Vouchd-Signature header \
+                (HMAC-SHA256 with the secret); docs/webhooks.md shows how to check it.",
+    },
+    Spec {
+        words: &["webhook", "list"],
+        args: "",
+        summary: "list every group's webhook endpoints as JSON (never their secrets)",
+        flags: &[DB],
+        required: &[],
+        notes: "",
+    },
+    Spec {
+        words: &["webhook", "remove"],
+        args: "ID",
+        summary: "remove a webhook endpoint; its undelivered events are not sent",
+        flags: &[DB],
+        required: &[],
+        notes: "",
     },
     Spec {
         words: &["backup"],

@@ -8,3 +8,4 @@ pub mod code;
 pub mod money;
 pub mod query;
 pub mod voucher;
+pub mod webhook;

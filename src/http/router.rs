@@ -3,7 +3,9 @@
 use super::host::is_authority;
 use super::request::{path_segments, Method, Request};
 use super::response::Reply;
-use crate::api::{admin, carecloud, export, import, jtl, ledger, native, pos, stats, symbols, Ctx};
+use crate::api::{
+    admin, carecloud, export, import, jtl, ledger, native, pos, stats, symbols, webhooks, Ctx,
+};
 use crate::app::App;
 use crate::auth::oauth;
 use crate::auth::scope::METRICS;
@@ -71,6 +73,12 @@ pub fn route(
         (Get,    "/v1/clients",                                  [_, _]               ) => admin::list_clients(ctx),
         (Post,   "/v1/clients",                                  [_, _]               ) => admin::create_client(ctx),
         (Delete, "/v1/clients/{id}",                             [_, _, id]           ) => admin::revoke_client(ctx, id),
+        (Get,    "/v1/webhooks",                                 [_, _]               ) => webhooks::list(ctx),
+        (Post,   "/v1/webhooks",                                 [_, _]               ) => webhooks::create(ctx),
+        (Get,    "/v1/webhooks/{id}",                            [_, _, id]           ) => webhooks::get(ctx, id),
+        (Delete, "/v1/webhooks/{id}",                            [_, _, id]           ) => webhooks::delete(ctx, id),
+        (Get,    "/v1/webhooks/{id}/deliveries",                 [_, _, id, _]        ) => webhooks::deliveries(ctx, id),
+        (Post,   "/v1/webhook-events/{event_id}/redeliver",      [_, _, id, _]        ) => webhooks::redeliver(ctx, id),
         (method, _,                                      ["jtl", rest @ ..]   ) => Ok(jtl::route(ctx, method, rest)),
         _ if template == UNMATCHED                                                     => Err(ApiError::NotFound),
         _ => Err(ApiError::MethodNotAllowed(allow)),
@@ -187,6 +195,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET",    "/v1/clients"),
     ("POST",   "/v1/clients"),
     ("DELETE", "/v1/clients/{id}"),
+    ("GET",    "/v1/webhooks"),
+    ("POST",   "/v1/webhooks"),
+    ("GET",    "/v1/webhooks/{id}"),
+    ("DELETE", "/v1/webhooks/{id}"),
+    ("GET",    "/v1/webhooks/{id}/deliveries"),
+    ("POST",   "/v1/webhook-events/{event_id}/redeliver"),
 ];
 
 /// A known path's route template and the methods it takes (for 405's `Allow`; HEAD wherever
@@ -225,6 +239,10 @@ fn resource(segs: &[&str]) -> Option<(&'static str, &'static str)> {
         ["v1", "client-groups"]                         => ("/v1/client-groups", "GET, HEAD, POST"),
         ["v1", "clients"]                               => ("/v1/clients", "GET, HEAD, POST"),
         ["v1", "clients", _]                            => ("/v1/clients/{id}", "DELETE"),
+        ["v1", "webhooks"]                              => ("/v1/webhooks", "GET, HEAD, POST"),
+        ["v1", "webhooks", _]                           => ("/v1/webhooks/{id}", "GET, HEAD, DELETE"),
+        ["v1", "webhooks", _, "deliveries"]             => ("/v1/webhooks/{id}/deliveries", "GET, HEAD"),
+        ["v1", "webhook-events", _, "redeliver"]        => ("/v1/webhook-events/{event_id}/redeliver", "POST"),
         _ => return None,
     })
 }

@@ -172,6 +172,17 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Open client connections, counted by the connection layer.
     pub connections: Gauge,
+    /// Webhook delivery attempts by outcome, counted by the delivery threads.
+    pub webhooks: Arc<WebhookOutcomes>,
+}
+
+/// Webhook delivery attempts: answered 2xx, failed (to be tried again), and failed for the
+/// last time (the endpoint was disabled).
+#[derive(Default)]
+pub struct WebhookOutcomes {
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub disabled: AtomicU64,
 }
 
 impl Metrics {
@@ -183,6 +194,7 @@ impl Metrics {
             wal_syncs,
             in_flight: Gauge::default(),
             connections: Gauge::default(),
+            webhooks: Arc::default(),
         }
     }
 
@@ -260,6 +272,24 @@ impl Metrics {
             "vouchd_wal_syncs_total {}",
             self.wal_syncs.load(Ordering::Relaxed)
         );
+        header(
+            &mut out,
+            "vouchd_webhook_deliveries_total",
+            "counter",
+            "Webhook delivery attempts, by outcome: delivered (2xx), failed (tried again), disabled (failed for the whole retry window).",
+        );
+        let w = &self.webhooks;
+        for (outcome, n) in [
+            ("delivered", &w.delivered),
+            ("failed", &w.failed),
+            ("disabled", &w.disabled),
+        ] {
+            let _ = writeln!(
+                out,
+                "vouchd_webhook_deliveries_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 

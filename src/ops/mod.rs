@@ -8,6 +8,7 @@
 pub mod log;
 pub mod metrics;
 pub mod signals;
+pub mod webhooks;
 
 use crate::http::request::Method;
 use crate::http::router;

@@ -168,6 +168,7 @@ pub fn import(
         }
     }
     if errors.is_empty() {
+        super::outbox::record_import(conn, &counted)?;
         for ((group_id, status), n) in counted {
             count_in(conn, &group_id, status, n)?;
         }

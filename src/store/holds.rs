@@ -41,6 +41,7 @@ pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, ApiE
 
 /// Releases every hold of the voucher still live at `now`; returns how many there were.
 pub fn release_live(conn: &Connection, voucher_id: &str, now: i64) -> Result<usize, ApiError> {
+    super::outbox::record_live_releases(conn, voucher_id, now)?;
     Ok(conn
         .prepare_cached(
             "UPDATE reservations SET status = 'released', updated_at = ?2

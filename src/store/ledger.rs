@@ -5,6 +5,7 @@
 //! with conditional statements checked by affected rows, so no balance can go below zero and
 //! no refund can exceed its charge even if a rule were wrong.
 
+use super::outbox::{self, Event};
 use super::vouchers;
 use crate::domain::code::new_id;
 use crate::domain::query::{Filter, ListQuery, SortField};
@@ -123,6 +124,7 @@ fn insert_entry(
         ticket_total,
         entry.created_at
     ])?;
+    outbox::record(conn, &v.group_id, Event::Entry(&entry))?;
     Ok(entry)
 }
 
@@ -371,6 +373,11 @@ pub fn reserve(
     if inserted == 0 {
         return Err(Refusal::InsufficientFunds.into());
     }
+    outbox::record(
+        conn,
+        &v.group_id,
+        Event::ReservationCreated(&hold, v.currency),
+    )?;
     Ok(hold)
 }
 
@@ -489,6 +496,17 @@ pub fn release(
     if ended == 0 {
         return Err(not_held(&hold, now));
     }
+    outbox::record(
+        conn,
+        &v.group_id,
+        Event::ReservationReleased(
+            &Reservation {
+                status: "released".into(),
+                ..hold
+            },
+            v.currency,
+        ),
+    )?;
     Ok(())
 }
 

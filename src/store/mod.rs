@@ -13,6 +13,7 @@ pub mod holds;
 pub mod idempotency;
 pub mod ledger;
 pub mod migrate;
+pub mod outbox;
 pub mod pins;
 pub mod stats;
 pub mod vouchers;

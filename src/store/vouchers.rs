@@ -1,5 +1,6 @@
 //! Vouchers: insert one or a batch, read by id or code, change, delete, and list.
 
+use super::outbox::{self, Event};
 use crate::domain::clock::{self, Interval};
 use crate::domain::code::{fits_in_space, Code, CodeShape};
 use crate::domain::money::Currency;
@@ -196,7 +197,10 @@ pub(super) fn count_in(
 pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), ApiError> {
     let mut stmt = conn.prepare_cached(INSERT)?;
     match insert_row(&mut stmt, v) {
-        Ok(_) => Ok(count_in(conn, &v.group_id, v.status, 1)?),
+        Ok(_) => {
+            outbox::record(conn, &v.group_id, Event::VoucherCreated(v))?;
+            Ok(count_in(conn, &v.group_id, v.status, 1)?)
+        }
         Err(e) if is_duplicate_code(&e) => Err(ApiError::Conflict(
             "duplicate_code",
             format!("The code {} is taken.", v.code.as_str()),
@@ -263,6 +267,7 @@ pub fn insert_batch(
             }
         }
         made.push((v.id.clone(), v.code.as_str().to_string()));
+        outbox::record(conn, &v.group_id, Event::VoucherCreated(&v))?;
     }
     count_in(conn, &template.group_id, template.status, made.len() as i64)?;
     Ok(made)
@@ -428,6 +433,7 @@ pub fn update_at(
         count_in(conn, &current.group_id, status, 1)?;
     }
     get(conn, id, tenant)
+        .and_then(|v| outbox::record(conn, &v.group_id, Event::VoucherUpdated(&v)).map(|()| v))
 }
 
 /// How many vouchers the database holds, every group's.
@@ -458,6 +464,7 @@ pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), ApiErr
         ));
     }
     count_in(conn, &v.group_id, v.status, -1)?;
+    outbox::record(conn, &v.group_id, Event::VoucherDeleted(&v))?;
     Ok(())
 }
 

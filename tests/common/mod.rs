@@ -42,6 +42,7 @@ pub const ALL_SCOPES: &[&str] = &[
     "charges:write",
     "admin",
     "metrics",
+    "webhooks",
 ];
 /// The generated-code alphabet: no `0 O 1 I L`.
 pub const CODE_ALPHABET: &str = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";

@@ -1,0 +1,258 @@
+//! Webhook delivery: a dispatching thread and one short-lived thread per endpoint at work.
+//!
+//! The dispatcher reads the outbox on its own query-only connection, outside every write:
+//! each enabled endpoint's oldest pending delivery (its head) is the only one of it that may
+//! be tried, which keeps each endpoint's events in order. A due head gets a thread that POSTs
+//! it (10 s at most), reports the outcome through the writer like any other write, and goes
+//! on with the endpoint's next head while they succeed. A hanging receiver therefore holds
+//! its own thread and nothing else: no lock, no transaction, no other endpoint.
+//! The dispatcher also reports expired reservations (they expire by time, with no write).
+
+use crate::domain::clock;
+use crate::domain::webhook::{retry_delay, signature};
+use crate::ops::metrics::WebhookOutcomes;
+use crate::store::outbox::{self, Head, Outcome};
+use crate::store::Store;
+use rusqlite::Connection;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long one attempt may take, connecting included.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the dispatcher looks for due deliveries and expired holds.
+const TICK: Duration = Duration::from_millis(100);
+/// Endpoints delivered to at the same time, at most.
+const MAX_WORKERS: usize = 32;
+/// The longest error text kept with a delivery.
+const MAX_ERROR_LEN: usize = 300;
+
+/// `--webhook-retry-for` and `--webhook-first-retry`.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// How long an event is retried before its endpoint is disabled.
+    pub retry_for: Duration,
+    /// The wait before the first retry; each later one doubles it (with jitter).
+    pub first_retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            retry_for: Duration::from_secs(24 * 3600),
+            first_retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The running delivery; dropping it stops the dispatcher (attempts under way finish).
+pub struct Delivery {
+    stop: Arc<AtomicBool>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(handle) = self.dispatcher.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// What the dispatcher and its workers share.
+struct Shared {
+    store: Store,
+    settings: Settings,
+    counts: Arc<WebhookOutcomes>,
+    stop: Arc<AtomicBool>,
+    /// Endpoints a worker is delivering to right now.
+    busy: Mutex<HashSet<String>>,
+}
+
+/// Starts delivering what the outbox of `store` holds.
+pub fn start(
+    store: Store,
+    settings: Settings,
+    counts: Arc<WebhookOutcomes>,
+) -> Result<Delivery, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let conn = store
+        .reader()
+        .map_err(|e| format!("cannot open the database for webhook delivery: {e}"))?;
+    let shared = Arc::new(Shared {
+        store,
+        settings,
+        counts,
+        stop: Arc::clone(&stop),
+        busy: Mutex::new(HashSet::new()),
+    });
+    let dispatcher = std::thread::Builder::new()
+        .name("vouchd-webhooks".into())
+        .spawn(move || dispatch(&conn, &shared))
+        .map_err(|e| format!("cannot start the webhook thread: {e}"))?;
+    Ok(Delivery {
+        stop,
+        dispatcher: Some(dispatcher),
+    })
+}
+
+fn dispatch(conn: &Connection, shared: &Arc<Shared>) {
+    while !shared.stop.load(Ordering::Acquire) {
+        if let Err(err) = sweep_expired(conn, &shared.store) {
+            eprintln!("vouchd: webhooks: cannot look for expired reservations: {err}");
+        }
+        match outbox::heads(conn) {
+            Ok(heads) => start_due(shared, heads),
+            Err(err) => eprintln!("vouchd: webhooks: cannot read the outbox: {err:?}"),
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Records `reservation.expired` for holds that expired since the last look; writes only when
+/// there is one (or to set the first mark).
+fn sweep_expired(conn: &Connection, store: &Store) -> Result<(), String> {
+    let now = clock::now();
+    let due = match outbox::swept_until(conn).map_err(|e| format!("{e:?}"))? {
+        None => true,
+        Some(since) => outbox::has_expired_since(conn, since, now).map_err(|e| format!("{e:?}"))?,
+    };
+    if due {
+        store
+            .write(move |c| outbox::sweep_expired(c, now))
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    Ok(())
+}
+
+fn start_due(shared: &Arc<Shared>, heads: Vec<Head>) {
+    let now = outbox::now_ms();
+    for head in heads.into_iter().filter(|h| h.next_try_at <= now) {
+        {
+            let mut busy = shared.busy.lock().unwrap_or_else(|e| e.into_inner());
+            if busy.len() >= MAX_WORKERS || !busy.insert(head.endpoint_id.clone()) {
+                continue;
+            }
+        }
+        let endpoint = head.endpoint_id.clone();
+        let worker = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name("vouchd-webhook".into())
+            .spawn(move || deliver_while_due(&worker, head));
+        if let Err(err) = spawned {
+            eprintln!("vouchd: webhooks: cannot start a delivery thread: {err}");
+            let mut busy = shared.busy.lock().unwrap_or_else(|e| e.into_inner());
+            busy.remove(&endpoint);
+        }
+    }
+}
+
+/// Delivers `head`, then the endpoint's next heads while they succeed and are due.
+fn deliver_while_due(shared: &Shared, head: Head) {
+    let endpoint = head.endpoint_id.clone();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(ATTEMPT_TIMEOUT)
+        .redirects(0)
+        .user_agent(concat!("vouchd/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let reader = shared.store.reader().ok();
+    let mut next = Some(head);
+    while let Some(head) = next.take() {
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let at = outbox::now_ms();
+        let outcome = attempt(&agent, &head, &shared.settings, at);
+        let counter = match &outcome {
+            Outcome::Delivered { .. } => &shared.counts.delivered,
+            Outcome::Failed { disable: None, .. } => &shared.counts.failed,
+            Outcome::Failed { .. } => &shared.counts.disabled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let delivered = matches!(outcome, Outcome::Delivered { .. });
+        let (id, seq) = (head.endpoint_id.clone(), head.event_seq);
+        let written = shared
+            .store
+            .write(move |c| outbox::finish_attempt(c, &id, seq, at, &outcome));
+        if let Err(err) = written {
+            // Not written: the delivery is tried again later (at least once, never lost).
+            eprintln!("vouchd: webhooks: cannot record a delivery attempt: {err:?}");
+            break;
+        }
+        if delivered {
+            next = reader
+                .as_ref()
+                .and_then(|r| outbox::head_of(r, &endpoint).ok().flatten())
+                .filter(|h| h.next_try_at <= outbox::now_ms());
+        }
+    }
+    let mut busy = shared.busy.lock().unwrap_or_else(|e| e.into_inner());
+    busy.remove(&endpoint);
+}
+
+/// One POST of the head's event, signed at this second.
+fn attempt(agent: &ureq::Agent, head: &Head, settings: &Settings, at: i64) -> Outcome {
+    let t = at.div_euclid(1000);
+    let sent = agent
+        .post(&head.url)
+        .set("Content-Type", "application/json")
+        .set(
+            "Vouchd-Signature",
+            &signature(&head.secret, t, head.body.as_bytes()),
+        )
+        .set("Vouchd-Event-Id", &head.event_id)
+        .send_string(&head.body);
+    let (status, error) = match sent {
+        Ok(answer) if (200..300).contains(&answer.status()) => {
+            return Outcome::Delivered {
+                status: i64::from(answer.status()),
+            }
+        }
+        Ok(answer) => (
+            Some(answer.status()),
+            format!("answered {}", answer.status()),
+        ),
+        Err(ureq::Error::Status(code, _)) => (Some(code), format!("answered {code}")),
+        Err(ureq::Error::Transport(t)) => (None, t.to_string()),
+    };
+    failed(head, settings, at, status.map(i64::from), error)
+}
+
+/// The outcome of a failed attempt: when to try again, or that the endpoint is disabled
+/// because every attempt for `retry_for` failed.
+fn failed(
+    head: &Head,
+    settings: &Settings,
+    at: i64,
+    status: Option<i64>,
+    error: String,
+) -> Outcome {
+    let mut error = error;
+    if error.len() > MAX_ERROR_LEN {
+        let mut cut = MAX_ERROR_LEN;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+    }
+    let failing_since = head.first_failed_at.unwrap_or(at);
+    let window = i64::try_from(settings.retry_for.as_millis()).unwrap_or(i64::MAX);
+    let disable = (at.saturating_sub(failing_since) >= window).then(|| {
+        format!(
+            "every attempt to deliver event {} failed for {} s; the last: {error}",
+            head.event_id,
+            settings.retry_for.as_secs()
+        )
+    });
+    let failures = u32::try_from(head.attempts + 1).unwrap_or(u32::MAX);
+    let wait = retry_delay(failures, settings.first_retry, rand::random::<f64>());
+    Outcome::Failed {
+        status,
+        error,
+        next_try_at: at.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+        disable,
+    }
+}

@@ -1,0 +1,541 @@
+//! The webhook outbox: endpoints, events and their deliveries in SQL.
+//!
+//! [`record`] runs inside the write it reports (same transaction), so an event exists if and
+//! only if its change committed. It writes nothing for a group with no endpoint that wants
+//! the event. The delivery thread reads due deliveries on its own connection and reports
+//! each attempt back through the writer; nothing here waits on a receiver.
+
+use super::ledger::{Entry, Reservation};
+use crate::domain::clock;
+use crate::domain::code::new_id;
+use crate::domain::money::Currency;
+use crate::domain::voucher::{Status, Voucher};
+use crate::domain::webhook::EventType;
+use crate::error::ApiError;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A change worth telling a receiver of, as the store has it at the moment of the change.
+pub enum Event<'a> {
+    VoucherCreated(&'a Voucher),
+    VoucherUpdated(&'a Voucher),
+    VoucherDeleted(&'a Voucher),
+    /// A ledger entry: charges and uses are `charge.created`, refunds `refund.created`;
+    /// recharges are no event.
+    Entry(&'a Entry),
+    ReservationCreated(&'a Reservation, Currency),
+    ReservationReleased(&'a Reservation, Currency),
+    ReservationExpired(&'a Reservation, Currency),
+    /// An import's vouchers of one group.
+    ImportCompleted {
+        count: i64,
+    },
+}
+
+impl Event<'_> {
+    pub fn kind(&self) -> Option<EventType> {
+        use super::ledger::EntryKind;
+        Some(match self {
+            Event::VoucherCreated(_) => EventType::VoucherCreated,
+            Event::VoucherUpdated(_) => EventType::VoucherUpdated,
+            Event::VoucherDeleted(_) => EventType::VoucherDeleted,
+            Event::Entry(e) => match e.kind {
+                EntryKind::Charge | EntryKind::Use => EventType::ChargeCreated,
+                EntryKind::Refund => EventType::RefundCreated,
+                EntryKind::Recharge => return None,
+            },
+            Event::ReservationCreated(..) => EventType::ReservationCreated,
+            Event::ReservationReleased(..) => EventType::ReservationReleased,
+            Event::ReservationExpired(..) => EventType::ReservationExpired,
+            Event::ImportCompleted { .. } => EventType::ImportCompleted,
+        })
+    }
+}
+
+/// What an event is, for the renderer of its body.
+pub struct Envelope<'a> {
+    pub id: &'a str,
+    pub kind: EventType,
+    pub created_at: i64,
+    pub event: &'a Event<'a>,
+}
+
+/// Renders an event's JSON body; set once by the API layer, which owns the wire shapes.
+pub type Renderer = Box<dyn Fn(&Envelope) -> String + Send + Sync>;
+
+static RENDERER: OnceLock<Renderer> = OnceLock::new();
+
+/// Sets how event bodies are rendered (the first call wins; the process has one offset).
+pub fn set_renderer(renderer: Renderer) {
+    let _ = RENDERER.set(renderer);
+}
+
+/// Current time in unix milliseconds, the unit of delivery times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Records `event` of group `group_id` for every endpoint of the group that wants it, in the
+/// caller's transaction.
+pub fn record(conn: &Connection, group_id: &str, event: Event) -> Result<(), ApiError> {
+    let Some(kind) = event.kind() else {
+        return Ok(());
+    };
+    let endpoints: Vec<String> = conn
+        .prepare_cached(
+            "SELECT id FROM webhook_endpoints
+             WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2",
+        )?
+        .query_map(params![group_id, format!("% {} %", kind.as_str())], |r| {
+            r.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let renderer = RENDERER
+        .get()
+        .ok_or_else(|| ApiError::Internal("no renderer for webhook events".into()))?;
+    let id = format!("evt_{}", new_id());
+    let created_at = clock::now();
+    let body = renderer(&Envelope {
+        id: &id,
+        kind,
+        created_at,
+        event: &event,
+    });
+    conn.prepare_cached(
+        "INSERT INTO webhook_events (id, group_id, type, created_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, group_id, kind.as_str(), created_at, body])?;
+    let seq = conn.last_insert_rowid();
+    let now = now_ms();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
+         VALUES (?1, ?2, 'pending', ?3)",
+    )?;
+    for endpoint in endpoints {
+        insert.execute(params![endpoint, seq, now])?;
+    }
+    Ok(())
+}
+
+/// Records `import.completed` for each group an import added vouchers to.
+pub fn record_import(
+    conn: &Connection,
+    counted: &HashMap<(String, Status), i64>,
+) -> Result<(), ApiError> {
+    let mut per_group: HashMap<&str, i64> = HashMap::new();
+    for ((group, _), n) in counted {
+        *per_group.entry(group.as_str()).or_default() += n;
+    }
+    for (group, count) in per_group {
+        record(conn, group, Event::ImportCompleted { count })?;
+    }
+    Ok(())
+}
+
+/// Records `reservation.released` for each hold of `voucher` still live at `now` (before
+/// they are released together).
+pub fn record_live_releases(conn: &Connection, voucher_id: &str, now: i64) -> Result<(), ApiError> {
+    let holds = holds_where(
+        conn,
+        "r.voucher_id = ?1 AND r.status = 'held' AND r.expires_at > ?2",
+        params![voucher_id, now],
+    )?;
+    for (group, currency, mut hold) in holds {
+        hold.status = "released".into();
+        record(conn, &group, Event::ReservationReleased(&hold, currency))?;
+    }
+    Ok(())
+}
+
+type HoldOf = (String, Currency, Reservation);
+
+fn holds_where(
+    conn: &Connection,
+    cond: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<HoldOf>, ApiError> {
+    let sql = format!(
+        "SELECT v.group_id, v.currency, r.id, r.voucher_id, r.amount, r.order_number, r.status,
+                r.expires_at, r.created_at
+         FROM reservations r JOIN vouchers v ON v.id = r.voucher_id WHERE {cond}"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(args, |r| {
+            let currency: String = r.get(1)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                currency,
+                Reservation {
+                    id: r.get(2)?,
+                    voucher_id: r.get(3)?,
+                    amount: r.get(4)?,
+                    order_number: r.get(5)?,
+                    status: r.get(6)?,
+                    expires_at: r.get(7)?,
+                    created_at: r.get(8)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(g, c, h)| Currency::parse(&c).map(|c| (g, c, h)))
+        .collect())
+}
+
+const SWEPT_KEY: &str = "webhook_holds_swept_until";
+
+/// Up to when hold expiries were reported; `None` before the first sweep.
+pub fn swept_until(conn: &Connection) -> Result<Option<i64>, ApiError> {
+    let value: Option<String> = conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([SWEPT_KEY], |r| r.get(0))
+        .optional()?;
+    Ok(value.and_then(|v| v.parse().ok()))
+}
+
+/// Whether a hold expired after `since` and by `now` (so a sweep has something to report).
+pub fn has_expired_since(conn: &Connection, since: i64, now: i64) -> Result<bool, ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM reservations
+             WHERE status = 'held' AND expires_at > ?1 AND expires_at <= ?2)",
+        )?
+        .query_row(params![since, now], |r| r.get(0))?)
+}
+
+/// Records `reservation.expired` for each hold that expired after the last sweep and by
+/// `now`, and moves the mark to `now`. The first sweep only sets the mark.
+pub fn sweep_expired(conn: &Connection, now: i64) -> Result<usize, ApiError> {
+    let mut reported = 0;
+    if let Some(since) = swept_until(conn)? {
+        let mut holds = holds_where(
+            conn,
+            "r.status = 'held' AND r.expires_at > ?1 AND r.expires_at <= ?2",
+            params![since, now],
+        )?;
+        for (group, currency, hold) in &mut holds {
+            hold.status = "expired".into();
+            record(conn, group, Event::ReservationExpired(hold, *currency))?;
+        }
+        reported = holds.len();
+    }
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![SWEPT_KEY, now.to_string()])?;
+    Ok(reported)
+}
+
+/// A receiver of a group's events.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub id: String,
+    pub group_id: String,
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+}
+
+const ENDPOINT_COLUMNS: &str =
+    "id, group_id, url, events, created_at, disabled_at, disabled_reason";
+
+fn endpoint_from_row(row: &Row) -> rusqlite::Result<Endpoint> {
+    let events: String = row.get(3)?;
+    Ok(Endpoint {
+        id: row.get(0)?,
+        group_id: row.get(1)?,
+        url: row.get(2)?,
+        events: events.split(' ').filter_map(EventType::parse).collect(),
+        created_at: row.get(4)?,
+        disabled_at: row.get(5)?,
+        disabled_reason: row.get(6)?,
+    })
+}
+
+/// Adds an endpoint with its secret; events that happen from its commit on reach it.
+pub fn insert_endpoint(
+    conn: &Connection,
+    group_id: &str,
+    url: &str,
+    events: &[EventType],
+    secret: &str,
+) -> Result<Endpoint, ApiError> {
+    let endpoint = Endpoint {
+        id: new_id(),
+        group_id: group_id.to_string(),
+        url: url.to_string(),
+        events: events.to_vec(),
+        created_at: clock::now(),
+        disabled_at: None,
+        disabled_reason: None,
+    };
+    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+    conn.prepare_cached(
+        "INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        endpoint.id,
+        group_id,
+        url,
+        names.join(" "),
+        secret,
+        endpoint.created_at
+    ])?;
+    Ok(endpoint)
+}
+
+/// The group's endpoints, oldest first.
+pub fn list_endpoints(conn: &Connection, group_id: &str) -> Result<Vec<Endpoint>, ApiError> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE group_id = ?1
+         ORDER BY created_at, id"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([group_id], endpoint_from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// One of the group's endpoints (another group's is not found).
+pub fn find_endpoint(conn: &Connection, group_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+    let sql =
+        format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2");
+    conn.prepare_cached(&sql)?
+        .query_row([id, group_id], endpoint_from_row)
+        .optional()?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Removes one of the group's endpoints and its deliveries; false when there was none.
+pub fn delete_endpoint(conn: &Connection, group_id: &str, id: &str) -> Result<bool, ApiError> {
+    conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = (SELECT id FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2)")?
+        .execute([id, group_id])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2")?
+        .execute([id, group_id])?
+        > 0)
+}
+
+/// Every group's endpoints with the group's name, for the CLI.
+pub fn list_all_endpoints(conn: &Connection) -> Result<Vec<(Endpoint, String)>, ApiError> {
+    let sql = format!(
+        "SELECT {}, g.name FROM webhook_endpoints e JOIN client_groups g ON g.id = e.group_id
+         ORDER BY e.created_at, e.id",
+        ENDPOINT_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([], |r| Ok((endpoint_from_row(r)?, r.get(7)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Removes an endpoint of any group (the CLI); false when there was none.
+pub fn delete_any_endpoint(conn: &Connection, id: &str) -> Result<bool, ApiError> {
+    conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
+        .execute([id])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// One event to one endpoint, as `GET /v1/webhooks/{id}/deliveries` shows it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub event_id: String,
+    pub event_type: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_try_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// The endpoint's `limit` most recent deliveries, newest event first.
+pub fn list_deliveries(
+    conn: &Connection,
+    endpoint_id: &str,
+    limit: i64,
+) -> Result<Vec<Delivery>, ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT ev.id, ev.type, d.state, d.attempts, d.last_status, d.last_error,
+                    d.next_try_at, d.delivered_at, ev.created_at
+             FROM webhook_deliveries d JOIN webhook_events ev ON ev.seq = d.event_seq
+             WHERE d.endpoint_id = ?1 ORDER BY d.event_seq DESC LIMIT ?2",
+        )?
+        .query_map(params![endpoint_id, limit], |r| {
+            let state: String = r.get(2)?;
+            Ok(Delivery {
+                event_id: r.get(0)?,
+                event_type: r.get(1)?,
+                next_try_at: if state == "pending" { r.get(6)? } else { None },
+                state,
+                attempts: r.get(3)?,
+                last_status: r.get(4)?,
+                last_error: r.get(5)?,
+                delivered_at: r.get(7)?,
+                created_at: r.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Queues the group's event `event_id` again for every endpoint that had it (enabling a
+/// disabled one again); false when the group has no such event.
+pub fn redeliver(conn: &Connection, group_id: &str, event_id: &str) -> Result<bool, ApiError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM webhook_events WHERE id = ?1 AND group_id = ?2")?
+        .query_row([event_id, group_id], |r| r.get(0))
+        .optional()?;
+    let Some(seq) = seq else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, first_failed_at = NULL,
+             next_try_at = ?2
+         WHERE event_seq = ?1",
+    )?
+    .execute(params![seq, now_ms()])?;
+    conn.prepare_cached(
+        "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL
+         WHERE id IN (SELECT endpoint_id FROM webhook_deliveries WHERE event_seq = ?1)",
+    )?
+    .execute([seq])?;
+    Ok(true)
+}
+
+/// The oldest pending delivery of an enabled endpoint: the only one of it that may be tried.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret: String,
+    pub event_seq: i64,
+    pub event_id: String,
+    pub body: String,
+    pub attempts: i64,
+    pub first_failed_at: Option<i64>,
+    pub next_try_at: i64,
+}
+
+const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.body, d.attempts,
+        d.first_failed_at, d.next_try_at
+     FROM webhook_endpoints e
+     JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.event_seq =
+         (SELECT MIN(event_seq) FROM webhook_deliveries WHERE endpoint_id = e.id AND state = 'pending')
+     JOIN webhook_events ev ON ev.seq = d.event_seq
+     WHERE e.disabled_at IS NULL";
+
+fn head_from_row(r: &Row) -> rusqlite::Result<Head> {
+    Ok(Head {
+        endpoint_id: r.get(0)?,
+        url: r.get(1)?,
+        secret: r.get(2)?,
+        event_seq: r.get(3)?,
+        event_id: r.get(4)?,
+        body: r.get(5)?,
+        attempts: r.get(6)?,
+        first_failed_at: r.get(7)?,
+        next_try_at: r.get(8)?,
+    })
+}
+
+/// Every enabled endpoint's head delivery, due or not.
+pub fn heads(conn: &Connection) -> Result<Vec<Head>, ApiError> {
+    Ok(conn
+        .prepare_cached(HEAD_SQL)?
+        .query_map([], head_from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// One endpoint's head delivery, if it is enabled and has one.
+pub fn head_of(conn: &Connection, endpoint_id: &str) -> Result<Option<Head>, ApiError> {
+    Ok(conn
+        .prepare_cached(&format!("{HEAD_SQL} AND e.id = ?1"))?
+        .query_row([endpoint_id], head_from_row)
+        .optional()?)
+}
+
+/// An attempt's result, written back by the delivery thread through the writer.
+pub enum Outcome {
+    Delivered {
+        status: i64,
+    },
+    /// Tried again at `next_try_at` (unix ms), or, with `disable`, the endpoint is disabled
+    /// with that reason.
+    Failed {
+        status: Option<i64>,
+        error: String,
+        next_try_at: i64,
+        disable: Option<String>,
+    },
+}
+
+/// Writes an attempt's outcome for `(endpoint, event_seq)`; `at` is when it was made (ms).
+pub fn finish_attempt(
+    conn: &Connection,
+    endpoint_id: &str,
+    event_seq: i64,
+    at: i64,
+    outcome: &Outcome,
+) -> Result<(), ApiError> {
+    match outcome {
+        Outcome::Delivered { status } => {
+            conn.prepare_cached(
+                "UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1,
+                     last_status = ?3, last_error = NULL, delivered_at = ?4
+                 WHERE endpoint_id = ?1 AND event_seq = ?2",
+            )?
+            .execute(params![endpoint_id, event_seq, status, at])?;
+        }
+        Outcome::Failed {
+            status,
+            error,
+            next_try_at,
+            disable,
+        } => {
+            conn.prepare_cached(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1,
+                     first_failed_at = COALESCE(first_failed_at, ?3), last_status = ?4,
+                     last_error = ?5, next_try_at = ?6
+                 WHERE endpoint_id = ?1 AND event_seq = ?2",
+            )?
+            .execute(params![
+                endpoint_id,
+                event_seq,
+                at,
+                status,
+                error,
+                next_try_at
+            ])?;
+            if let Some(reason) = disable {
+                conn.prepare_cached(
+                    "UPDATE webhook_endpoints SET disabled_at = ?2, disabled_reason = ?3
+                     WHERE id = ?1",
+                )?
+                .execute(params![endpoint_id, at / 1000, reason])?;
+            }
+        }
+    }
+    Ok(())
+}
