@@ -32,3 +32,4 @@ mod strict_input;
 mod ui;
 mod vendor_clients;
 mod vouchers;
+mod webhooks;
