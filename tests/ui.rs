@@ -51,6 +51,7 @@ fn every_asset_is_served_with_its_type_and_unknown_ones_are_404_problems() {
         ("/ui/issue.js", "text/javascript; charset=utf-8"),
         ("/ui/sheet.js", "text/javascript; charset=utf-8"),
         ("/ui/dashboard.js", "text/javascript; charset=utf-8"),
+        ("/ui/webhooks.js", "text/javascript; charset=utf-8"),
         ("/ui/app.css", "text/css; charset=utf-8"),
         ("/ui/favicon.svg", "image/svg+xml"),
     ] {

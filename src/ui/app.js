@@ -7,8 +7,9 @@ import { showFind, setupFind } from './voucher.js';
 import { showIssue, setupIssue } from './issue.js';
 import { showSheet, leaveSheet } from './sheet.js';
 import { showDashboard } from './dashboard.js';
+import { showWebhooks } from './webhooks.js';
 
-const VIEWS = ['signin', 'find', 'issue', 'print', 'dashboard'];
+const VIEWS = ['signin', 'find', 'issue', 'print', 'dashboard', 'webhooks'];
 let wanted = '';
 
 function $(id) {
@@ -25,7 +26,7 @@ function activate(name) {
   if (name !== 'print') leaveSheet();
 }
 
-/** Shows what the fragment names: #find[/CODE], #issue, #print/BATCH[/PAGE], #dashboard. */
+/** Shows what the fragment names: #find[/CODE], #issue, #print/BATCH[/PAGE], #dashboard, #webhooks. */
 async function route() {
   const raw = location.hash.replace(/^#/, '');
   const hash = decodeURIComponent(raw);
@@ -45,6 +46,9 @@ async function route() {
   } else if (name === 'dashboard') {
     activate('dashboard');
     await showDashboard();
+  } else if (name === 'webhooks' && may('webhooks')) {
+    activate('webhooks');
+    await showWebhooks();
   } else {
     activate('find');
     await showFind(name === 'find' ? rest.join('/') : '');
@@ -58,6 +62,7 @@ function showSession() {
   $('who').textContent = on ? `Signed in as ${clientId()}` : '';
   const issue = document.querySelector('#nav a[data-view="issue"]');
   issue.hidden = !may('vouchers:write');
+  document.querySelector('#nav a[data-view="webhooks"]').hidden = !may('webhooks');
 }
 
 function setupSignIn() {

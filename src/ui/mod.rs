@@ -27,6 +27,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("issue.js", JS, include_str!("issue.js")),
     ("sheet.js", JS, include_str!("sheet.js")),
     ("dashboard.js", JS, include_str!("dashboard.js")),
+    ("webhooks.js", JS, include_str!("webhooks.js")),
     ("favicon.svg", "image/svg+xml", include_str!("favicon.svg")),
 ];
 
