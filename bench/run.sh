@@ -171,6 +171,21 @@ row[healthz]=$(measure "$conns" "$base/healthz" MODE=fixed)
 row[lookup]=$(measure "$conns" "$base" MODE=lookup "${auth[@]}")
 row[get]=$(measure "$conns" "$base" MODE=get "${auth[@]}")
 row[charge_full]=$(measure "$conns" "$base" MODE=charge "${auth[@]}")
+# The same charges with a webhook endpoint that accepts connections and never answers: every
+# charge now writes its event in the outbox and a delivery thread sits in its 10 s timeout.
+say "charges with a hanging webhook receiver"
+python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1024)
+print("port", s.getsockname()[1], flush=True)
+held = []
+while True: held.append(s.accept()[0])' >"$tmp/hang.log" &
+hang_pid=$!; pids+=("$hang_pid")
+hang_port=$(wait_for "$tmp/hang.log" "port" | cut -d' ' -f2)
+hook=$("$bin/vouchd" webhook add "http://127.0.0.1:$hang_port/hook" --group bench \
+    --events charge.created --db "$tmp/vouchd.db" | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+row[charge_hook]=$(measure "$conns" "$base" MODE=charge "${auth[@]}")
+"$bin/vouchd" webhook remove "$hook" --db "$tmp/vouchd.db" 2>/dev/null
+stop "$hang_pid"
 row[mix]=$(measure "$conns" "$base" MODE=mix "${auth[@]}")
 # List pages: one connection, so p50 is the page's own time, not a queue's.
 declare -A lists=(
@@ -252,6 +267,8 @@ table=$(
         "$(check "$(ratio "$(rps charge_full)" "${grouped[full]}")" ">=" 0.75)"
     line charge_full "" "peer create $(rps peer_create)/s" "$(rps peer_create)" "≥ 2×" \
         "$(check "$(ratio "$(rps charge_full)" "$(rps peer_create)")" ">=" 2)"
+    line charge_hook "charge 0.01, \`--sync full\`, a hanging webhook endpoint, $conns conns" "no endpoint $(rps charge_full)/s" "$(rps charge_full)" \
+        "≥ 0.9×" "$(check "$(ratio "$(rps charge_hook)" "$(rps charge_full)")" ">=" 0.9)"
     line charge_normal "charge 0.01, \`--sync normal\`, $conns conns" "one-commit floor ${one[normal]}/s" "${one[normal]}" "" ""
     line charge_normal "" "grouped floor ${grouped[normal]}/s" "${grouped[normal]}" "" ""
     line mix "POS mix 80 % look-up / 15 % charge / 5 % list, $conns conns" "HTTP floor" "$http_floor" "" ""

@@ -350,6 +350,37 @@ mod tests {
     }
 
     #[test]
+    fn an_older_admin_group_gets_the_webhooks_scope_once_and_the_tables_stay() {
+        let conn = fresh();
+        conn.execute(
+            "UPDATE client_groups SET scopes = 'vouchers:read admin metrics' WHERE name = 'admin'",
+            [],
+        )
+        .expect("an older admin group");
+        let step = MIGRATIONS
+            .iter()
+            .find(|s| s.contains("' webhooks'"))
+            .expect("the webhooks step");
+        // On a new database schema.sql made the tables already; the step runs over them.
+        conn.execute_batch(step).expect("the step runs");
+        conn.execute_batch(step).expect("and again");
+        let scopes: String = conn
+            .query_row(
+                "SELECT scopes FROM client_groups WHERE name = 'admin'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("admin group");
+        assert_eq!(scopes, "vouchers:read admin metrics webhooks");
+        for table in ["webhook_endpoints", "webhook_events", "webhook_deliveries"] {
+            let n: i64 = conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .expect(table);
+            assert_eq!(n, 0);
+        }
+    }
+
+    #[test]
     fn the_ledger_rebuild_keeps_every_entry_and_its_guards_and_admits_recharges() {
         let mut conn = Connection::open_in_memory().expect("open");
         conn.pragma_update(None, "foreign_keys", "ON").expect("fk");

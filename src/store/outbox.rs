@@ -539,3 +539,77 @@ pub fn finish_attempt(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::webhook::EventType;
+
+    fn database() -> (Connection, String) {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        super::super::migrate::migrate(&mut conn).expect("migrate");
+        let group: String = conn
+            .query_row("SELECT id FROM client_groups", [], |r| r.get(0))
+            .expect("the admin group");
+        set_renderer(Box::new(|env| format!("{{\"id\":\"{}\"}}", env.id)));
+        (conn, group)
+    }
+
+    fn events(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM webhook_events", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn nothing_is_recorded_for_a_group_without_an_endpoint_wanting_the_type() {
+        let (conn, group) = database();
+        record(&conn, &group, Event::ImportCompleted { count: 1 }).expect("record");
+        assert_eq!(events(&conn), 0);
+        insert_endpoint(
+            &conn,
+            &group,
+            "http://127.0.0.1/",
+            &[EventType::ChargeCreated],
+            "s",
+        )
+        .expect("endpoint");
+        record(&conn, &group, Event::ImportCompleted { count: 1 }).expect("record");
+        assert_eq!(
+            events(&conn),
+            0,
+            "the endpoint does not want import.completed"
+        );
+        record(&conn, "another group", Event::ImportCompleted { count: 1 }).expect("record");
+        assert_eq!(events(&conn), 0);
+    }
+
+    #[test]
+    fn an_event_is_rolled_back_with_the_write_that_recorded_it() {
+        let (conn, group) = database();
+        insert_endpoint(
+            &conn,
+            &group,
+            "http://127.0.0.1/",
+            &[EventType::ImportCompleted],
+            "s",
+        )
+        .expect("endpoint");
+        let failed: Result<(), ApiError> = super::super::in_savepoint(&conn, |c| {
+            record(c, &group, Event::ImportCompleted { count: 3 })?;
+            Err(ApiError::Conflict(
+                "refused",
+                "the change is refused".into(),
+            ))
+        });
+        assert!(failed.is_err());
+        assert_eq!(events(&conn), 0, "no event without its change");
+        super::super::in_savepoint(&conn, |c| {
+            record(c, &group, Event::ImportCompleted { count: 3 })
+        })
+        .expect("committed");
+        assert_eq!(events(&conn), 1);
+        let head = heads(&conn).expect("heads");
+        assert_eq!(head.len(), 1);
+        assert!(head[0].body.contains(&head[0].event_id));
+    }
+}
