@@ -334,6 +334,13 @@ fn get_paths(s: &TestServer, token: &str) -> Vec<(String, String)> {
     );
     assert_eq!(pos.status, 201, "{}", pos.body);
     let code = pos.json["code"].as_str().expect("code").to_string();
+    let hook = s.post(
+        "/v1/webhooks",
+        token,
+        &json!({"url": "http://127.0.0.1:9/", "events": ["import.completed"]}),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    let hook = id_of(&hook.json["id"]);
     use vouchd::http::router::{CARECLOUD_ROUTES, POS_ROUTES, ROUTES};
     [ROUTES, CARECLOUD_ROUTES, POS_ROUTES]
         .concat()
@@ -347,6 +354,7 @@ fn get_paths(s: &TestServer, token: &str) -> Vec<(String, String)> {
                     &format!("/pos/v1/vouchers/{code}"),
                 )
                 .replace("/v1/vouchers/{id}", &format!("/v1/vouchers/{id}"))
+                .replace("/v1/webhooks/{id}", &format!("/v1/webhooks/{hook}"))
                 .replace("{id}", "C1")
                 .replace("{customer_id}", "C1")
                 .replace("{purchase_id}", "P1");

@@ -431,6 +431,35 @@ test('the dashboard shows what /v1/stats says, with a 90-day chart', TIMEOUT, as
   await shot(desk, 'desktop-11-dashboard');
 });
 
+test('the webhooks view shows an endpoint and its recent deliveries, only to a client with the scope', TIMEOUT, async () => {
+  assert.ok(await desk.isHidden('#nav a[data-view="webhooks"]'), 'a till without `webhooks` sees no link');
+  const books = await server.client('Bookkeeping Shop', [...CASHIER, 'webhooks']);
+  // Port 9 on 127.0.0.1 refuses: the delivery fails and stays pending.
+  const hook = await server.api('POST', '/v1/webhooks', books.token, { url: 'http://127.0.0.1:9/hook', events: ['voucher.created'] });
+  assert.equal(hook.status, 201, hook.text);
+  assert.equal((await server.api('POST', '/v1/vouchers', books.token, { amount: '5.00' })).status, 201);
+  let deliveries = [];
+  for (let i = 0; i < 100 && !(deliveries.length && deliveries[0].attempts > 0); i++) {
+    await new Promise((done) => setTimeout(done, 100));
+    deliveries = (await server.api('GET', `/v1/webhooks/${hook.body.id}/deliveries`, books.token)).body.data;
+  }
+  assert.equal(deliveries.length, 1);
+  const page = await openPage(DESKTOP);
+  await page.fill('#signin-id', books.id);
+  await page.fill('#signin-secret', books.secret);
+  await page.click('#signin-form button[type="submit"]');
+  await page.waitForSelector('#view-find:not([hidden])');
+  await page.click('#nav a[data-view="webhooks"]');
+  await page.waitForSelector('#webhooks table.deliveries');
+  assert.match(await page.textContent('#webhooks h2'), /http:\/\/127\.0\.0\.1:9\/hook/);
+  const rows = await page.$$eval('#webhooks tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.equal(rows.length, 1);
+  assert.deepEqual(rows[0].slice(0, 3), ['voucher.created', deliveries[0].event_id, 'pending']);
+  assert.ok(Number(rows[0][3]) >= 1, 'attempts');
+  await shot(page, 'desktop-12-webhooks');
+  await page.context().close();
+});
+
 test('keyboard only: sign in, find a code and charge it without the mouse', TIMEOUT, async () => {
   const kb = await openPage(DESKTOP);
   await kb.waitForSelector('#view-signin:not([hidden])');

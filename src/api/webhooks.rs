@@ -7,9 +7,11 @@ use super::views::{Page, VoucherView};
 use super::Ctx;
 use crate::auth::scope::WEBHOOKS;
 use crate::domain::clock::format_rfc3339;
+use crate::domain::money::Currency;
 use crate::domain::webhook::{check_url, EventType};
 use crate::error::ApiError;
 use crate::http::response::Reply;
+use crate::store::ledger::Reservation;
 use crate::store::outbox::{self, Delivery, Endpoint, Envelope, Event};
 use serde_json::{json, Value};
 use time::UtcOffset;
@@ -29,9 +31,10 @@ pub fn render_event(env: &Envelope, offset: UtcOffset) -> String {
             serde_json::to_value(VoucherView::new(v, offset))
         }
         Event::Entry(e) => serde_json::to_value(EntryView::new(e, offset)),
-        Event::ReservationCreated(h, c)
-        | Event::ReservationReleased(h, c)
-        | Event::ReservationExpired(h, c) => serde_json::to_value(HoldView::new(h, *c, offset)),
+        Event::ReservationCreated(h, c) => serde_json::to_value(HoldView::new(h, *c, offset)),
+        // The hold as the event leaves it (the store may hand it over as it was before).
+        Event::ReservationReleased(h, c) => ended(h, "released", *c, offset),
+        Event::ReservationExpired(h, c) => ended(h, "expired", *c, offset),
         Event::ImportCompleted { count } => Ok(json!({ "count": count })),
     }
     .unwrap_or(Value::Null);
@@ -42,6 +45,19 @@ pub fn render_event(env: &Envelope, offset: UtcOffset) -> String {
         "data": data,
     })
     .to_string()
+}
+
+fn ended(
+    hold: &Reservation,
+    status: &str,
+    currency: Currency,
+    offset: UtcOffset,
+) -> serde_json::Result<Value> {
+    let hold = Reservation {
+        status: status.into(),
+        ..hold.clone()
+    };
+    serde_json::to_value(HoldView::new(&hold, currency, offset))
 }
 
 fn endpoint_json(e: &Endpoint, offset: UtcOffset) -> Value {

@@ -499,13 +499,7 @@ pub fn release(
     outbox::record(
         conn,
         &v.group_id,
-        Event::ReservationReleased(
-            &Reservation {
-                status: "released".into(),
-                ..hold
-            },
-            v.currency,
-        ),
+        Event::ReservationReleased(&hold, v.currency),
     )?;
     Ok(())
 }

@@ -147,8 +147,7 @@ pub fn record_live_releases(conn: &Connection, voucher_id: &str, now: i64) -> Re
         "r.voucher_id = ?1 AND r.status = 'held' AND r.expires_at > ?2",
         params![voucher_id, now],
     )?;
-    for (group, currency, mut hold) in holds {
-        hold.status = "released".into();
+    for (group, currency, hold) in holds {
         record(conn, &group, Event::ReservationReleased(&hold, currency))?;
     }
     Ok(())
@@ -217,13 +216,12 @@ pub fn has_expired_since(conn: &Connection, since: i64, now: i64) -> Result<bool
 pub fn sweep_expired(conn: &Connection, now: i64) -> Result<usize, ApiError> {
     let mut reported = 0;
     if let Some(since) = swept_until(conn)? {
-        let mut holds = holds_where(
+        let holds = holds_where(
             conn,
             "r.status = 'held' AND r.expires_at > ?1 AND r.expires_at <= ?2",
             params![since, now],
         )?;
-        for (group, currency, hold) in &mut holds {
-            hold.status = "expired".into();
+        for (group, currency, hold) in &holds {
             record(conn, group, Event::ReservationExpired(hold, *currency))?;
         }
         reported = holds.len();
