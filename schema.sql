@@ -177,6 +177,5 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS webhook_deliveries_pending
     ON webhook_deliveries(endpoint_id, event_seq) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries(event_seq);
 -- Holds whose expiry the webhook sweep looks for.
 CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations(expires_at) WHERE status = 'held';

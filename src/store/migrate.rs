@@ -200,7 +200,6 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS webhook_deliveries_pending
          ON webhook_deliveries(endpoint_id, event_seq) WHERE state = 'pending';
-     CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries(event_seq);
      CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations(expires_at) WHERE status = 'held';",
 ];
 

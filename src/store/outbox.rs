@@ -408,17 +408,21 @@ pub fn redeliver(conn: &Connection, group_id: &str, event_id: &str) -> Result<bo
     let Some(seq) = seq else {
         return Ok(false);
     };
+    // Through the group's endpoints, so the primary key finds the rows (no index on the
+    // event alone: one index less to write with every event).
     conn.prepare_cached(
         "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, first_failed_at = NULL,
-             next_try_at = ?2
-         WHERE event_seq = ?1",
+             next_try_at = ?3
+         WHERE event_seq = ?1
+           AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE group_id = ?2)",
     )?
-    .execute(params![seq, now_ms()])?;
+    .execute(params![seq, group_id, now_ms()])?;
     conn.prepare_cached(
         "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL
-         WHERE id IN (SELECT endpoint_id FROM webhook_deliveries WHERE event_seq = ?1)",
+         WHERE group_id = ?2 AND EXISTS (SELECT 1 FROM webhook_deliveries
+             WHERE endpoint_id = webhook_endpoints.id AND event_seq = ?1)",
     )?
-    .execute([seq])?;
+    .execute(params![seq, group_id])?;
     Ok(true)
 }
 
