@@ -52,6 +52,8 @@ impl Hit {
 struct Mode {
     unanswered: AtomicUsize,
     down: AtomicBool,
+    /// Reads each request and then never answers (the connection stays open 30 s).
+    hang: AtomicBool,
     status: AtomicU16,
 }
 
@@ -71,6 +73,7 @@ impl Receiver {
         let mode = Arc::new(Mode {
             unanswered: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            hang: AtomicBool::new(false),
             status: AtomicU16::new(200),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -175,7 +178,9 @@ fn serve_one(stream: TcpStream, hits: &Mutex<Vec<Hit>>, mode: &Mode) {
         return;
     }
     let body = String::from_utf8_lossy(&body).into_owned();
-    let skip = mode.down.load(Ordering::SeqCst)
+    let hang = mode.hang.load(Ordering::SeqCst);
+    let skip = hang
+        || mode.down.load(Ordering::SeqCst)
         || mode
             .unanswered
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -187,6 +192,9 @@ fn serve_one(stream: TcpStream, hits: &Mutex<Vec<Hit>>, mode: &Mode) {
         body,
         answered: !skip && (200..300).contains(&status),
     });
+    if hang {
+        std::thread::sleep(Duration::from_secs(30));
+    }
     if skip {
         // No answer at all: the connection is closed under the sender.
         return;
@@ -777,4 +785,63 @@ fn the_cli_adds_lists_and_removes_endpoints() {
         .as_array()
         .expect("list")
         .is_empty());
+}
+
+#[test]
+fn a_hanging_receiver_is_given_up_after_the_attempt_timeout_and_charges_go_on_meanwhile() {
+    let s = TestServer::start_with(FAST);
+    let t = s.tenant(SCOPES);
+    let receiver = Receiver::start();
+    receiver.mode.hang.store(true, Ordering::SeqCst);
+    let endpoint = add_endpoint(&s, &t.token, &receiver.url, &["charge.created"]);
+    let card = gift_card(&s, &t.token, "100.00");
+    assert_eq!(charge(&s, &t.token, &card, "1.00").status, 201);
+    let started = Instant::now();
+    while receiver.hits().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The delivery now waits on the receiver; charges are answered as before, each well within
+    // a second, while it does.
+    let waiting = Instant::now();
+    for _ in 0..50 {
+        let sent = Instant::now();
+        assert_eq!(charge(&s, &t.token, &card, "0.01").status, 201);
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "a charge took {:?}",
+            sent.elapsed()
+        );
+    }
+    assert!(
+        waiting.elapsed() < Duration::from_secs(8),
+        "the attempt was still hanging"
+    );
+    // The attempt is given up after 10 s and noted as a failure with no answer.
+    let path = format!("/v1/webhooks/{}/deliveries", id_of(&endpoint["id"]));
+    let oldest = loop {
+        let r = s.get(&path, &t.token);
+        let list = r.json["data"].as_array().expect("deliveries").clone();
+        let oldest = list.last().cloned().unwrap_or(Value::Null);
+        if oldest["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break oldest;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "no attempt ended: {}",
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let given_up = started.elapsed();
+    assert!(
+        given_up >= Duration::from_secs(9),
+        "given up after {given_up:?}"
+    );
+    assert_eq!(oldest["last_status"], Value::Null, "{oldest}");
+    assert_eq!(oldest["state"], json!("pending"));
+    assert!(
+        oldest["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{oldest}"
+    );
 }
