@@ -27,6 +27,13 @@ use time::UtcOffset;
 const PROGRESS_EVERY: u64 = 10_000;
 
 pub fn run(command: Command) -> Result<(), String> {
+    // Any command that writes may record webhook events, rendered at the shop's offset.
+    let offset = match &command {
+        Command::Serve(config) => config.offset,
+        Command::Import { offset, .. } => *offset,
+        _ => UtcOffset::UTC,
+    };
+    crate::api::webhooks::install_renderer(offset);
     match command {
         Command::Help(text) => {
             print!("{text}");
@@ -112,10 +119,7 @@ pub fn run(command: Command) -> Result<(), String> {
             client,
             currency,
             offset,
-        } => {
-            crate::api::webhooks::install_renderer(offset);
-            import(&db, &file, client.as_deref(), currency, offset)
-        }
+        } => import(&db, &file, client.as_deref(), currency, offset),
     }
 }
 

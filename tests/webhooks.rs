@@ -751,7 +751,7 @@ fn the_cli_adds_lists_and_removes_endpoints() {
         "--group",
         &t.group_name,
         "--events",
-        "charge.created",
+        "charge.created,import.completed",
     ]);
     assert!(
         out.status.success(),
@@ -776,6 +776,19 @@ fn the_cli_adds_lists_and_removes_endpoints() {
     let card = gift_card(&s, &t.token, "5.00");
     assert_eq!(charge(&s, &t.token, &card, "1.00").status, 201);
     receiver.wait_for(Duration::from_secs(30), |h| !h.is_empty());
+    // So does an import by the CLI on the same file, its event written by the CLI.
+    let csv = s.dir().path().join("import.csv");
+    std::fs::write(&csv, "amount\n3.00\n").expect("write the CSV");
+    let csv = csv.to_str().expect("path").to_string();
+    let imported = s.cli(&["import", &csv, "--client", &t.client_id]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let got = receiver.wait_for(Duration::from_secs(30), |h| h.len() >= 2);
+    assert_eq!(got[1].json["type"], json!("import.completed"));
+    assert_eq!(got[1].json["data"], json!({"count": 1}));
     let bad = s.cli(&["webhook", "add", "gopher://x", "--group", &t.group_name]);
     assert!(!bad.status.success());
     let id = id_of(&added["id"]);
