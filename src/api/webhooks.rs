@@ -12,7 +12,8 @@ use crate::domain::webhook::{check_url, EventType};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::ledger::Reservation;
-use crate::store::outbox::{self, Delivery, Endpoint, Envelope, Event};
+use crate::store::outbox::{self, Envelope, Event};
+use crate::store::webhooks::{self as endpoints, Delivery, Endpoint};
 use serde_json::{json, Value};
 use time::UtcOffset;
 
@@ -155,7 +156,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let endpoint = ctx
         .app
         .store
-        .write(move |conn| outbox::insert_endpoint(conn, &group, &url, &events, &kept))?;
+        .write(move |conn| endpoints::insert_endpoint(conn, &group, &url, &events, &kept))?;
     let mut body = endpoint_json(&endpoint, ctx.app.offset);
     body["secret"] = Value::String(secret);
     Ok(Reply::json(201, &body))
@@ -164,7 +165,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Reply, ApiError> {
 pub fn list(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let token = ctx.authorize(WEBHOOKS)?;
     let offset = ctx.app.offset;
-    let items = outbox::list_endpoints(ctx.conn, &token.group_id)?
+    let items = endpoints::list_endpoints(ctx.conn, &token.group_id)?
         .iter()
         .map(|e| endpoint_json(e, offset))
         .collect();
@@ -173,7 +174,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Reply, ApiError> {
 
 pub fn get(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
     let token = ctx.authorize(WEBHOOKS)?;
-    let endpoint = outbox::find_endpoint(ctx.conn, &token.group_id, id)?;
+    let endpoint = endpoints::find_endpoint(ctx.conn, &token.group_id, id)?;
     Ok(Reply::json(200, &endpoint_json(&endpoint, ctx.app.offset)))
 }
 
@@ -183,7 +184,7 @@ pub fn delete(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
     let deleted = ctx
         .app
         .store
-        .write(move |conn| outbox::delete_endpoint(conn, &group, &id))?;
+        .write(move |conn| endpoints::delete_endpoint(conn, &group, &id))?;
     if !deleted {
         return Err(ApiError::NotFound);
     }
@@ -193,9 +194,9 @@ pub fn delete(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
 /// `GET /v1/webhooks/{id}/deliveries`: the endpoint's recent deliveries, newest first.
 pub fn deliveries(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
     let token = ctx.authorize(WEBHOOKS)?;
-    let endpoint = outbox::find_endpoint(ctx.conn, &token.group_id, id)?;
+    let endpoint = endpoints::find_endpoint(ctx.conn, &token.group_id, id)?;
     let offset = ctx.app.offset;
-    let items = outbox::list_deliveries(ctx.conn, &endpoint.id, RECENT_DELIVERIES)?
+    let items = endpoints::list_deliveries(ctx.conn, &endpoint.id, RECENT_DELIVERIES)?
         .iter()
         .map(|d| delivery_json(d, offset))
         .collect();
@@ -210,7 +211,7 @@ pub fn redeliver(ctx: &mut Ctx, event_id: &str) -> Result<Reply, ApiError> {
     let found = ctx
         .app
         .store
-        .write(move |conn| outbox::redeliver(conn, &group, &id))?;
+        .write(move |conn| endpoints::redeliver(conn, &group, &id))?;
     if !found {
         return Err(ApiError::NotFound);
     }

@@ -7,7 +7,8 @@ use crate::api::webhooks::new_secret;
 use crate::commands::failure;
 use crate::domain::webhook::{check_url, EventType};
 use crate::ops::webhooks::Settings;
-use crate::store::{self, clients, outbox};
+use crate::store::webhooks as endpoints;
+use crate::store::{self, clients};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,7 +92,7 @@ pub fn run(command: WebhookCommand) -> Result<(), String> {
                 .ok_or(format!("no group {group:?}"))?;
             let secret = new_secret();
             let endpoint = store::write_direct(&mut conn, |c| {
-                outbox::insert_endpoint(c, &group.id, &url, &events, &secret)
+                endpoints::insert_endpoint(c, &group.id, &url, &events, &secret)
                     .map_err(|e| failure(&e))
             })?;
             println!(
@@ -108,7 +109,7 @@ pub fn run(command: WebhookCommand) -> Result<(), String> {
         }
         WebhookCommand::List { db } => {
             let conn = store::open_direct(&db)?;
-            let list = outbox::list_all_endpoints(&conn).map_err(|e| failure(&e))?;
+            let list = endpoints::list_all_endpoints(&conn).map_err(|e| failure(&e))?;
             let items: Vec<_> = list
                 .iter()
                 .map(|(e, group)| {
@@ -128,7 +129,7 @@ pub fn run(command: WebhookCommand) -> Result<(), String> {
         WebhookCommand::Remove { db, id } => {
             let mut conn = store::open_direct(&db)?;
             let removed = store::write_direct(&mut conn, |c| {
-                outbox::delete_any_endpoint(c, &id).map_err(|e| failure(&e))
+                endpoints::delete_any_endpoint(c, &id).map_err(|e| failure(&e))
             })?;
             if !removed {
                 return Err(format!("no webhook endpoint {id:?}"));

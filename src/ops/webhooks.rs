@@ -11,7 +11,8 @@
 use crate::domain::clock;
 use crate::domain::webhook::{retry_delay, signature};
 use crate::ops::metrics::WebhookOutcomes;
-use crate::store::outbox::{self, Head, Outcome};
+use crate::store::outbox;
+use crate::store::webhooks::{self as endpoints, Head, Outcome};
 use crate::store::Store;
 use rusqlite::Connection;
 use std::collections::HashSet;
@@ -104,7 +105,7 @@ fn dispatch(conn: &Connection, shared: &Arc<Shared>) {
         if let Err(err) = sweep_expired(conn, &shared.store) {
             eprintln!("vouchd: webhooks: cannot look for expired reservations: {err}");
         }
-        match outbox::heads(conn) {
+        match endpoints::heads(conn) {
             Ok(heads) => start_due(shared, heads),
             Err(err) => eprintln!("vouchd: webhooks: cannot read the outbox: {err:?}"),
         }
@@ -176,7 +177,7 @@ fn deliver_while_due(shared: &Shared, head: Head) {
         let (id, seq) = (head.endpoint_id.clone(), head.event_seq);
         let written = shared
             .store
-            .write(move |c| outbox::finish_attempt(c, &id, seq, at, &outcome));
+            .write(move |c| endpoints::finish_attempt(c, &id, seq, at, &outcome));
         if let Err(err) = written {
             // Not written: the delivery is tried again later (at least once, never lost).
             eprintln!("vouchd: webhooks: cannot record a delivery attempt: {err:?}");
@@ -185,7 +186,7 @@ fn deliver_while_due(shared: &Shared, head: Head) {
         if delivered {
             next = reader
                 .as_ref()
-                .and_then(|r| outbox::head_of(r, &endpoint).ok().flatten())
+                .and_then(|r| endpoints::head_of(r, &endpoint).ok().flatten())
                 .filter(|h| h.next_try_at <= outbox::now_ms());
         }
     }

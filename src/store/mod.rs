@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod pins;
 pub mod stats;
 pub mod vouchers;
+pub mod webhooks;
 
 use crate::domain::query::{SortField, SortKey};
 use crate::error::ApiError;

@@ -1,0 +1,318 @@
+//! Webhook endpoints and their deliveries in SQL: what the API and the CLI manage, and what
+//! the delivery threads read (on their own connections) and write back through the writer.
+//! The events themselves are recorded by [`super::outbox`].
+
+use super::outbox::now_ms;
+use crate::domain::clock;
+use crate::domain::code::new_id;
+use crate::domain::webhook::EventType;
+use crate::error::ApiError;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// A receiver of a group's events.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub id: String,
+    pub group_id: String,
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+}
+
+const ENDPOINT_COLUMNS: &str =
+    "id, group_id, url, events, created_at, disabled_at, disabled_reason";
+
+fn endpoint_from_row(row: &Row) -> rusqlite::Result<Endpoint> {
+    let events: String = row.get(3)?;
+    Ok(Endpoint {
+        id: row.get(0)?,
+        group_id: row.get(1)?,
+        url: row.get(2)?,
+        events: events.split(' ').filter_map(EventType::parse).collect(),
+        created_at: row.get(4)?,
+        disabled_at: row.get(5)?,
+        disabled_reason: row.get(6)?,
+    })
+}
+
+/// Adds an endpoint with its secret; events that happen from its commit on reach it.
+pub fn insert_endpoint(
+    conn: &Connection,
+    group_id: &str,
+    url: &str,
+    events: &[EventType],
+    secret: &str,
+) -> Result<Endpoint, ApiError> {
+    let endpoint = Endpoint {
+        id: new_id(),
+        group_id: group_id.to_string(),
+        url: url.to_string(),
+        events: events.to_vec(),
+        created_at: clock::now(),
+        disabled_at: None,
+        disabled_reason: None,
+    };
+    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+    conn.prepare_cached(
+        "INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        endpoint.id,
+        group_id,
+        url,
+        names.join(" "),
+        secret,
+        endpoint.created_at
+    ])?;
+    Ok(endpoint)
+}
+
+/// The group's endpoints, oldest first.
+pub fn list_endpoints(conn: &Connection, group_id: &str) -> Result<Vec<Endpoint>, ApiError> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE group_id = ?1
+         ORDER BY created_at, id"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([group_id], endpoint_from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// One of the group's endpoints (another group's is not found).
+pub fn find_endpoint(conn: &Connection, group_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+    let sql =
+        format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2");
+    conn.prepare_cached(&sql)?
+        .query_row([id, group_id], endpoint_from_row)
+        .optional()?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Removes one of the group's endpoints and its deliveries; false when there was none.
+pub fn delete_endpoint(conn: &Connection, group_id: &str, id: &str) -> Result<bool, ApiError> {
+    conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = (SELECT id FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2)")?
+        .execute([id, group_id])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2")?
+        .execute([id, group_id])?
+        > 0)
+}
+
+/// Every group's endpoints with the group's name, for the CLI.
+pub fn list_all_endpoints(conn: &Connection) -> Result<Vec<(Endpoint, String)>, ApiError> {
+    let sql = format!(
+        "SELECT {}, g.name FROM webhook_endpoints e JOIN client_groups g ON g.id = e.group_id
+         ORDER BY e.created_at, e.id",
+        ENDPOINT_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([], |r| Ok((endpoint_from_row(r)?, r.get(7)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Removes an endpoint of any group (the CLI); false when there was none.
+pub fn delete_any_endpoint(conn: &Connection, id: &str) -> Result<bool, ApiError> {
+    conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
+        .execute([id])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// One event to one endpoint, as `GET /v1/webhooks/{id}/deliveries` shows it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub event_id: String,
+    pub event_type: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_try_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// The endpoint's `limit` most recent deliveries, newest event first.
+pub fn list_deliveries(
+    conn: &Connection,
+    endpoint_id: &str,
+    limit: i64,
+) -> Result<Vec<Delivery>, ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT ev.id, ev.type, d.state, d.attempts, d.last_status, d.last_error,
+                    d.next_try_at, d.delivered_at, ev.created_at
+             FROM webhook_deliveries d JOIN webhook_events ev ON ev.seq = d.event_seq
+             WHERE d.endpoint_id = ?1 ORDER BY d.event_seq DESC LIMIT ?2",
+        )?
+        .query_map(params![endpoint_id, limit], |r| {
+            let state: String = r.get(2)?;
+            Ok(Delivery {
+                event_id: r.get(0)?,
+                event_type: r.get(1)?,
+                next_try_at: if state == "pending" { r.get(6)? } else { None },
+                state,
+                attempts: r.get(3)?,
+                last_status: r.get(4)?,
+                last_error: r.get(5)?,
+                delivered_at: r.get(7)?,
+                created_at: r.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Queues the group's event `event_id` again for every endpoint that had it (enabling a
+/// disabled one again); false when the group has no such event.
+pub fn redeliver(conn: &Connection, group_id: &str, event_id: &str) -> Result<bool, ApiError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM webhook_events WHERE id = ?1 AND group_id = ?2")?
+        .query_row([event_id, group_id], |r| r.get(0))
+        .optional()?;
+    let Some(seq) = seq else {
+        return Ok(false);
+    };
+    // Through the group's endpoints, so the primary key finds the rows (no index on the
+    // event alone: one index less to write with every event).
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, first_failed_at = NULL,
+             next_try_at = ?3
+         WHERE event_seq = ?1
+           AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE group_id = ?2)",
+    )?
+    .execute(params![seq, group_id, now_ms()])?;
+    conn.prepare_cached(
+        "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL
+         WHERE group_id = ?2 AND EXISTS (SELECT 1 FROM webhook_deliveries
+             WHERE endpoint_id = webhook_endpoints.id AND event_seq = ?1)",
+    )?
+    .execute(params![seq, group_id])?;
+    Ok(true)
+}
+
+/// The oldest pending delivery of an enabled endpoint: the only one of it that may be tried.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret: String,
+    pub event_seq: i64,
+    pub event_id: String,
+    pub body: String,
+    pub attempts: i64,
+    pub first_failed_at: Option<i64>,
+    pub next_try_at: i64,
+}
+
+const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.body, d.attempts,
+        d.first_failed_at, d.next_try_at
+     FROM webhook_endpoints e
+     JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.event_seq =
+         (SELECT MIN(event_seq) FROM webhook_deliveries WHERE endpoint_id = e.id AND state = 'pending')
+     JOIN webhook_events ev ON ev.seq = d.event_seq
+     WHERE e.disabled_at IS NULL";
+
+fn head_from_row(r: &Row) -> rusqlite::Result<Head> {
+    Ok(Head {
+        endpoint_id: r.get(0)?,
+        url: r.get(1)?,
+        secret: r.get(2)?,
+        event_seq: r.get(3)?,
+        event_id: r.get(4)?,
+        body: r.get(5)?,
+        attempts: r.get(6)?,
+        first_failed_at: r.get(7)?,
+        next_try_at: r.get(8)?,
+    })
+}
+
+/// Every enabled endpoint's head delivery, due or not.
+pub fn heads(conn: &Connection) -> Result<Vec<Head>, ApiError> {
+    Ok(conn
+        .prepare_cached(HEAD_SQL)?
+        .query_map([], head_from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// One endpoint's head delivery, if it is enabled and has one.
+pub fn head_of(conn: &Connection, endpoint_id: &str) -> Result<Option<Head>, ApiError> {
+    Ok(conn
+        .prepare_cached(&format!("{HEAD_SQL} AND e.id = ?1"))?
+        .query_row([endpoint_id], head_from_row)
+        .optional()?)
+}
+
+/// An attempt's result, written back by the delivery thread through the writer.
+pub enum Outcome {
+    Delivered {
+        status: i64,
+    },
+    /// Tried again at `next_try_at` (unix ms), or, with `disable`, the endpoint is disabled
+    /// with that reason.
+    Failed {
+        status: Option<i64>,
+        error: String,
+        next_try_at: i64,
+        disable: Option<String>,
+    },
+}
+
+/// Writes an attempt's outcome for `(endpoint, event_seq)`; `at` is when it was made (ms).
+pub fn finish_attempt(
+    conn: &Connection,
+    endpoint_id: &str,
+    event_seq: i64,
+    at: i64,
+    outcome: &Outcome,
+) -> Result<(), ApiError> {
+    match outcome {
+        Outcome::Delivered { status } => {
+            conn.prepare_cached(
+                "UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1,
+                     last_status = ?3, last_error = NULL, delivered_at = ?4
+                 WHERE endpoint_id = ?1 AND event_seq = ?2",
+            )?
+            .execute(params![endpoint_id, event_seq, status, at])?;
+        }
+        Outcome::Failed {
+            status,
+            error,
+            next_try_at,
+            disable,
+        } => {
+            conn.prepare_cached(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1,
+                     first_failed_at = COALESCE(first_failed_at, ?3), last_status = ?4,
+                     last_error = ?5, next_try_at = ?6
+                 WHERE endpoint_id = ?1 AND event_seq = ?2",
+            )?
+            .execute(params![
+                endpoint_id,
+                event_seq,
+                at,
+                status,
+                error,
+                next_try_at
+            ])?;
+            if let Some(reason) = disable {
+                conn.prepare_cached(
+                    "UPDATE webhook_endpoints SET disabled_at = ?2, disabled_reason = ?3
+                     WHERE id = ?1",
+                )?
+                .execute(params![endpoint_id, at / 1000, reason])?;
+            }
+        }
+    }
+    Ok(())
+}
