@@ -28,7 +28,7 @@ use vouchd::auth::secret::hash_secret;
 use vouchd::domain::code::{new_id, CodeShape};
 use vouchd::domain::money::Currency;
 use vouchd::domain::voucher::{Context, Discount, DiscountKind, Status, Tenant, Voucher};
-use vouchd::error::ApiError;
+use vouchd::store::error::{Conflict, StoreError};
 use vouchd::store::ledger::{self, Redemption};
 use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, SyncMode};
 
@@ -110,7 +110,7 @@ fn main() {
             v.code = shape.generate(&mut rng);
             match vouchers::insert(&conn, &v) {
                 Ok(()) => break,
-                Err(ApiError::Conflict("duplicate_code", _)) => continue,
+                Err(StoreError::Conflict(Conflict::DuplicateCode(_))) => continue,
                 Err(e) => panic!("insert: {e:?}"),
             }
         }

@@ -201,20 +201,20 @@ pub fn post_charge(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         };
         let written = ctx.app.store.write(move |conn| {
             let r = sale.redemption(&tenant);
-            let effect = |c: &rusqlite::Connection| {
+            let effect = |c: &rusqlite::Connection| -> Result<_, ApiError> {
                 let v = vouchers::get(c, &voucher_id, &tenant)?;
-                match op {
+                Ok(match op {
                     Op::Charge(amount) => {
-                        ledger::charge_on(c, &v, amount.minor_units(v.currency)?, &r)
+                        ledger::charge_on(c, &v, amount.minor_units(v.currency)?, &r)?
                     }
                     Op::Use(total) => {
-                        ledger::use_discount_on(c, &v, total.minor_units(v.currency)?, &r)
+                        ledger::use_discount_on(c, &v, total.minor_units(v.currency)?, &r)?
                     }
                     Op::Refund(refers_to, amount) => {
                         let amount = amount.map(|a| a.minor_units(v.currency)).transpose()?;
-                        ledger::refund_on(c, &v, &refers_to, amount, &r)
+                        ledger::refund_on(c, &v, &refers_to, amount, &r)?
                     }
-                }
+                })
             };
             let mut written = None;
             let reply = finish_write(conn, key.as_ref(), effect, |entry| {
@@ -262,7 +262,7 @@ pub fn reserve(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
             finish_write(
                 conn,
                 key.as_ref(),
-                |c| ledger::reserve(c, &voucher_id, amount, expires_in, &r),
+                |c| Ok(ledger::reserve(c, &voucher_id, amount, expires_in, &r)?),
                 |hold| hold_reply(&hold, currency, offset),
             )
         })
@@ -298,7 +298,7 @@ pub fn capture(ctx: &mut Ctx, id: &str, hold_id: &str) -> Result<Reply, ApiError
             let reply = finish_write(
                 conn,
                 key.as_ref(),
-                |c| ledger::capture(c, &voucher_id, &hold_id, amount, &r),
+                |c| Ok(ledger::capture(c, &voucher_id, &hold_id, amount, &r)?),
                 |entry| render_entry(entry, offset, &mut written),
             )?;
             Ok((reply, written))

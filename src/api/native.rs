@@ -280,7 +280,7 @@ pub(super) fn insert_new(
         finish_write(
             conn,
             key.as_ref(),
-            |c| vouchers::insert(c, &voucher).map(|()| voucher),
+            |c| Ok(vouchers::insert(c, &voucher).map(|()| voucher)?),
             |v| render(v, offset),
         )
     })
@@ -336,7 +336,7 @@ pub fn create_batch(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             finish_write(
                 conn,
                 key.as_ref(),
-                |c| vouchers::insert_batch(c, &template, &shape, count as u64),
+                |c| Ok(vouchers::insert_batch(c, &template, &shape, count as u64)?),
                 |made| {
                     Reply::json(
                         201,

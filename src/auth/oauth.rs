@@ -173,7 +173,8 @@ fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
                 .with_header("Retry-After", wait.to_string()),
         );
     }
-    let login = clients::find_login(ctx.conn, &client_id).map_err(|e| e.to_reply())?;
+    let login =
+        clients::find_login(ctx.conn, &client_id).map_err(|e| ApiError::from(e).to_reply())?;
     let stored_hash = login
         .as_ref()
         .map_or(secret::decoy_hash(), |l| l.secret_hash.as_str());
@@ -215,7 +216,7 @@ fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
         .app
         .store
         .write(move |conn| clients::insert_token(conn, &hash, &stored_info, client_type.as_deref()))
-        .map_err(|e| e.to_reply())?;
+        .map_err(|e| ApiError::from(e).to_reply())?;
     let Some(ended) = stored else {
         return Err(oauth_error(
             401,

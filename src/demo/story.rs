@@ -9,6 +9,7 @@ use crate::domain::code::{new_id, Code, CodeShape};
 use crate::domain::money::Currency;
 use crate::domain::voucher::{Changes, Context, Status, Tenant, Voucher};
 use crate::error::ApiError;
+use crate::store::error::{Conflict, StoreError};
 use crate::store::ledger::{self, Redemption};
 use crate::store::vouchers;
 use rand::rngs::StdRng;
@@ -202,10 +203,12 @@ impl<'c> Story<'c> {
             }
             match vouchers::insert(self.conn, &v) {
                 Ok(()) => break,
-                Err(ApiError::Conflict("duplicate_code", _)) if generate && attempts < 16 => {
+                Err(StoreError::Conflict(Conflict::DuplicateCode(_)))
+                    if generate && attempts < 16 =>
+                {
                     attempts += 1
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(self.remember(owner, &v))

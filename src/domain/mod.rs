@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod code;
+pub mod field;
 pub mod money;
 pub mod query;
 pub mod voucher;

@@ -12,9 +12,10 @@ use super::vouchers::{
     INSERT,
 };
 use crate::domain::code::CodeShape;
+use crate::domain::field::FieldError;
 use crate::domain::query::Filter;
 use crate::domain::voucher::{Status, Tenant, Voucher};
-use crate::error::{ApiError, FieldError};
+use crate::store::error::StoreError;
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 use std::collections::HashMap;
@@ -43,7 +44,7 @@ impl VoucherCursor {
         conn: Connection,
         tenant: &Tenant,
         filters: &[Filter],
-    ) -> Result<VoucherCursor, ApiError> {
+    ) -> Result<VoucherCursor, StoreError> {
         let (sql, args) = page_sql(tenant, filters);
         conn.execute_batch("BEGIN")?;
         Ok(VoucherCursor {
@@ -56,7 +57,7 @@ impl VoucherCursor {
     }
 
     /// The next page; empty once every voucher was read.
-    pub fn next_page(&mut self) -> Result<Vec<Voucher>, ApiError> {
+    pub fn next_page(&mut self) -> Result<Vec<Voucher>, StoreError> {
         if self.done {
             return Ok(Vec::new());
         }
@@ -111,7 +112,7 @@ pub fn import(
     rows: impl IntoIterator<Item = ImportRow>,
     now: i64,
     mut imported: impl FnMut(&Voucher),
-) -> Result<u64, ApiError> {
+) -> Result<u64, StoreError> {
     // Rows this import inserts get a `seq` above this, which tells a clash with an earlier row
     // from a clash with what was there before.
     let before: i64 = conn
@@ -173,7 +174,7 @@ pub fn import(
         }
         Ok(count)
     } else {
-        Err(ApiError::Invalid(errors))
+        Err(StoreError::Rows(errors))
     }
 }
 
@@ -183,7 +184,7 @@ fn clash_error(
     column: &'static str,
     v: &Voucher,
     before: i64,
-) -> Result<FieldError, ApiError> {
+) -> Result<FieldError, StoreError> {
     // A code clashes only within the row's own group (codes are unique per group).
     let (seq, value): (i64, &str) = match column {
         "code" => (

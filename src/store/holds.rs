@@ -2,7 +2,7 @@
 //! JTL dialect keeps (a newer reservation replaces the older one).
 
 use super::ledger::Reservation;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// A hold with who took it and when it last changed.
@@ -14,7 +14,7 @@ pub struct HoldRecord {
 }
 
 /// A hold by its id alone, whatever its voucher (the caller checks that voucher's tenancy).
-pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, ApiError> {
+pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at,
@@ -40,7 +40,7 @@ pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, ApiE
 }
 
 /// Releases every hold of the voucher still live at `now`; returns how many there were.
-pub fn release_live(conn: &Connection, voucher_id: &str, now: i64) -> Result<usize, ApiError> {
+pub fn release_live(conn: &Connection, voucher_id: &str, now: i64) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE reservations SET status = 'released', updated_at = ?2

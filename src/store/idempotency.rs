@@ -1,8 +1,8 @@
 //! Stored replies of POSTs sent with an `Idempotency-Key`, kept for 24 hours.
 
 use crate::domain::clock;
-use crate::error::ApiError;
 use crate::http::response::Reply;
+use crate::store::error::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub const KEEP_SECS: i64 = 24 * 3600;
@@ -56,7 +56,7 @@ fn decode_meta(meta: &str, status: u16, body: Vec<u8>) -> Reply {
 }
 
 /// The stored reply for `key`, if one was saved in the last 24 hours.
-pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, ApiError> {
+pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, StoreError> {
     let stored = conn
         .prepare_cached(
             "SELECT request_hash, status, content_type, body FROM idempotency
@@ -78,10 +78,10 @@ pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, ApiError> {
 
 /// Saves the reply for `key`, replacing one older than 24 hours; fails on a live duplicate so
 /// that an effect whose reply cannot be kept is rolled back with it.
-pub fn save(conn: &Connection, key: &Key, reply: &Reply) -> Result<(), ApiError> {
+pub fn save(conn: &Connection, key: &Key, reply: &Reply) -> Result<(), StoreError> {
     let body = reply
         .body_bytes()
-        .ok_or_else(|| ApiError::Internal("a streamed reply cannot be kept".into()))?;
+        .ok_or(StoreError::Bug("a streamed reply cannot be kept"))?;
     let now = clock::now();
     conn.prepare_cached(
         "DELETE FROM idempotency WHERE client_id = ?1 AND key = ?2 AND created_at <= ?3",

@@ -11,7 +11,7 @@ use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{
     check_charge, check_recharge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
 };
-use crate::error::ApiError;
+use crate::store::error::{Conflict, Invalid, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
@@ -96,7 +96,7 @@ fn insert_entry(
     amount: i64,
     refers_to: Option<&str>,
     ticket_total: Option<i64>,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let entry = Entry {
         id: new_id(),
         voucher_id: v.id.clone(),
@@ -131,7 +131,7 @@ pub const IMPORT_ORDER: &str = "import";
 
 /// Writes the opening charge of an imported value voucher whose balance is below its amount,
 /// so that amount − Σcharges + Σrefunds = remaining holds without the ledger it came from.
-pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result<(), ApiError> {
+pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result<(), StoreError> {
     let (Some(amount), Some(remaining)) = (v.amount, v.remaining) else {
         return Ok(());
     };
@@ -160,7 +160,7 @@ pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result
 }
 
 /// Takes `amount` off a value voucher's balance, only if remaining minus live holds covers it.
-fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(), ApiError> {
+fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(), StoreError> {
     const SQL: &str = concat!(
         "UPDATE vouchers SET remaining = remaining - ?2, entries = entries + 1, updated_at = ?3
          WHERE id = ?1 AND remaining IS NOT NULL AND remaining - ",
@@ -182,7 +182,7 @@ pub fn charge(
     voucher_id: &str,
     amount: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     charge_on(conn, &v, amount, r)
 }
@@ -194,7 +194,7 @@ pub fn charge_on(
     v: &Voucher,
     amount: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     check_charge(v, amount, r.now, r.context)?;
     debit(conn, &v.id, amount, r.now)?;
     insert_entry(conn, v, r, EntryKind::Charge, amount, None, None)
@@ -206,7 +206,7 @@ pub fn use_discount(
     voucher_id: &str,
     ticket_total: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     use_discount_on(conn, &v, ticket_total, r)
 }
@@ -217,7 +217,7 @@ pub fn use_discount_on(
     v: &Voucher,
     ticket_total: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let granted = check_use(v, ticket_total, r.now, r.context)?;
     let changed = conn
         .prepare_cached(
@@ -247,7 +247,7 @@ pub fn refund(
     refers_to: &str,
     amount: Option<i64>,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     refund_on(conn, &v, refers_to, amount, r)
 }
@@ -259,7 +259,7 @@ pub fn refund_on(
     refers_to: &str,
     amount: Option<i64>,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     if r.context.currency.is_some_and(|c| c != v.currency) {
         return Err(Refusal::CurrencyMismatch.into());
     }
@@ -271,17 +271,11 @@ pub fn refund_on(
         .query_row(params![refers_to, v.id], |row| row.get(0))
         .optional()?;
     let Some(refundable) = refundable else {
-        return Err(ApiError::invalid(
-            "refers_to",
-            "must be the id of a charge on this voucher",
-        ));
+        return Err(StoreError::Invalid(Invalid::NotAChargeOfThisVoucher));
     };
     let amount = amount.unwrap_or(refundable);
     if amount == 0 || amount > refundable {
-        return Err(ApiError::Conflict(
-            "refund_exceeds_charge",
-            "The refund exceeds what is left to refund of that charge.".into(),
-        ));
+        return Err(StoreError::Conflict(Conflict::RefundExceedsCharge));
     }
     let changed = conn
         .prepare_cached(
@@ -290,10 +284,7 @@ pub fn refund_on(
         )?
         .execute(params![v.id, amount, r.now])?;
     if changed == 0 {
-        return Err(ApiError::Conflict(
-            "refund_exceeds_charge",
-            "The refund would exceed the voucher's amount.".into(),
-        ));
+        return Err(StoreError::Conflict(Conflict::RefundExceedsAmount));
     }
     insert_entry(conn, v, r, EntryKind::Refund, amount, Some(refers_to), None)
 }
@@ -307,7 +298,7 @@ pub fn recharge_on(
     amount: i64,
     max: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     check_recharge(v, amount, r.now, r.context, max)?;
     let changed = conn
         .prepare_cached(
@@ -323,7 +314,7 @@ pub fn recharge_on(
 }
 
 /// One ledger entry by its id, with its voucher's currency.
-pub fn find_entry(conn: &Connection, entry_id: &str) -> Result<Option<Entry>, ApiError> {
+pub fn find_entry(conn: &Connection, entry_id: &str) -> Result<Option<Entry>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
@@ -340,7 +331,7 @@ pub fn reserve(
     amount: i64,
     expires_in: i64,
     r: &Redemption,
-) -> Result<Reservation, ApiError> {
+) -> Result<Reservation, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     check_charge(&v, amount, r.now, r.context)?;
     let hold = Reservation {
@@ -386,14 +377,18 @@ fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
     })
 }
 
-fn find_hold(conn: &Connection, voucher_id: &str, hold_id: &str) -> Result<Reservation, ApiError> {
+fn find_hold(
+    conn: &Connection,
+    voucher_id: &str,
+    hold_id: &str,
+) -> Result<Reservation, StoreError> {
     conn.prepare_cached(
         "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at FROM reservations
          WHERE id = ?1 AND voucher_id = ?2",
     )?
     .query_row(params![hold_id, voucher_id], hold_from_row)
     .optional()?
-    .ok_or(ApiError::NotFound)
+    .ok_or(StoreError::NotFound)
 }
 
 /// One page of a voucher's live holds at `now` (held, not expired), newest first, and how
@@ -403,7 +398,7 @@ pub fn list_holds(
     voucher_id: &str,
     now: i64,
     query: &ListQuery,
-) -> Result<(Vec<Reservation>, u64), ApiError> {
+) -> Result<(Vec<Reservation>, u64), StoreError> {
     const LIVE: &str =
         "FROM reservations WHERE voucher_id = ? AND status = 'held' AND expires_at > ?";
     let args = vec![Value::Text(voucher_id.to_string()), Value::Integer(now)];
@@ -418,14 +413,11 @@ pub fn list_holds(
     Ok((holds, total as u64))
 }
 
-fn not_held(hold: &Reservation, now: i64) -> ApiError {
+fn not_held(hold: &Reservation, now: i64) -> StoreError {
     if hold.status == "held" && hold.expires_at <= now {
-        ApiError::Conflict("reservation_expired", "The reservation has expired.".into())
+        StoreError::Conflict(Conflict::ReservationExpired)
     } else {
-        ApiError::Conflict(
-            "reservation_not_held",
-            format!("The reservation is {} already.", hold.status),
-        )
+        StoreError::Conflict(Conflict::ReservationNotHeld(hold.status.clone()))
     }
 }
 
@@ -438,7 +430,7 @@ pub fn capture(
     hold_id: &str,
     amount: Option<i64>,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     let hold = find_hold(conn, &v.id, hold_id)?;
     if hold.status != "held" || hold.expires_at <= r.now {
@@ -446,10 +438,7 @@ pub fn capture(
     }
     let amount = amount.unwrap_or(hold.amount);
     if amount > hold.amount {
-        return Err(ApiError::Conflict(
-            "capture_exceeds_hold",
-            "The capture exceeds the held amount.".into(),
-        ));
+        return Err(StoreError::Conflict(Conflict::CaptureExceedsHold));
     }
     check_usable(
         &Voucher {
@@ -480,7 +469,7 @@ pub fn release(
     hold_id: &str,
     tenant: &Tenant,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let v = vouchers::get(conn, voucher_id, tenant)?;
     let hold = find_hold(conn, &v.id, hold_id)?;
     let ended = conn
@@ -518,7 +507,7 @@ pub fn list(
     conn: &Connection,
     voucher: &Voucher,
     query: &ListQuery,
-) -> Result<(Vec<Entry>, u64), ApiError> {
+) -> Result<(Vec<Entry>, u64), StoreError> {
     let mut where_sql = String::from("WHERE l.voucher_id = ?");
     let mut args: Vec<Value> = vec![Value::Text(voucher.id.clone())];
     for filter in &query.filters {
@@ -537,11 +526,7 @@ pub fn list(
                     .map_or(-1, |(_, m)| *m);
                 where_sql.push_str(&format!(" AND l.amount = {minor}"));
             }
-            _ => {
-                return Err(ApiError::Internal(
-                    "a voucher filter reached the ledger list".into(),
-                ))
-            }
+            _ => return Err(StoreError::Bug("a voucher filter reached the ledger list")),
         }
     }
     let total: i64 = conn

@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod bulk;
 pub mod clients;
+pub mod error;
 pub mod holds;
 pub mod idempotency;
 pub mod ledger;
@@ -18,8 +19,8 @@ pub mod stats;
 pub mod vouchers;
 
 use crate::domain::query::{SortField, SortKey};
-use crate::error::ApiError;
 use crate::ops::metrics::Histogram;
+pub use error::StoreError;
 use rusqlite::{Connection, OpenFlags};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -114,16 +115,16 @@ pub fn write_direct<T>(
 /// A queued write: run inside the group's transaction, then told how the COMMIT went.
 trait Job: Send {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish>;
-    fn refuse(self: Box<Self>, err: ApiError);
+    fn refuse(self: Box<Self>, err: StoreError);
 }
 
 trait Finish: Send {
-    fn finish(self: Box<Self>, committed: Result<(), ApiError>);
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
-struct WriteJob<T, F> {
+struct WriteJob<T, E, F> {
     op: F,
-    reply: SyncSender<Result<T, ApiError>>,
+    reply: SyncSender<Result<T, E>>,
     /// QUEUED until the writer takes the job (TAKEN) or its caller gives up on it (ABANDONED):
     /// whichever comes first wins, so an abandoned job never runs.
     state: Arc<AtomicU8>,
@@ -137,18 +138,19 @@ const ABANDONED: u8 = 2;
 struct Skipped;
 
 impl Finish for Skipped {
-    fn finish(self: Box<Self>, _committed: Result<(), ApiError>) {}
+    fn finish(self: Box<Self>, _committed: Result<(), StoreError>) {}
 }
 
-struct Pending<T> {
-    result: Result<T, ApiError>,
-    reply: SyncSender<Result<T, ApiError>>,
+struct Pending<T, E> {
+    result: Result<T, E>,
+    reply: SyncSender<Result<T, E>>,
 }
 
-impl<T, F> Job for WriteJob<T, F>
+impl<T, E, F> Job for WriteJob<T, E, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish> {
         if self
@@ -165,33 +167,37 @@ where
         })
     }
 
-    fn refuse(self: Box<Self>, err: ApiError) {
-        let _ = self.reply.send(Err(err));
+    fn refuse(self: Box<Self>, err: StoreError) {
+        let _ = self.reply.send(Err(E::from(err)));
     }
 }
 
-impl<T: Send + 'static> Finish for Pending<T> {
-    fn finish(self: Box<Self>, committed: Result<(), ApiError>) {
-        let _ = self.reply.send(committed.and(self.result));
+impl<T: Send + 'static, E: From<StoreError> + Send + 'static> Finish for Pending<T, E> {
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let _ = self.reply.send(committed.map_err(E::from).and(self.result));
     }
 }
 
 /// Runs `op` inside a SAVEPOINT: released on success, rolled back on error or panic.
-pub fn in_savepoint<T>(
+pub fn in_savepoint<T, E: From<StoreError>>(
     conn: &Connection,
-    op: impl FnOnce(&Connection) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    op: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
     // Cached statements: these run several times per request on the writer's hot path.
-    let run = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]).map(drop))
+            .map_err(|err| E::from(StoreError::from(err)))
+    };
     run("SAVEPOINT op")?;
     let result = catch_unwind(AssertUnwindSafe(|| op(conn)))
-        .unwrap_or_else(|_| Err(ApiError::Internal("a write operation panicked".into())));
+        .unwrap_or_else(|_| Err(E::from(StoreError::Bug("a write operation panicked"))));
     if result.is_err() {
         if let Err(err) = run("ROLLBACK TO op") {
             // The op's writes cannot be undone alone: end the whole transaction so none of
             // them is committed. The writer sees the autocommit state and fails the group.
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(err.into());
+            return Err(err);
         }
     }
     run("RELEASE op")?;
@@ -208,7 +214,7 @@ pub fn fetch_page<T>(
     mut args: Vec<rusqlite::types::Value>,
     query: &crate::domain::query::ListQuery,
     row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, ApiError> {
+) -> Result<Vec<T>, StoreError> {
     use rusqlite::types::Value;
     args.push(Value::Integer(query.per_page as i64));
     args.push(Value::Integer(
@@ -392,26 +398,30 @@ impl Store {
     /// once that transaction has committed (or failed). If the writer has not taken `op` within
     /// [`WRITE_TIMEOUT`], `op` is withdrawn and never runs: the 503 then means "not done". Once
     /// taken, its outcome is always waited for, so no answer hides a write that happened.
-    pub fn write<T, F>(&self, op: F) -> Result<T, ApiError>
+    ///
+    /// `op` may fail with an error of its caller's (`E`): the store's own failures to run or
+    /// commit it come as `E::from(StoreError)`.
+    pub fn write<T, E, F>(&self, op: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
         let state = Arc::new(AtomicU8::new(QUEUED));
         let sender = self
             .jobs
             .lock()
-            .map_err(|_| ApiError::Unavailable(1))?
+            .map_err(|_| StoreError::Unavailable)?
             .clone();
-        let sender = sender.ok_or(ApiError::Unavailable(1))?;
+        let sender = sender.ok_or(StoreError::Unavailable)?;
         sender
             .send(Box::new(WriteJob {
                 op,
                 reply,
                 state: Arc::clone(&state),
             }))
-            .map_err(|_| ApiError::Unavailable(1))?;
+            .map_err(|_| StoreError::Unavailable)?;
         match answer.recv_timeout(self.write_timeout) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => {
@@ -419,12 +429,12 @@ impl Store {
                     .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok();
                 if withdrawn {
-                    Err(ApiError::Unavailable(1))
+                    Err(StoreError::Unavailable.into())
                 } else {
-                    answer.recv().unwrap_or(Err(ApiError::Unavailable(1)))
+                    answer.recv().unwrap_or(Err(StoreError::Unavailable.into()))
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => Err(ApiError::Unavailable(1)),
+            Err(RecvTimeoutError::Disconnected) => Err(StoreError::Unavailable.into()),
         }
     }
 
@@ -517,11 +527,10 @@ fn open_wal(conn: &Connection) -> Result<std::fs::File, String> {
         .map_err(|e| format!("cannot open the WAL {}: {e}", wal.display()))
 }
 
-fn not_synced(err: &str) -> ApiError {
-    ApiError::internal(
-        "the write may not be on disk: the WAL could not be synced; restart vouchd",
-        err,
-    )
+fn not_synced(err: &str) -> StoreError {
+    StoreError::Stopped(format!(
+        "the write may not be on disk: the WAL could not be synced; restart vouchd: {err}"
+    ))
 }
 
 /// The WAL's path: SQLite's, the database's name with `-wal` appended.
@@ -664,7 +673,7 @@ fn write_groups(
         batch_sizes.observe(group.len() as u64);
         if h.broken.load(Ordering::Acquire) {
             for job in group {
-                job.refuse(ApiError::Internal(
+                job.refuse(StoreError::Stopped(
                     "vouchd takes no writes since the WAL could not be synced; restart it".into(),
                 ));
             }
@@ -673,7 +682,7 @@ fn write_groups(
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
             eprintln!("vouchd: cannot begin a write transaction: {err}");
             for job in group {
-                job.refuse(ApiError::Unavailable(1));
+                job.refuse(StoreError::Unavailable);
             }
             continue;
         }
@@ -690,7 +699,7 @@ fn write_groups(
             }
         }
         for job in jobs_left {
-            job.refuse(ApiError::Unavailable(1));
+            job.refuse(StoreError::Unavailable);
         }
         let committed = if lost {
             eprintln!(
@@ -746,12 +755,13 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     })
 }
 
-fn commit_error(err: &rusqlite::Error) -> ApiError {
+fn commit_error(err: &rusqlite::Error) -> StoreError {
     match err.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            ApiError::Unavailable(1)
+            StoreError::Busy
         }
-        _ => ApiError::internal("commit", err),
+        // The engine's error is not Clone: each caller of the group gets its own copy.
+        _ => StoreError::Stopped(format!("commit: {err}")),
     }
 }
 
@@ -783,7 +793,9 @@ mod tests {
             let syncs = store.wal_syncs();
             // The writer's own connection leaves the syncing to the answering thread.
             let level: i64 = store
-                .write(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+                .write::<_, StoreError, _>(|conn| {
+                    Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+                })
                 .unwrap();
             assert_eq!(level, 1, "NORMAL on the writer's connection");
             let writers: Vec<_> = (0..20)
@@ -793,7 +805,7 @@ mod tests {
                     std::thread::spawn(move || {
                         let before = syncs.load(Ordering::SeqCst);
                         store
-                            .write(move |conn| {
+                            .write::<_, StoreError, _>(move |conn| {
                                 conn.execute(
                                     "INSERT INTO settings (key, value) VALUES (?1, 'x')",
                                     [format!("k{i}")],
@@ -826,7 +838,7 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         let store = Store::open(&link, SyncMode::Full).unwrap();
         store
-            .write(|conn| {
+            .write::<_, StoreError, _>(|conn| {
                 conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
                 Ok(())
             })
@@ -850,7 +862,7 @@ mod tests {
             .unwrap();
         let store = Store::open_with(&path, SyncMode::Full, Some(unsyncable)).unwrap();
         let insert = |key: &'static str| {
-            store.write(move |conn| {
+            store.write::<_, StoreError, _>(move |conn| {
                 conn.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [key])?;
                 Ok(())
             })
@@ -858,7 +870,7 @@ mod tests {
         assert!(!store.writes_stopped());
         let lost = insert("first");
         assert!(
-            matches!(&lost, Err(ApiError::Internal(m)) if m.contains("may not be on disk")),
+            matches!(&lost, Err(StoreError::Stopped(m)) if m.contains("may not be on disk")),
             "{lost:?}"
         );
         assert!(store.writes_stopped());
@@ -866,7 +878,7 @@ mod tests {
         for key in ["second", "third"] {
             let refused = insert(key);
             assert!(
-                matches!(&refused, Err(ApiError::Internal(m)) if m.contains("restart")),
+                matches!(&refused, Err(StoreError::Stopped(m)) if m.contains("restart")),
                 "{refused:?}"
             );
         }
@@ -885,26 +897,23 @@ mod tests {
         // The writer is busy for 600 ms with another request's work.
         let busy = store.clone();
         let slow = std::thread::spawn(move || {
-            busy.write(|_| {
+            busy.write::<_, StoreError, _>(|_| {
                 std::thread::sleep(Duration::from_millis(600));
                 Ok(())
             })
         });
         std::thread::sleep(Duration::from_millis(50));
-        let waited = store.write(|conn| {
+        let waited = store.write::<_, StoreError, _>(|conn| {
             conn.execute("INSERT INTO settings (key, value) VALUES ('late', 'x')", [])?;
             Ok(())
         });
-        assert!(
-            matches!(waited, Err(ApiError::Unavailable(_))),
-            "{waited:?}"
-        );
+        assert!(matches!(waited, Err(StoreError::Unavailable)), "{waited:?}");
         assert!(slow.join().unwrap().is_ok());
         // Once the writer is free again the withdrawn write has still not happened …
-        store.write(|_| Ok(())).unwrap();
+        store.write::<_, StoreError, _>(|_| Ok(())).unwrap();
         assert_eq!(count(&store), before);
         // … while a write the writer took is waited for, however long it takes.
-        let taken = store.write(|conn| {
+        let taken = store.write::<_, StoreError, _>(|conn| {
             std::thread::sleep(Duration::from_millis(400));
             conn.execute("INSERT INTO settings (key, value) VALUES ('slow', 'x')", [])?;
             Ok(())
@@ -922,7 +931,7 @@ mod tests {
         let path = dir.join("g.db");
         let store = Store::open(&path, SyncMode::Full).unwrap();
         store
-            .write(|conn| {
+            .write::<_, StoreError, _>(|conn| {
                 conn.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)")?;
                 Ok(())
             })
@@ -946,7 +955,7 @@ mod tests {
                         }
                         let blob = vec![round as u8; 64 * 1024];
                         store
-                            .write(move |conn| {
+                            .write::<_, StoreError, _>(move |conn| {
                                 conn.execute(
                                     "INSERT OR REPLACE INTO blobs (id, b) VALUES (?1, ?2)",
                                     rusqlite::params![w, blob],
@@ -1017,7 +1026,7 @@ mod tests {
         let store = Store::open(&path, SyncMode::Full).unwrap();
         let before = count(&store);
         store
-            .write(|conn| {
+            .write::<_, StoreError, _>(|conn| {
                 conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
                 Ok(())
             })

@@ -2,7 +2,7 @@
 //! connection PINs a client swaps for its credentials (kept as BLAKE2s hashes: they are long
 //! and random), and the reasons given for deleting a voucher or changing its status.
 
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Sets the hash of a voucher's PIN (`None` removes the PIN).
@@ -10,14 +10,14 @@ pub fn set_voucher_pin(
     conn: &Connection,
     voucher_id: &str,
     hash: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE vouchers SET pin_hash = ?2 WHERE id = ?1")?
         .execute(params![voucher_id, hash])?;
     Ok(())
 }
 
 /// The hash of a voucher's PIN, if it has one.
-pub fn voucher_pin(conn: &Connection, voucher_id: &str) -> Result<Option<String>, ApiError> {
+pub fn voucher_pin(conn: &Connection, voucher_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT pin_hash FROM vouchers WHERE id = ?1")?
         .query_row([voucher_id], |r| r.get::<_, Option<String>>(0))
@@ -34,7 +34,7 @@ pub fn insert_connect_pin(
     name: &str,
     expires_at: i64,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO connect_pins (hash, group_id, name, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -48,7 +48,7 @@ pub fn redeem_connect_pin(
     conn: &Connection,
     hash: &[u8; 32],
     now: i64,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Option<(String, String)>, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE connect_pins SET used_at = ?2
@@ -67,7 +67,7 @@ pub fn record_comment(
     action: &str,
     comment: Option<&str>,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO voucher_comments (voucher_id, client_id, action, comment, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?

@@ -8,7 +8,7 @@
 //! largest CLF amount), where SQLite's `SUM` fails with "integer overflow" and `TOTAL` rounds.
 
 use crate::domain::voucher::Tenant;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
@@ -79,7 +79,11 @@ fn tenancy(tenant: &Tenant) -> (&'static str, Vec<Value>) {
 }
 
 /// Counts the tenant's vouchers; `since` counts those created at or after `created_since`.
-pub fn issued(conn: &Connection, tenant: &Tenant, created_since: i64) -> Result<Issued, ApiError> {
+pub fn issued(
+    conn: &Connection,
+    tenant: &Tenant,
+    created_since: i64,
+) -> Result<Issued, StoreError> {
     let (clause, mut args) = tenancy(tenant);
     args.insert(0, Value::Integer(created_since));
     let sql = format!(
@@ -111,7 +115,11 @@ pub fn issued(conn: &Connection, tenant: &Tenant, created_since: i64) -> Result<
 /// The outstanding balance per currency: what remains on value vouchers that can still be
 /// spent or switched back on, i.e. not cancelled and not expired at `now`. Currencies with
 /// nothing outstanding are left out; the rest come in currency order.
-pub fn liability(conn: &Connection, tenant: &Tenant, now: i64) -> Result<Vec<Liability>, ApiError> {
+pub fn liability(
+    conn: &Connection,
+    tenant: &Tenant,
+    now: i64,
+) -> Result<Vec<Liability>, StoreError> {
     let (clause, mut args) = tenancy(tenant);
     args.insert(0, Value::Integer(now));
     let sql = format!(
@@ -144,7 +152,7 @@ pub fn activity_per_day(
     from: i64,
     until: i64,
     offset_secs: i64,
-) -> Result<Vec<DayActivity>, ApiError> {
+) -> Result<Vec<DayActivity>, StoreError> {
     let (clause, tenant_args) = tenancy(tenant);
     let mut args = vec![
         Value::Integer(offset_secs),

@@ -7,7 +7,7 @@ use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{
     Changes, Discount, DiscountKind, Medium, Restrictions, Status, Tenant, Voucher,
 };
-use crate::error::ApiError;
+use crate::store::error::{Conflict, Invalid, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{
     params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row, Statement,
@@ -193,14 +193,13 @@ pub(super) fn count_in(
     Ok(())
 }
 
-pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), ApiError> {
+pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(INSERT)?;
     match insert_row(&mut stmt, v) {
         Ok(_) => Ok(count_in(conn, &v.group_id, v.status, 1)?),
-        Err(e) if is_duplicate_code(&e) => Err(ApiError::Conflict(
-            "duplicate_code",
-            format!("The code {} is taken.", v.code.as_str()),
-        )),
+        Err(e) if is_duplicate_code(&e) => Err(StoreError::Conflict(Conflict::DuplicateCode(
+            v.code.as_str().to_string(),
+        ))),
         Err(e) => Err(e.into()),
     }
 }
@@ -212,7 +211,7 @@ pub fn insert_batch(
     template: &Voucher,
     shape: &CodeShape,
     count: u64,
-) -> Result<Vec<(String, String)>, ApiError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     // Codes are unique per group, so only the group's own vouchers take room: what it has
     // (kept in voucher_counts) bounds the codes of this shape already taken; only when that
     // bound leaves too little room is the exact number counted, a scan of the code index.
@@ -229,10 +228,11 @@ pub fn insert_batch(
     };
     if !fits_in_space(count, shape.space(), taken) {
         let room = shape.space().saturating_sub(taken) / 2;
-        return Err(ApiError::invalid(
-            "count",
-            format!("at most {room} more codes of length {} with prefix {:?} can be made; use longer codes", shape.length, shape.prefix),
-        ));
+        return Err(StoreError::Invalid(Invalid::NoRoomForCodes {
+            room,
+            length: shape.length,
+            prefix: shape.prefix.clone(),
+        }));
     }
     let mut stmt = conn.prepare_cached(INSERT)?;
     let mut rng = rand::thread_rng();
@@ -254,10 +254,7 @@ pub fn insert_batch(
                 Ok(_) => break,
                 Err(e) if is_duplicate_code(&e) && attempts < 64 => attempts += 1,
                 Err(e) if is_duplicate_code(&e) => {
-                    return Err(ApiError::Conflict(
-                        "code_space_exhausted",
-                        "No free code was found; use longer codes.".into(),
-                    ))
+                    return Err(StoreError::Conflict(Conflict::CodeSpaceExhausted))
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -302,13 +299,13 @@ fn tenant_clause(tenant: &Tenant, unindexed: bool, sql: &mut String, args: &mut 
 }
 
 /// A voucher by id, if the tenant may see it.
-pub fn get(conn: &Connection, id: &str, tenant: &Tenant) -> Result<Voucher, ApiError> {
+pub fn get(conn: &Connection, id: &str, tenant: &Tenant) -> Result<Voucher, StoreError> {
     const SQL: &str = concat!("SELECT ", columns!(), " FROM vouchers v WHERE v.id = ?1");
     let v = conn
         .prepare_cached(SQL)?
         .query_row([id], voucher_from_row)
         .optional()?;
-    v.filter(|v| tenant.may_see(v)).ok_or(ApiError::NotFound)
+    v.filter(|v| tenant.may_see(v)).ok_or(StoreError::NotFound)
 }
 
 /// A voucher by normalised code, if the tenant may see it. Codes are unique per group: a
@@ -318,7 +315,7 @@ pub fn find_by_code(
     conn: &Connection,
     code: &str,
     tenant: &Tenant,
-) -> Result<Option<Voucher>, ApiError> {
+) -> Result<Option<Voucher>, StoreError> {
     let mut found = match tenant {
         Tenant::Group(group) => {
             const SQL: &str = concat!(
@@ -342,10 +339,9 @@ pub fn find_by_code(
         }
     };
     if found.len() > 1 {
-        return Err(ApiError::Conflict(
-            "ambiguous_code",
-            format!("Vouchers of several groups have the code {code}; address one by its id."),
-        ));
+        return Err(StoreError::Conflict(Conflict::AmbiguousCode(
+            code.to_string(),
+        )));
     }
     Ok(found.pop())
 }
@@ -355,7 +351,7 @@ pub fn update(
     id: &str,
     tenant: &Tenant,
     changes: &Changes,
-) -> Result<Voucher, ApiError> {
+) -> Result<Voucher, StoreError> {
     update_at(conn, id, tenant, changes, clock::now())
 }
 
@@ -366,7 +362,7 @@ pub fn update_at(
     tenant: &Tenant,
     changes: &Changes,
     now: i64,
-) -> Result<Voucher, ApiError> {
+) -> Result<Voucher, StoreError> {
     let current = get(conn, id, tenant)?;
     let mut sets: Vec<&str> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
@@ -407,10 +403,7 @@ pub fn update_at(
     }
     if let Some(d) = changes.discount.filter(|d| current.discount != Some(*d)) {
         if current.discount.is_none() || current.entries > 0 {
-            return Err(ApiError::Conflict(
-                "voucher_used",
-                "Only the discount of a discount voucher that has not been used can change.".into(),
-            ));
+            return Err(StoreError::Conflict(Conflict::DiscountAfterUse));
         }
         set("discount_type", Value::Text(d.kind.as_str().into()));
         set("discount_value", Value::Integer(d.value));
@@ -431,20 +424,17 @@ pub fn update_at(
 }
 
 /// How many vouchers the database holds, every group's.
-pub fn count_all(conn: &Connection) -> Result<i64, ApiError> {
+pub fn count_all(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM vouchers")?
         .query_row([], |r| r.get(0))?)
 }
 
 /// Deletes a voucher without ledger entries (and its released or expired holds).
-pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), ApiError> {
+pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), StoreError> {
     let v = get(conn, id, tenant)?;
     if !v.deletable() {
-        return Err(ApiError::Conflict(
-            "not_deletable",
-            "The voucher has ledger entries and cannot be deleted.".into(),
-        ));
+        return Err(StoreError::Conflict(Conflict::NotDeletable));
     }
     conn.prepare_cached("DELETE FROM reservations WHERE voucher_id = ?1")?
         .execute([id])?;
@@ -452,10 +442,7 @@ pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), ApiErr
         .prepare_cached("DELETE FROM vouchers WHERE id = ?1 AND entries = 0")?
         .execute([id])?;
     if deleted == 0 {
-        return Err(ApiError::Conflict(
-            "not_deletable",
-            "The voucher has ledger entries and cannot be deleted.".into(),
-        ));
+        return Err(StoreError::Conflict(Conflict::NotDeletable));
     }
     count_in(conn, &v.group_id, v.status, -1)?;
     Ok(())
@@ -606,7 +593,7 @@ fn counted_total(
     conn: &Connection,
     tenant: &Tenant,
     filters: &[Filter],
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, StoreError> {
     let statuses: Vec<Value> = match filters {
         [] => Status::ALL
             .iter()
@@ -660,7 +647,7 @@ pub fn list(
     conn: &Connection,
     tenant: &Tenant,
     query: &ListQuery,
-) -> Result<(Vec<Voucher>, u64), ApiError> {
+) -> Result<(Vec<Voucher>, u64), StoreError> {
     let (where_sql, args) = where_clause(tenant, &query.filters, Scan::Any);
     let sql = page_sql(&where_sql, query);
     let vouchers = super::fetch_page(conn, &sql, args.clone(), query, voucher_from_row)?;

@@ -79,7 +79,7 @@ pub fn connect(ctx: &Ctx) -> Result<Reply, JtlError> {
     let secret_hash = secret::hash_secret(&client_secret)
         .map_err(|e| JtlError::from_api(ApiError::internal("hash a secret", e), ""))?;
     let now = clock::now();
-    let made = ctx.app.store.write(move |conn| {
+    let made = ctx.app.store.write(move |conn| -> Result<_, ApiError> {
         let Some((group_id, name)) = pins::redeem_connect_pin(conn, &hash, now)? else {
             return Ok(None);
         };

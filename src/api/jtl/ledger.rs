@@ -144,7 +144,7 @@ pub fn charge_reservation(ctx: &Ctx, hold_id: &str) -> Result<Reply, JtlError> {
             let r = redemption(&writer_token, &tenant, order_number.as_deref(), &context);
             ledger::capture(c, &record.hold.voucher_id, &hold_id, None, &r)
         })
-        .map_err(|e| JtlError::from_api(e, "RESERVATION"))?;
+        .map_err(|e| JtlError::from_api(e.into(), "RESERVATION"))?;
     counted(ctx, ChargeKind::Capture, &entry);
     Ok(Reply::json(200, &wire::charge(&entry, offset)))
 }
@@ -190,7 +190,7 @@ pub fn refund(ctx: &Ctx, charge_id: &str) -> Result<Reply, JtlError> {
             );
             ledger::refund_on(c, &v, &charge.id, amount, &r)
         })
-        .map_err(|e| JtlError::from_api(e, "CHARGE"))?;
+        .map_err(|e| JtlError::from_api(e.into(), "CHARGE"))?;
     counted(ctx, ChargeKind::Refund, &entry);
     Ok(Reply::json(200, &wire::charge(&entry, offset)))
 }
