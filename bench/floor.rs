@@ -17,9 +17,10 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Instant;
+use vouchd::domain::ledger::Redemption;
 use vouchd::domain::query::{Filter, ListQuery};
 use vouchd::domain::voucher::{Context, Tenant};
-use vouchd::store::ledger::{self, Redemption};
+use vouchd::store::ledger;
 use vouchd::store::{clients, connect, in_savepoint, vouchers, write_direct, SyncMode};
 
 const GROUP: usize = 100;

@@ -26,10 +26,11 @@ use std::time::Instant;
 use vouchd::auth::scope::Scopes;
 use vouchd::auth::secret::hash_secret;
 use vouchd::domain::code::{new_id, CodeShape};
+use vouchd::domain::ledger::Redemption;
 use vouchd::domain::money::Currency;
 use vouchd::domain::voucher::{Context, Discount, DiscountKind, Status, Tenant, Voucher};
 use vouchd::store::error::{Conflict, StoreError};
-use vouchd::store::ledger::{self, Redemption};
+use vouchd::store::ledger;
 use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, SyncMode};
 
 const BATCH: u64 = 1000;

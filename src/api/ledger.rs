@@ -8,13 +8,14 @@ use crate::auth::scope::{CHARGES_READ, CHARGES_WRITE, VOUCHERS_READ};
 use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_rfc3339};
 use crate::domain::code::Code;
+use crate::domain::ledger::{Entry, Redemption, Reservation};
 use crate::domain::money::{format_decimal, Currency};
 use crate::domain::query::{bad, parse_list, Filter, ListKind};
 use crate::domain::voucher::{check_charge, check_use, Context, Refusal, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
-use crate::store::ledger::{self, Entry, Redemption, Reservation};
+use crate::store::ledger;
 use crate::store::vouchers;
 use serde::Serialize;
 use serde_json::json;
@@ -100,7 +101,7 @@ impl<'a> HoldView<'a> {
             amount: format_decimal(hold.amount, currency.exponent()),
             order_number: hold.order_number.as_deref(),
             expires_at: format_rfc3339(hold.expires_at, offset),
-            status: &hold.status,
+            status: hold.status.as_str(),
             created_at: format_rfc3339(hold.created_at, offset),
         }
     }

@@ -6,11 +6,12 @@
 //! balance the ledger does not explain.
 
 use crate::domain::code::{new_id, Code, CodeShape};
+use crate::domain::ledger::Redemption;
 use crate::domain::money::Currency;
 use crate::domain::voucher::{Changes, Context, Status, Tenant, Voucher};
 use crate::error::ApiError;
 use crate::store::error::{Conflict, StoreError};
-use crate::store::ledger::{self, Redemption};
+use crate::store::ledger;
 use crate::store::vouchers;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

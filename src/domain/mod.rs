@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod code;
 pub mod field;
+pub mod ledger;
 pub mod money;
 pub mod query;
 pub mod voucher;

@@ -5,6 +5,7 @@
 //! `source()`, so the log shows what the engine said.
 
 use crate::domain::field::FieldError;
+use crate::domain::ledger::{Breach, HoldStatus};
 use crate::domain::voucher::Refusal;
 use std::fmt;
 
@@ -57,7 +58,7 @@ pub enum Conflict {
     /// The reservation's time ran out.
     ReservationExpired,
     /// The reservation was captured or released already (its status named).
-    ReservationNotHeld(String),
+    ReservationNotHeld(HoldStatus),
     /// A capture above the held amount.
     CaptureExceedsHold,
 }
@@ -89,6 +90,18 @@ impl StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
         StoreError::engine("database", err)
+    }
+}
+
+impl From<Breach> for StoreError {
+    fn from(breach: Breach) -> StoreError {
+        StoreError::Conflict(match breach {
+            Breach::RefundExceedsCharge => Conflict::RefundExceedsCharge,
+            Breach::CaptureExceedsHold => Conflict::CaptureExceedsHold,
+            Breach::HoldExpired => Conflict::ReservationExpired,
+            Breach::HoldNotHeld(status) => Conflict::ReservationNotHeld(status),
+            Breach::DiscountAfterUse => Conflict::DiscountAfterUse,
+        })
     }
 }
 

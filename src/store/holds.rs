@@ -1,7 +1,8 @@
 //! Reservations looked up by their own id, and the rule of one live hold per voucher that the
 //! JTL dialect keeps (a newer reservation replaces the older one).
 
-use super::ledger::Reservation;
+use super::ledger::hold_from_row;
+use crate::domain::ledger::Reservation;
 use crate::store::error::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -23,15 +24,7 @@ pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, Stor
         )?
         .query_row([hold_id], |row| {
             Ok(HoldRecord {
-                hold: Reservation {
-                    id: row.get(0)?,
-                    voucher_id: row.get(1)?,
-                    amount: row.get(2)?,
-                    order_number: row.get(3)?,
-                    status: row.get(4)?,
-                    expires_at: row.get(5)?,
-                    created_at: row.get(6)?,
-                },
+                hold: hold_from_row(row)?,
                 client_id: row.get(7)?,
                 updated_at: row.get(8)?,
             })

@@ -7,6 +7,9 @@
 
 use super::vouchers;
 use crate::domain::code::new_id;
+use crate::domain::ledger::{
+    capture_amount, not_live, refund_amount, Entry, EntryKind, HoldStatus, Redemption, Reservation,
+};
 use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{
     check_charge, check_recharge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
@@ -21,71 +24,6 @@ macro_rules! live_holds {
         "(SELECT COALESCE(SUM(amount), 0) FROM reservations \
          WHERE voucher_id = ?1 AND status = 'held' AND expires_at > unixepoch())"
     };
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EntryKind {
-    Charge,
-    Use,
-    Refund,
-    /// Credit added to a value voucher (the JTL dialect's recharge).
-    Recharge,
-}
-
-impl EntryKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EntryKind::Charge => "charge",
-            EntryKind::Use => "use",
-            EntryKind::Refund => "refund",
-            EntryKind::Recharge => "recharge",
-        }
-    }
-
-    fn parse(text: &str) -> Option<EntryKind> {
-        match text {
-            "charge" => Some(EntryKind::Charge),
-            "use" => Some(EntryKind::Use),
-            "refund" => Some(EntryKind::Refund),
-            "recharge" => Some(EntryKind::Recharge),
-            _ => None,
-        }
-    }
-}
-
-/// One ledger entry, with its voucher's currency for rendering.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub id: String,
-    pub voucher_id: String,
-    pub client_id: String,
-    pub kind: EntryKind,
-    pub amount: i64,
-    pub order_number: Option<String>,
-    pub refers_to: Option<String>,
-    pub created_at: i64,
-    pub currency: String,
-}
-
-/// A hold on a voucher's balance.
-#[derive(Clone, Debug)]
-pub struct Reservation {
-    pub id: String,
-    pub voucher_id: String,
-    pub amount: i64,
-    pub order_number: Option<String>,
-    pub status: String,
-    pub expires_at: i64,
-    pub created_at: i64,
-}
-
-/// Who is redeeming, and what they say about the sale.
-pub struct Redemption<'a> {
-    pub client_id: &'a str,
-    pub tenant: &'a Tenant,
-    pub order_number: Option<&'a str>,
-    pub context: &'a Context,
-    pub now: i64,
 }
 
 fn insert_entry(
@@ -273,10 +211,7 @@ pub fn refund_on(
     let Some(refundable) = refundable else {
         return Err(StoreError::Invalid(Invalid::NotAChargeOfThisVoucher));
     };
-    let amount = amount.unwrap_or(refundable);
-    if amount == 0 || amount > refundable {
-        return Err(StoreError::Conflict(Conflict::RefundExceedsCharge));
-    }
+    let amount = refund_amount(refundable, amount)?;
     let changed = conn
         .prepare_cached(
             "UPDATE vouchers SET remaining = remaining + ?2, entries = entries + 1, updated_at = ?3
@@ -339,7 +274,7 @@ pub fn reserve(
         voucher_id: v.id.clone(),
         amount,
         order_number: r.order_number.map(str::to_string),
-        status: "held".into(),
+        status: HoldStatus::Held,
         expires_at: r.now + expires_in,
         created_at: r.now,
     };
@@ -365,13 +300,20 @@ pub fn reserve(
     Ok(hold)
 }
 
-fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
+pub(super) fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
+    let status: String = row.get(4)?;
     Ok(Reservation {
         id: row.get(0)?,
         voucher_id: row.get(1)?,
         amount: row.get(2)?,
         order_number: row.get(3)?,
-        status: row.get(4)?,
+        status: HoldStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                4,
+                rusqlite::types::Type::Text,
+                "unknown reservation status".into(),
+            )
+        })?,
         expires_at: row.get(5)?,
         created_at: row.get(6)?,
     })
@@ -413,14 +355,6 @@ pub fn list_holds(
     Ok((holds, total as u64))
 }
 
-fn not_held(hold: &Reservation, now: i64) -> StoreError {
-    if hold.status == "held" && hold.expires_at <= now {
-        StoreError::Conflict(Conflict::ReservationExpired)
-    } else {
-        StoreError::Conflict(Conflict::ReservationNotHeld(hold.status.clone()))
-    }
-}
-
 /// Turns a live hold into a charge of `amount` (at most the held amount; all of it by default)
 /// and ends the hold. The voucher must still be active; its validity window was checked when
 /// the hold was taken.
@@ -433,13 +367,7 @@ pub fn capture(
 ) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     let hold = find_hold(conn, &v.id, hold_id)?;
-    if hold.status != "held" || hold.expires_at <= r.now {
-        return Err(not_held(&hold, r.now));
-    }
-    let amount = amount.unwrap_or(hold.amount);
-    if amount > hold.amount {
-        return Err(StoreError::Conflict(Conflict::CaptureExceedsHold));
-    }
+    let amount = capture_amount(&hold, amount, r.now)?;
     check_usable(
         &Voucher {
             valid_from: None,
@@ -456,7 +384,7 @@ pub fn capture(
         )?
         .execute(params![hold.id, r.now])?;
     if ended == 0 {
-        return Err(not_held(&hold, r.now));
+        return Err(not_live(&hold, r.now).into());
     }
     debit(conn, &v.id, amount, r.now)?;
     insert_entry(conn, &v, r, EntryKind::Charge, amount, Some(&hold.id), None)
@@ -476,7 +404,7 @@ pub fn release(
         .prepare_cached("UPDATE reservations SET status = 'released', updated_at = ?2 WHERE id = ?1 AND status = 'held'")?
         .execute(params![hold.id, now])?;
     if ended == 0 {
-        return Err(not_held(&hold, now));
+        return Err(not_live(&hold, now).into());
     }
     Ok(())
 }

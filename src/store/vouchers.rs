@@ -2,6 +2,7 @@
 
 use crate::domain::clock::{self, Interval};
 use crate::domain::code::{fits_in_space, Code, CodeShape};
+use crate::domain::ledger::discount_change;
 use crate::domain::money::Currency;
 use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{
@@ -401,10 +402,7 @@ pub fn update_at(
     if let Some(v) = &changes.data {
         set("data", text(v))
     }
-    if let Some(d) = changes.discount.filter(|d| current.discount != Some(*d)) {
-        if current.discount.is_none() || current.entries > 0 {
-            return Err(StoreError::Conflict(Conflict::DiscountAfterUse));
-        }
+    if let Some(d) = discount_change(&current, changes.discount)? {
         set("discount_type", Value::Text(d.kind.as_str().into()));
         set("discount_value", Value::Integer(d.value));
     }

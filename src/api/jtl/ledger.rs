@@ -12,13 +12,14 @@ use crate::auth::secret;
 use crate::auth::token::TokenInfo;
 use crate::domain::clock;
 use crate::domain::code::Code;
+use crate::domain::ledger::{Entry, EntryKind, Redemption};
 use crate::domain::money::Currency;
 use crate::domain::query::{parse_list, ListKind};
 use crate::domain::voucher::{Context, Tenant, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
-use crate::store::ledger::{self, Entry, EntryKind, Redemption};
+use crate::store::ledger;
 use crate::store::{holds, pins, vouchers};
 use serde_json::Value;
 
