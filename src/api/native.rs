@@ -287,7 +287,7 @@ pub(super) fn insert_new(
 }
 
 /// The answer to a batch: rendered from borrowed strings, not a `serde_json::Value` tree (which
-/// took ~80 MB for 100 000 vouchers, kept by the allocator afterwards).
+/// took far more memory for a large batch, kept by the allocator afterwards).
 #[derive(Serialize)]
 struct BatchView<'a> {
     batch: &'a str,

@@ -69,8 +69,8 @@ fn join_halves(row: &rusqlite::Row, first: usize) -> rusqlite::Result<i128> {
 ///
 /// The `+` keeps SQLite off the `(group_id, created_at)` index: every query here reads all of
 /// a group's vouchers, and a large group read through that index costs a random table
-/// lookup per voucher, many times slower than one sequential scan of the table (200 000
-/// vouchers: about 0.7 s against 0.04 s). A scan bounds the cost by the table's size.
+/// lookup per voucher, many times slower than one sequential scan of the table. A scan bounds
+/// the cost by the table's size.
 fn tenancy(tenant: &Tenant) -> (&'static str, Vec<Value>) {
     match tenant {
         Tenant::All => ("", Vec::new()),
