@@ -11,6 +11,7 @@ pub mod json;
 pub mod jtl;
 pub mod ledger;
 pub mod native;
+pub mod oauth;
 pub mod pos;
 pub mod stats;
 pub mod symbols;

@@ -1,7 +1,6 @@
 //! Authentication and authorisation: OAuth2 client credentials, bearer tokens, scopes, and
 //! the throttles that slow down guessing.
 
-pub mod oauth;
 pub mod rate;
 pub mod scope;
 pub mod secret;

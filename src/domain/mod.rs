@@ -9,4 +9,5 @@ pub mod field;
 pub mod ledger;
 pub mod money;
 pub mod query;
+pub mod scope;
 pub mod voucher;

@@ -212,7 +212,11 @@ impl Worker {
             head_only: head.method == Method::Head,
             keep_alive: head.keep_alive && !self.shared.stopping.load(Ordering::SeqCst),
         };
-        let mut trace = Trace::new(head.method, &head.target, conn.peer);
+        let mut trace = Trace::new(
+            head.method.as_str(),
+            router::template(&head.target),
+            conn.peer,
+        );
         let reply = match Request::new(head, body, conn.remote.clone()) {
             Ok(request) => catch_unwind(AssertUnwindSafe(|| {
                 handle(app, &self.db, &request, &mut trace)
@@ -220,8 +224,7 @@ impl Worker {
             .unwrap_or_else(|_| {
                 eprintln!(
                     "vouchd: a request handler panicked: {} {}",
-                    trace.method.as_str(),
-                    trace.route
+                    trace.method, trace.route
                 );
                 ApiError::Internal("panic".into()).to_reply()
             }),
@@ -237,7 +240,7 @@ impl Worker {
         );
         let elapsed = started.elapsed();
         app.metrics
-            .observe(trace.method.as_str(), trace.route, status, elapsed);
+            .observe(trace.method, trace.route, status, elapsed);
         app.access_log.write(&trace, status, elapsed);
         match (written, exchange.keep_alive) {
             (Ok(()), true) => None,
@@ -254,7 +257,7 @@ fn handle(app: &App, conn: &rusqlite::Connection, req: &Request, trace: &mut Tra
         Ok(reply) => reply,
         Err(err) => {
             if let Some(cause) = err.log_message() {
-                eprintln!("vouchd: {} {}: {cause}", trace.method.as_str(), trace.route);
+                eprintln!("vouchd: {} {}: {cause}", trace.method, trace.route);
             }
             err.to_reply()
         }

@@ -1,7 +1,6 @@
 //! Client groups, clients, tokens and the auth epoch.
 
-use crate::auth::scope::Scopes;
-use crate::auth::token::{TokenHash, TokenInfo};
+use crate::domain::scope::{Scopes, TokenHash, TokenInfo};
 use crate::domain::{clock, code};
 use crate::store::error::{Conflict, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};

@@ -5,7 +5,7 @@
 //! [`MIGRATIONS`] it lacks, each in its own transaction bumping the version by one, and ends
 //! with the same schema (the test `a_new_and_a_migrated_version_1_database_have_the_same_schema`).
 
-use crate::auth::scope::ALL_SCOPES;
+use crate::domain::scope::ALL_SCOPES;
 use crate::domain::{clock, code};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 

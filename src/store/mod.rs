@@ -30,7 +30,6 @@ pub use connect::{connect, open_direct, write_direct, SyncMode, READER_CACHE_BUD
 pub use paging::{fetch_page, order_by};
 pub use writer::in_savepoint;
 
-use crate::ops::metrics::Histogram;
 use checkpoint::run_checkpointer;
 use durable::{open_wal, run_answerer, Answers, Durable};
 pub use error::StoreError;
@@ -41,6 +40,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+pub use writer::GroupObserver;
 use writer::{run_writer, Helpers, Job, JobSender};
 
 /// How long a caller waits for its write before answering 503.
@@ -53,8 +53,6 @@ pub struct Store {
     sync: SyncMode,
     jobs: Arc<Mutex<Option<JobSender>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
-    /// Operations per writer transaction, for the metrics.
-    batch_sizes: Arc<Histogram>,
     /// Syncs of the WAL by the answering thread, for the metrics.
     wal_syncs: Arc<AtomicU64>,
     /// Set once a sync of the WAL failed (or the answering thread is gone): no writes since.
@@ -66,7 +64,17 @@ pub struct Store {
 impl Store {
     /// Opens the database, applies the schema or pending migrations, and starts the writer.
     pub fn open(path: &Path, sync: SyncMode) -> Result<Store, String> {
-        Store::open_with(path, sync, None)
+        Store::open_with(path, sync, None, Arc::new(()))
+    }
+
+    /// [`Store::open`], telling `groups` the size of every group the writer commits (the
+    /// metrics' histogram; the store knows nothing of metrics).
+    pub fn open_observed(
+        path: &Path,
+        sync: SyncMode,
+        groups: Arc<dyn GroupObserver>,
+    ) -> Result<Store, String> {
+        Store::open_with(path, sync, None, groups)
     }
 
     /// [`Store::open`], with `--sync full` syncing `wal_file` instead of the WAL (tests give
@@ -75,6 +83,7 @@ impl Store {
         path: &Path,
         sync: SyncMode,
         wal_file: Option<std::fs::File>,
+        observer: Arc<dyn GroupObserver>,
     ) -> Result<Store, String> {
         let mut conn = connect(path, sync, false)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -132,27 +141,19 @@ impl Store {
             checkpointer,
             tail_wanted,
         };
-        let batch_sizes = Arc::new(Histogram::batch_sizes());
-        let observed = Arc::clone(&batch_sizes);
         let writer = std::thread::Builder::new()
             .name("vouchd-writer".into())
-            .spawn(move || run_writer(conn, rx, &observed, helpers))
+            .spawn(move || run_writer(conn, rx, &*observer, helpers))
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
             sync,
             jobs: Arc::new(Mutex::new(Some(tx))),
             writer: Arc::new(Mutex::new(Some(writer))),
-            batch_sizes,
             wal_syncs,
             broken: writes_stopped,
             write_timeout: WRITE_TIMEOUT,
         })
-    }
-
-    /// The histogram of operations per writer transaction.
-    pub fn batch_sizes(&self) -> Arc<Histogram> {
-        Arc::clone(&self.batch_sizes)
     }
 
     /// True once a sync of the WAL failed: committed writes may then not be on disk, so no

@@ -98,7 +98,7 @@ fn a_failed_sync_fails_its_writes_and_every_write_after_it() {
         .write(true)
         .open("/dev/null")
         .unwrap();
-    let store = Store::open_with(&path, SyncMode::Full, Some(unsyncable)).unwrap();
+    let store = Store::open_with(&path, SyncMode::Full, Some(unsyncable), Arc::new(())).unwrap();
     let insert = |key: &'static str| {
         store.write::<_, StoreError, _>(move |conn| {
             conn.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [key])?;

@@ -4,7 +4,6 @@
 use super::checkpoint::checkpoint;
 use super::durable::Answers;
 use super::{Store, StoreError};
-use crate::ops::metrics::Histogram;
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -16,6 +15,16 @@ use std::thread::JoinHandle;
 pub(super) const MAX_GROUP: usize = 256;
 
 /// A queued write: run inside the group's transaction, then told how the COMMIT went.
+/// Told the number of operations in each group the writer runs (for the metrics).
+pub trait GroupObserver: Send + Sync {
+    fn group_committed(&self, operations: u64);
+}
+
+/// No one listens.
+impl GroupObserver for () {
+    fn group_committed(&self, _operations: u64) {}
+}
+
 pub(super) trait Job: Send {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish>;
     fn refuse(self: Box<Self>, err: StoreError);
@@ -130,10 +139,10 @@ pub(super) struct Helpers {
 pub(super) fn run_writer(
     conn: Connection,
     jobs: Receiver<Box<dyn Job>>,
-    batch_sizes: &Histogram,
+    groups: &dyn GroupObserver,
     h: Helpers,
 ) {
-    write_groups(&conn, &jobs, batch_sizes, &h);
+    write_groups(&conn, &jobs, groups, &h);
     drop(h.answers);
     let _ = h.answerer.join();
     drop(h.commits);
@@ -144,7 +153,7 @@ pub(super) fn run_writer(
 pub(super) fn write_groups(
     conn: &Connection,
     jobs: &Receiver<Box<dyn Job>>,
-    batch_sizes: &Histogram,
+    groups: &dyn GroupObserver,
     h: &Helpers,
 ) {
     while let Ok(first) = jobs.recv() {
@@ -155,7 +164,7 @@ pub(super) fn write_groups(
                 Err(_) => break,
             }
         }
-        batch_sizes.observe(group.len() as u64);
+        groups.group_committed(group.len() as u64);
         if h.broken.load(Ordering::Acquire) {
             for job in group {
                 job.refuse(StoreError::Stopped(

@@ -4,8 +4,8 @@
 use super::error::JtlError;
 use super::scopes;
 use super::wire::Body;
+use crate::api::oauth;
 use crate::api::Ctx;
-use crate::auth::oauth;
 use crate::auth::secret;
 use crate::auth::token::hash_token;
 use crate::domain::clock::{self, format_rfc3339};

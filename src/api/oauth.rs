@@ -4,10 +4,10 @@
 //! because OAuth client libraries parse that shape. Repeated failures for one client or from
 //! one address are answered 429 with `Retry-After` until the window passes.
 
-use super::scope::Scopes;
-use super::secret;
-use super::token::{hash_token, new_token, TokenInfo, TOKEN_LIFETIME};
-use crate::api::Ctx;
+use super::Ctx;
+use crate::auth::scope::Scopes;
+use crate::auth::secret;
+use crate::auth::token::{hash_token, new_token, TokenInfo, TOKEN_LIFETIME};
 use crate::domain::clock;
 use crate::error::ApiError;
 use crate::http::request::{decode_pairs, percent_decode};
