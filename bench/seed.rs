@@ -31,7 +31,7 @@ use vouchd::domain::money::Currency;
 use vouchd::domain::voucher::{Context, Discount, DiscountKind, Status, Tenant, Voucher};
 use vouchd::store::error::{Conflict, StoreError};
 use vouchd::store::ledger;
-use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, SyncMode};
+use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, Db, SyncMode};
 
 const BATCH: u64 = 1000;
 const SECRET: &str = "bench-secret-not-for-production-0000000000";
@@ -55,6 +55,7 @@ fn main() {
         .expect("sync off");
     conn.pragma_update(None, "cache_size", -262_144)
         .expect("cache");
+    let conn = Db::new(conn);
 
     conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
     let group = clients::create_group(

@@ -244,10 +244,7 @@ fn remove_database(db: &Path) {
 }
 
 /// The client an import's vouchers belong to: the one named, or the oldest live `admin` one.
-fn import_owner(
-    conn: &rusqlite::Connection,
-    client: Option<&str>,
-) -> Result<clients::Client, String> {
+fn import_owner(conn: &crate::store::Db, client: Option<&str>) -> Result<clients::Client, String> {
     match client {
         Some(id) => {
             match clients::find_client(conn, id).map_err(|e| failure(&ApiError::from(e)))? {
@@ -322,7 +319,7 @@ impl Progress {
 
 /// Creates a client with a fresh secret; returns it and the secret, which is not kept.
 fn create_client(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     name: &str,
     group: &str,
     scopes: Option<&str>,
@@ -350,7 +347,7 @@ fn create_client(
 /// On a database without clients, creates client `admin` (every scope) so there is a way in.
 /// `serve` and `demo` both call this inside a write transaction, so whichever runs first
 /// creates it and prints the secret, once.
-fn create_first_admin(conn: &rusqlite::Connection) -> Result<Option<(Client, String)>, String> {
+fn create_first_admin(conn: &crate::store::Db) -> Result<Option<(Client, String)>, String> {
     if clients::count_clients(conn).map_err(|e| failure(&ApiError::from(e)))? > 0 {
         return Ok(None);
     }

@@ -191,12 +191,6 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> ApiError {
-        ApiError::from(StoreError::from(err))
-    }
-}
-
 /// Where the store's kinds of failure meet HTTP: the status, the stable code and the sentence.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {

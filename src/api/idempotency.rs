@@ -12,8 +12,8 @@ use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::idempotency::{self, Key};
 use crate::store::in_savepoint;
+use crate::store::Db;
 use blake2::{Blake2s256, Digest};
-use rusqlite::Connection;
 
 const MAX_KEY: usize = 255;
 
@@ -144,9 +144,9 @@ impl Drop for Claim<'_> {
 /// `render` (a refused effect is rolled back and rendered as its problem), and saves the reply
 /// under `key` in the same transaction. Server errors are returned, not kept.
 pub fn finish_write<T>(
-    conn: &Connection,
+    conn: &Db,
     key: Option<&Key>,
-    effect: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    effect: impl FnOnce(&Db) -> Result<T, ApiError>,
     render: impl FnOnce(T) -> Reply,
 ) -> Result<Reply, ApiError> {
     finish_write_keeping(conn, key, effect, |value| (render(value), None))
@@ -155,9 +155,9 @@ pub fn finish_write<T>(
 /// [`finish_write`] whose `render` may give, beside the reply, another one to keep for
 /// replays: a secret shown once must never be stored.
 pub fn finish_write_keeping<T>(
-    conn: &Connection,
+    conn: &Db,
     key: Option<&Key>,
-    effect: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    effect: impl FnOnce(&Db) -> Result<T, ApiError>,
     render: impl FnOnce(T) -> (Reply, Option<Reply>),
 ) -> Result<Reply, ApiError> {
     let (reply, kept) = match in_savepoint(conn, effect) {
@@ -172,7 +172,7 @@ pub fn finish_write_keeping<T>(
 }
 
 /// Keeps `reply` for `key` in the write transaction.
-fn save(conn: &Connection, key: &Key, reply: &Reply) -> Result<(), ApiError> {
+fn save(conn: &Db, key: &Key, reply: &Reply) -> Result<(), ApiError> {
     let body = reply
         .body_bytes()
         .ok_or_else(|| ApiError::Internal("a streamed reply cannot be kept".into()))?;

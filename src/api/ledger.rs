@@ -202,7 +202,7 @@ pub fn post_charge(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         };
         let written = ctx.app.store.write(move |conn| {
             let r = sale.redemption(&tenant);
-            let effect = |c: &rusqlite::Connection| -> Result<_, ApiError> {
+            let effect = |c: &crate::store::Db| -> Result<_, ApiError> {
                 let v = vouchers::get(c, &voucher_id, &tenant)?;
                 Ok(match op {
                     Op::Charge(amount) => {

@@ -25,15 +25,14 @@ use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
 use crate::http::host::is_authority;
 use crate::http::request::Request;
-use crate::store::clients;
-use rusqlite::Connection;
+use crate::store::{clients, Db};
 use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::time::Instant;
 
 pub struct Ctx<'a> {
     pub app: &'a App,
-    pub conn: &'a Connection,
+    pub conn: &'a Db,
     pub req: &'a Request,
     /// The client's rate-limit bucket after this request took from it (for the headers).
     pub quota: Cell<Option<Quota>>,
@@ -42,7 +41,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(app: &'a App, conn: &'a Connection, req: &'a Request) -> Ctx<'a> {
+    pub fn new(app: &'a App, conn: &'a Db, req: &'a Request) -> Ctx<'a> {
         Ctx {
             app,
             conn,

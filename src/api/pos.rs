@@ -234,7 +234,7 @@ fn new_voucher(
 /// The discount voucher with this code, if the tenant may see it. Misses count as guesses.
 fn find(
     ctx: &Ctx,
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     token: &TokenInfo,
     code: &str,
 ) -> Result<Voucher, ApiError> {

@@ -15,7 +15,7 @@ use serde_json::json;
 /// Runs the handler of the request's route; notes in `trace` the client it authenticated.
 pub fn route(
     app: &App,
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     req: &Request,
     trace: &mut Trace,
 ) -> Result<Reply, ApiError> {

@@ -30,7 +30,7 @@ const KEEP_BUFFER: usize = 256 * 1024;
 
 pub struct Worker {
     shared: Arc<Shared>,
-    db: rusqlite::Connection,
+    db: crate::store::Db,
     buf: Vec<u8>,
     out: Vec<u8>,
     date: DateCache,
@@ -44,7 +44,7 @@ enum Next {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, db: rusqlite::Connection) -> Worker {
+    pub fn new(shared: Arc<Shared>, db: crate::store::Db) -> Worker {
         Worker {
             shared,
             db,
@@ -252,7 +252,7 @@ impl Worker {
 
 /// Runs the route; an error becomes its problem reply, an internal one is logged by its route
 /// template (never the raw path: ids and codes stay out of the log).
-fn handle(app: &App, conn: &rusqlite::Connection, req: &Request, trace: &mut Trace) -> Reply {
+fn handle(app: &App, conn: &crate::store::Db, req: &Request, trace: &mut Trace) -> Reply {
     let mut reply = match router::route(app, conn, req, trace) {
         Ok(reply) => reply,
         Err(err) => {

@@ -16,8 +16,9 @@ use crate::domain::field::FieldError;
 use crate::domain::query::Filter;
 use crate::domain::voucher::{Status, Tenant, Voucher};
 use crate::store::error::StoreError;
+use crate::store::Db;
+use rusqlite::params_from_iter;
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
 use std::collections::HashMap;
 
 /// Vouchers read per page of an export.
@@ -30,7 +31,7 @@ const CODE_ATTEMPTS: usize = 64;
 
 /// Pages through the vouchers a tenant may see, narrowed by filters, in storage order.
 pub struct VoucherCursor {
-    conn: Connection,
+    conn: Db,
     sql: String,
     args: Vec<Value>,
     after: i64,
@@ -41,7 +42,7 @@ impl VoucherCursor {
     /// Starts a read transaction on `conn` (a connection of the cursor's own); the snapshot
     /// is taken by the first page.
     pub fn open(
-        conn: Connection,
+        conn: Db,
         tenant: &Tenant,
         filters: &[Filter],
     ) -> Result<VoucherCursor, StoreError> {
@@ -108,7 +109,7 @@ pub struct ImportRow {
 /// runs this inside one savepoint or transaction, rolls every insert back. Reading stops at
 /// [`MAX_ROW_ERRORS`].
 pub fn import(
-    conn: &Connection,
+    conn: &Db,
     rows: impl IntoIterator<Item = ImportRow>,
     now: i64,
     mut imported: impl FnMut(&Voucher),
@@ -180,7 +181,7 @@ pub fn import(
 
 /// Says whether the clashing code or id came earlier in this file or was there before.
 fn clash_error(
-    conn: &Connection,
+    conn: &Db,
     column: &'static str,
     v: &Voucher,
     before: i64,
@@ -215,7 +216,7 @@ mod tests {
     /// it finds: one voucher per group at most.)
     #[test]
     fn export_pages_never_sort() {
-        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        let mut conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
         super::super::migrate::migrate(&mut conn).expect("schema");
         let group = Tenant::Group("G".into());
         let cases: Vec<(Tenant, Vec<Filter>)> = vec![

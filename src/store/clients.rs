@@ -3,7 +3,8 @@
 use crate::domain::scope::{Scopes, TokenHash, TokenInfo};
 use crate::domain::{clock, code};
 use crate::store::error::{Conflict, StoreError};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::store::Db;
+use rusqlite::{params, OptionalExtension, Row};
 
 #[derive(Clone, Debug)]
 pub struct Group {
@@ -52,13 +53,13 @@ fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
     })
 }
 
-pub fn create_group(conn: &Connection, name: &str, scopes: Scopes) -> Result<Group, StoreError> {
+pub fn create_group(conn: &Db, name: &str, scopes: Scopes) -> Result<Group, StoreError> {
     create_group_at(conn, name, scopes, clock::now())
 }
 
 /// [`create_group`] with the creation time given (the demo data's history lies in the past).
 pub fn create_group_at(
-    conn: &Connection,
+    conn: &Db,
     name: &str,
     scopes: Scopes,
     created_at: i64,
@@ -89,7 +90,7 @@ pub fn create_group_at(
     Ok(group)
 }
 
-pub fn list_groups(conn: &Connection) -> Result<Vec<Group>, StoreError> {
+pub fn list_groups(conn: &Db) -> Result<Vec<Group>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, scopes, created_at FROM client_groups ORDER BY created_at, id",
     )?;
@@ -101,7 +102,7 @@ pub fn list_groups(conn: &Connection) -> Result<Vec<Group>, StoreError> {
 
 /// A group by its id or its name: text shaped like an id is an id, anything else a name (a
 /// name cannot look like an id, so neither can stand for another group).
-pub fn find_group(conn: &Connection, id_or_name: &str) -> Result<Option<Group>, StoreError> {
+pub fn find_group(conn: &Db, id_or_name: &str) -> Result<Option<Group>, StoreError> {
     let sql = if code::looks_like_id(id_or_name) {
         "SELECT id, name, scopes, created_at FROM client_groups WHERE id = ?1"
     } else {
@@ -131,7 +132,7 @@ fn client_from_row(row: &Row) -> rusqlite::Result<Client> {
 
 /// Inserts a client whose secret was hashed by the caller; `scopes` must lie within the group's.
 pub fn create_client(
-    conn: &Connection,
+    conn: &Db,
     name: &str,
     group: &Group,
     scopes: Option<Scopes>,
@@ -142,7 +143,7 @@ pub fn create_client(
 
 /// [`create_client`] with the creation time given.
 pub fn create_client_at(
-    conn: &Connection,
+    conn: &Db,
     name: &str,
     group: &Group,
     scopes: Option<Scopes>,
@@ -157,7 +158,7 @@ pub fn create_client_at(
     find_client(conn, &id)?.ok_or(StoreError::Bug("client vanished after insert"))
 }
 
-pub fn find_client(conn: &Connection, id: &str) -> Result<Option<Client>, StoreError> {
+pub fn find_client(conn: &Db, id: &str) -> Result<Option<Client>, StoreError> {
     let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id WHERE c.id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -165,7 +166,7 @@ pub fn find_client(conn: &Connection, id: &str) -> Result<Option<Client>, StoreE
         .optional()?)
 }
 
-pub fn list_clients(conn: &Connection) -> Result<Vec<Client>, StoreError> {
+pub fn list_clients(conn: &Db) -> Result<Vec<Client>, StoreError> {
     let sql = format!(
         "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id ORDER BY c.created_at, c.id"
     );
@@ -176,7 +177,7 @@ pub fn list_clients(conn: &Connection) -> Result<Vec<Client>, StoreError> {
     Ok(clients)
 }
 
-pub fn count_clients(conn: &Connection) -> Result<i64, StoreError> {
+pub fn count_clients(conn: &Db) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM clients")?
         .query_row([], |r| r.get(0))?)
@@ -184,7 +185,7 @@ pub fn count_clients(conn: &Connection) -> Result<i64, StoreError> {
 
 /// Revokes a client: its tokens are deleted and the auth epoch moves so caches notice.
 /// Returns false when there is no such live client.
-pub fn revoke_client(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+pub fn revoke_client(conn: &Db, id: &str) -> Result<bool, StoreError> {
     let changed = conn
         .prepare_cached("UPDATE clients SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
         .execute(params![id, clock::now()])?;
@@ -200,14 +201,14 @@ pub fn revoke_client(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-pub fn auth_epoch(conn: &Connection) -> Result<i64, StoreError> {
+pub fn auth_epoch(conn: &Db) -> Result<i64, StoreError> {
     let value: String = conn
         .prepare_cached("SELECT value FROM settings WHERE key = 'auth_epoch'")?
         .query_row([], |r| r.get(0))?;
     Ok(value.parse().unwrap_or(0))
 }
 
-pub fn find_login(conn: &Connection, client_id: &str) -> Result<Option<Login>, StoreError> {
+pub fn find_login(conn: &Db, client_id: &str) -> Result<Option<Login>, StoreError> {
     let login = conn
         .prepare_cached(
             "SELECT c.secret_hash, c.group_id, COALESCE(c.scopes, g.scopes) FROM clients c
@@ -232,7 +233,7 @@ pub const MAX_LIVE_TOKENS: i64 = 100;
 /// `None` when the client is revoked or gone; else the hashes of the client's oldest tokens
 /// that the bound on live tokens ended, for the caller to drop from its cache.
 pub fn insert_token(
-    conn: &Connection,
+    conn: &Db,
     hash: &TokenHash,
     info: &TokenInfo,
     client_type: Option<&str>,
@@ -280,11 +281,7 @@ pub fn insert_token(
 }
 
 /// A live token of a live client.
-pub fn find_token(
-    conn: &Connection,
-    hash: &TokenHash,
-    now: i64,
-) -> Result<Option<TokenInfo>, StoreError> {
+pub fn find_token(conn: &Db, hash: &TokenHash, now: i64) -> Result<Option<TokenInfo>, StoreError> {
     let info = conn
         .prepare_cached(
             "SELECT t.client_id, c.group_id, t.scopes, t.expires_at, t.dialect_scopes FROM tokens t JOIN clients c ON c.id = t.client_id

@@ -50,26 +50,55 @@ pub fn connect(path: &Path, sync: SyncMode, read_only: bool) -> rusqlite::Result
     Ok(conn)
 }
 
+/// A connection to the database as the store's operations take it: a worker's reader, the
+/// writer's transaction, or the CLI's own. Callers hold it and hand it to the operations; only
+/// the store runs statements on it.
+pub struct Db(Connection);
+
+impl Db {
+    /// Wraps a connection opened with [`connect`] (and migrated) for the operations.
+    pub fn new(conn: Connection) -> Db {
+        Db(conn)
+    }
+}
+
+// The operations' bodies run statements on `&Db` as on the connection it wraps.
+impl std::ops::Deref for Db {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
 /// Opens (creating and migrating if needed) a database for direct use by the CLI.
-pub fn open_direct(path: &Path) -> Result<Connection, String> {
+pub fn open_direct(path: &Path) -> Result<Db, String> {
     let mut conn = connect(path, SyncMode::Full, false)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     migrate::migrate(&mut conn).map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
-    Ok(conn)
+    Ok(Db(conn))
 }
 
 /// Runs `op` in one `BEGIN IMMEDIATE` transaction on a direct (CLI) connection: committed when
 /// it returns `Ok`, rolled back otherwise. IMMEDIATE takes the write lock first, so a running
 /// server's writer waits (up to its busy timeout) instead of interleaving with `op`.
 pub fn write_direct<T>(
-    conn: &mut Connection,
-    op: impl FnOnce(&Connection) -> Result<T, String>,
+    db: &mut Db,
+    op: impl FnOnce(&Db) -> Result<T, String>,
 ) -> Result<T, String> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    db.0.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
-    let value = op(&tx)?;
-    tx.commit().map_err(|e| format!("cannot commit: {e}"))?;
+    let value = match op(db) {
+        Ok(value) => value,
+        Err(err) => {
+            let _ = db.0.execute_batch("ROLLBACK");
+            return Err(err);
+        }
+    };
+    if let Err(e) = db.0.execute_batch("COMMIT") {
+        let _ = db.0.execute_batch("ROLLBACK");
+        return Err(format!("cannot commit: {e}"));
+    }
     Ok(value)
 }
 

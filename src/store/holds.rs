@@ -4,7 +4,8 @@
 use super::ledger::hold_from_row;
 use crate::domain::ledger::Reservation;
 use crate::store::error::StoreError;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::Db;
+use rusqlite::{params, OptionalExtension};
 
 /// A hold with who took it and when it last changed.
 #[derive(Clone, Debug)]
@@ -15,7 +16,7 @@ pub struct HoldRecord {
 }
 
 /// A hold by its id alone, whatever its voucher (the caller checks that voucher's tenancy).
-pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, StoreError> {
+pub fn find(conn: &Db, hold_id: &str) -> Result<Option<HoldRecord>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at,
@@ -33,7 +34,7 @@ pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, Stor
 }
 
 /// Releases every hold of the voucher still live at `now`; returns how many there were.
-pub fn release_live(conn: &Connection, voucher_id: &str, now: i64) -> Result<usize, StoreError> {
+pub fn release_live(conn: &Db, voucher_id: &str, now: i64) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE reservations SET status = 'released', updated_at = ?2

@@ -2,7 +2,8 @@
 
 use crate::domain::clock;
 use crate::store::error::StoreError;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::Db;
+use rusqlite::{params, OptionalExtension};
 
 pub const KEEP_SECS: i64 = 24 * 3600;
 
@@ -24,7 +25,7 @@ pub struct Stored {
 }
 
 /// The stored reply for `key`, if one was saved in the last 24 hours.
-pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, StoreError> {
+pub fn find(conn: &Db, key: &Key) -> Result<Option<Stored>, StoreError> {
     let stored = conn
         .prepare_cached(
             "SELECT request_hash, status, content_type, body FROM idempotency
@@ -47,13 +48,7 @@ pub fn find(conn: &Connection, key: &Key) -> Result<Option<Stored>, StoreError> 
 
 /// Saves the reply for `key` (see [`Stored`]), replacing one older than 24 hours; fails on a
 /// live duplicate so that an effect whose reply cannot be kept is rolled back with it.
-pub fn save(
-    conn: &Connection,
-    key: &Key,
-    status: u16,
-    meta: &str,
-    body: &[u8],
-) -> Result<(), StoreError> {
+pub fn save(conn: &Db, key: &Key, status: u16, meta: &str, body: &[u8]) -> Result<(), StoreError> {
     let now = clock::now();
     conn.prepare_cached(
         "DELETE FROM idempotency WHERE client_id = ?1 AND key = ?2 AND created_at <= ?3",

@@ -15,8 +15,9 @@ use crate::domain::voucher::{
     check_charge, check_recharge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
 };
 use crate::store::error::{Conflict, Invalid, StoreError};
+use crate::store::Db;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 /// Live holds of a voucher `?1`, as an SQL expression.
 macro_rules! live_holds {
@@ -27,7 +28,7 @@ macro_rules! live_holds {
 }
 
 fn insert_entry(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     r: &Redemption,
     kind: EntryKind,
@@ -69,7 +70,7 @@ pub const IMPORT_ORDER: &str = "import";
 
 /// Writes the opening charge of an imported value voucher whose balance is below its amount,
 /// so that amount − Σcharges + Σrefunds = remaining holds without the ledger it came from.
-pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result<(), StoreError> {
+pub fn insert_opening_charge(conn: &Db, v: &Voucher, now: i64) -> Result<(), StoreError> {
     let (Some(amount), Some(remaining)) = (v.amount, v.remaining) else {
         return Ok(());
     };
@@ -98,7 +99,7 @@ pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result
 }
 
 /// Takes `amount` off a value voucher's balance, only if remaining minus live holds covers it.
-fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(), StoreError> {
+fn debit(conn: &Db, voucher_id: &str, amount: i64, now: i64) -> Result<(), StoreError> {
     const SQL: &str = concat!(
         "UPDATE vouchers SET remaining = remaining - ?2, entries = entries + 1, updated_at = ?3
          WHERE id = ?1 AND remaining IS NOT NULL AND remaining - ",
@@ -116,7 +117,7 @@ fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(
 
 /// Charges `amount` on a value voucher.
 pub fn charge(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     amount: i64,
     r: &Redemption,
@@ -127,12 +128,7 @@ pub fn charge(
 
 /// Charges `amount` on `v`, read in this same write transaction (so by the writer, whose
 /// reads no other write can come between).
-pub fn charge_on(
-    conn: &Connection,
-    v: &Voucher,
-    amount: i64,
-    r: &Redemption,
-) -> Result<Entry, StoreError> {
+pub fn charge_on(conn: &Db, v: &Voucher, amount: i64, r: &Redemption) -> Result<Entry, StoreError> {
     check_charge(v, amount, r.now, r.context)?;
     debit(conn, &v.id, amount, r.now)?;
     insert_entry(conn, v, r, EntryKind::Charge, amount, None, None)
@@ -140,7 +136,7 @@ pub fn charge_on(
 
 /// Uses a discount voucher on a ticket of `ticket_total`; the entry's amount is the discount.
 pub fn use_discount(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     ticket_total: i64,
     r: &Redemption,
@@ -151,7 +147,7 @@ pub fn use_discount(
 
 /// [`use_discount`] on `v`, read in this same write transaction.
 pub fn use_discount_on(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     ticket_total: i64,
     r: &Redemption,
@@ -180,7 +176,7 @@ pub fn use_discount_on(
 
 /// Gives back `amount` (or all that is left to refund) of an earlier charge on this voucher.
 pub fn refund(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     refers_to: &str,
     amount: Option<i64>,
@@ -192,7 +188,7 @@ pub fn refund(
 
 /// [`refund`] on `v`, read in this same write transaction.
 pub fn refund_on(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     refers_to: &str,
     amount: Option<i64>,
@@ -228,7 +224,7 @@ pub fn refund_on(
 /// together, so amount − Σcharges + Σrefunds = remaining still holds, and the amount stays at
 /// most `max`.
 pub fn recharge_on(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     amount: i64,
     max: i64,
@@ -249,7 +245,7 @@ pub fn recharge_on(
 }
 
 /// One ledger entry by its id, with its voucher's currency.
-pub fn find_entry(conn: &Connection, entry_id: &str) -> Result<Option<Entry>, StoreError> {
+pub fn find_entry(conn: &Db, entry_id: &str) -> Result<Option<Entry>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
@@ -261,7 +257,7 @@ pub fn find_entry(conn: &Connection, entry_id: &str) -> Result<Option<Entry>, St
 
 /// Holds `amount` of a value voucher's balance for `expires_in` seconds.
 pub fn reserve(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     amount: i64,
     expires_in: i64,
@@ -319,11 +315,7 @@ pub(super) fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
     })
 }
 
-fn find_hold(
-    conn: &Connection,
-    voucher_id: &str,
-    hold_id: &str,
-) -> Result<Reservation, StoreError> {
+fn find_hold(conn: &Db, voucher_id: &str, hold_id: &str) -> Result<Reservation, StoreError> {
     conn.prepare_cached(
         "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at FROM reservations
          WHERE id = ?1 AND voucher_id = ?2",
@@ -336,7 +328,7 @@ fn find_hold(
 /// One page of a voucher's live holds at `now` (held, not expired), newest first, and how
 /// many there are in all.
 pub fn list_holds(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     now: i64,
     query: &ListQuery,
@@ -359,7 +351,7 @@ pub fn list_holds(
 /// and ends the hold. The voucher must still be active; its validity window was checked when
 /// the hold was taken.
 pub fn capture(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     hold_id: &str,
     amount: Option<i64>,
@@ -392,7 +384,7 @@ pub fn capture(
 
 /// Ends a hold without charging.
 pub fn release(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     hold_id: &str,
     tenant: &Tenant,
@@ -432,7 +424,7 @@ fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
 
 /// One page of a voucher's ledger, and how many entries match in all.
 pub fn list(
-    conn: &Connection,
+    conn: &Db,
     voucher: &Voucher,
     query: &ListQuery,
 ) -> Result<(Vec<Entry>, u64), StoreError> {

@@ -2,12 +2,12 @@
 
 use super::StoreError;
 use crate::domain::query::{ListQuery, SortField, SortKey};
-use rusqlite::Connection;
+use crate::store::Db;
 
 /// Runs a list's `… LIMIT ? OFFSET ?` statement for the query's page; `args` are the filter
 /// arguments before the two paging ones.
 pub fn fetch_page<T>(
-    conn: &Connection,
+    conn: &Db,
     sql: &str,
     mut args: Vec<rusqlite::types::Value>,
     query: &ListQuery,

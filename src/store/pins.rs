@@ -3,21 +3,18 @@
 //! and random), and the reasons given for deleting a voucher or changing its status.
 
 use crate::store::error::StoreError;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::Db;
+use rusqlite::{params, OptionalExtension};
 
 /// Sets the hash of a voucher's PIN (`None` removes the PIN).
-pub fn set_voucher_pin(
-    conn: &Connection,
-    voucher_id: &str,
-    hash: Option<&str>,
-) -> Result<(), StoreError> {
+pub fn set_voucher_pin(conn: &Db, voucher_id: &str, hash: Option<&str>) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE vouchers SET pin_hash = ?2 WHERE id = ?1")?
         .execute(params![voucher_id, hash])?;
     Ok(())
 }
 
 /// The hash of a voucher's PIN, if it has one.
-pub fn voucher_pin(conn: &Connection, voucher_id: &str) -> Result<Option<String>, StoreError> {
+pub fn voucher_pin(conn: &Db, voucher_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT pin_hash FROM vouchers WHERE id = ?1")?
         .query_row([voucher_id], |r| r.get::<_, Option<String>>(0))
@@ -28,7 +25,7 @@ pub fn voucher_pin(conn: &Connection, voucher_id: &str) -> Result<Option<String>
 /// Stores a new connection PIN's hash: redeemed once before `expires_at`, it makes a client
 /// named `name` in the group.
 pub fn insert_connect_pin(
-    conn: &Connection,
+    conn: &Db,
     hash: &[u8; 32],
     group_id: &str,
     name: &str,
@@ -45,7 +42,7 @@ pub fn insert_connect_pin(
 /// Marks a live, unused connection PIN used and returns its group id and client name; `None`
 /// when it is unknown, used or expired.
 pub fn redeem_connect_pin(
-    conn: &Connection,
+    conn: &Db,
     hash: &[u8; 32],
     now: i64,
 ) -> Result<Option<(String, String)>, StoreError> {
@@ -61,7 +58,7 @@ pub fn redeem_connect_pin(
 
 /// Keeps the reason a client gave for `action` (`delete`, `status:active`, …) on a voucher.
 pub fn record_comment(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     client_id: &str,
     action: &str,

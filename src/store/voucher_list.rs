@@ -4,8 +4,9 @@ use super::vouchers::{voucher_from_row, COLUMNS};
 use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{Status, Tenant, Voucher};
 use crate::store::error::StoreError;
+use crate::store::Db;
+use rusqlite::params_from_iter;
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
 
 /// How the rows of a `WHERE` will be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +183,7 @@ fn is_selective(filter: &Filter) -> bool {
 /// The number of vouchers the tenant may see with these filters, from `voucher_counts`, when
 /// the filters are at most a status list (the broadest lists); `None` otherwise.
 fn counted_total(
-    conn: &Connection,
+    conn: &Db,
     tenant: &Tenant,
     filters: &[Filter],
 ) -> Result<Option<i64>, StoreError> {
@@ -236,7 +237,7 @@ fn page_sql(where_sql: &str, query: &ListQuery) -> String {
 
 /// One page of vouchers matching the query, and how many match in all.
 pub fn list(
-    conn: &Connection,
+    conn: &Db,
     tenant: &Tenant,
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), StoreError> {
@@ -261,7 +262,7 @@ mod tests {
     use crate::store::{connect, migrate, SyncMode};
 
     /// SQLite's plan for the first page of a group's list with these filters.
-    fn plan(conn: &Connection, filters: Vec<Filter>) -> String {
+    fn plan(conn: &Db, filters: Vec<Filter>) -> String {
         let tenant = Tenant::Group("G1".into());
         let query = ListQuery {
             filters,
@@ -285,6 +286,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let mut conn = connect(&dir.join("plans.db"), SyncMode::Normal, false).expect("open");
         migrate::migrate(&mut conn).expect("migrate");
+        let conn = Db::new(conn);
         let text = |s: &str| s.to_string();
         let cases = [
             (Filter::Code(text("ABCD1234")), "vouchers_code"),

@@ -9,10 +9,9 @@ use crate::domain::voucher::{
 };
 use crate::store::error::{Conflict, Invalid, StoreError};
 pub use crate::store::voucher_list::{list, where_clause, Scan};
+use crate::store::Db;
 use rusqlite::types::Value;
-use rusqlite::{
-    params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row, Statement,
-};
+use rusqlite::{params, params_from_iter, ErrorCode, OptionalExtension, Row, Statement};
 
 /// The stored columns of a [`Voucher`], in [`voucher_from_row`]'s order up to `entries`.
 /// Macros so statements can be built with `concat!` at compile time.
@@ -179,7 +178,7 @@ fn is_duplicate_code(err: &rusqlite::Error) -> bool {
 /// broadest lists take their totals from). Every insert, status change and delete of a voucher
 /// calls it in the same transaction.
 pub(super) fn count_in(
-    conn: &Connection,
+    conn: &Db,
     group_id: &str,
     status: Status,
     delta: i64,
@@ -194,7 +193,7 @@ pub(super) fn count_in(
     Ok(())
 }
 
-pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), StoreError> {
+pub fn insert(conn: &Db, v: &Voucher) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(INSERT)?;
     match insert_row(&mut stmt, v) {
         Ok(_) => Ok(count_in(conn, &v.group_id, v.status, 1)?),
@@ -208,7 +207,7 @@ pub fn insert(conn: &Connection, v: &Voucher) -> Result<(), StoreError> {
 /// Inserts `count` copies of `template`, each with a fresh id and a fresh code of `shape`.
 /// Refuses (422 on `count`) a count that does not fit comfortably in what the shape has left.
 pub fn insert_batch(
-    conn: &Connection,
+    conn: &Db,
     template: &Voucher,
     shape: &CodeShape,
     count: u64,
@@ -267,7 +266,7 @@ pub fn insert_batch(
 }
 
 /// A voucher by id, if the tenant may see it.
-pub fn get(conn: &Connection, id: &str, tenant: &Tenant) -> Result<Voucher, StoreError> {
+pub fn get(conn: &Db, id: &str, tenant: &Tenant) -> Result<Voucher, StoreError> {
     const SQL: &str = concat!("SELECT ", columns!(), " FROM vouchers v WHERE v.id = ?1");
     let v = conn
         .prepare_cached(SQL)?
@@ -279,11 +278,7 @@ pub fn get(conn: &Connection, id: &str, tenant: &Tenant) -> Result<Voucher, Stor
 /// A voucher by normalised code, if the tenant may see it. Codes are unique per group: a
 /// group looks among its own only, and `admin` (every group) gets 409 `ambiguous_code` when
 /// several groups hold the code.
-pub fn find_by_code(
-    conn: &Connection,
-    code: &str,
-    tenant: &Tenant,
-) -> Result<Option<Voucher>, StoreError> {
+pub fn find_by_code(conn: &Db, code: &str, tenant: &Tenant) -> Result<Option<Voucher>, StoreError> {
     let mut found = match tenant {
         Tenant::Group(group) => {
             const SQL: &str = concat!(
@@ -315,7 +310,7 @@ pub fn find_by_code(
 }
 
 pub fn update(
-    conn: &Connection,
+    conn: &Db,
     id: &str,
     tenant: &Tenant,
     changes: &Changes,
@@ -325,7 +320,7 @@ pub fn update(
 
 /// [`update`] with the time of the change given (the demo data's history lies in the past).
 pub fn update_at(
-    conn: &Connection,
+    conn: &Db,
     id: &str,
     tenant: &Tenant,
     changes: &Changes,
@@ -389,14 +384,14 @@ pub fn update_at(
 }
 
 /// How many vouchers the database holds, every group's.
-pub fn count_all(conn: &Connection) -> Result<i64, StoreError> {
+pub fn count_all(conn: &Db) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM vouchers")?
         .query_row([], |r| r.get(0))?)
 }
 
 /// Deletes a voucher without ledger entries (and its released or expired holds).
-pub fn delete(conn: &Connection, id: &str, tenant: &Tenant) -> Result<(), StoreError> {
+pub fn delete(conn: &Db, id: &str, tenant: &Tenant) -> Result<(), StoreError> {
     let v = get(conn, id, tenant)?;
     if !v.deletable() {
         return Err(StoreError::Conflict(Conflict::NotDeletable));

@@ -3,7 +3,7 @@
 
 use super::checkpoint::checkpoint;
 use super::durable::Answers;
-use super::{Store, StoreError};
+use super::{Db, Store, StoreError};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -26,7 +26,7 @@ impl GroupObserver for () {
 }
 
 pub(super) trait Job: Send {
-    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish>;
+    fn run(self: Box<Self>, conn: &Db) -> Box<dyn Finish>;
     fn refuse(self: Box<Self>, err: StoreError);
 }
 
@@ -64,9 +64,9 @@ impl<T, E, F> Job for WriteJob<T, E, F>
 where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Finish> {
+    fn run(self: Box<Self>, conn: &Db) -> Box<dyn Finish> {
         if self
             .state
             .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
@@ -94,8 +94,8 @@ impl<T: Send + 'static, E: From<StoreError> + Send + 'static> Finish for Pending
 
 /// Runs `op` inside a SAVEPOINT: released on success, rolled back on error or panic.
 pub fn in_savepoint<T, E: From<StoreError>>(
-    conn: &Connection,
-    op: impl FnOnce(&Connection) -> Result<T, E>,
+    conn: &Db,
+    op: impl FnOnce(&Db) -> Result<T, E>,
 ) -> Result<T, E> {
     // Cached statements: these run several times per request on the writer's hot path.
     let run = |sql: &str| {
@@ -142,6 +142,7 @@ pub(super) fn run_writer(
     groups: &dyn GroupObserver,
     h: Helpers,
 ) {
+    let conn = Db::new(conn);
     write_groups(&conn, &jobs, groups, &h);
     drop(h.answers);
     let _ = h.answerer.join();
@@ -151,7 +152,7 @@ pub(super) fn run_writer(
 }
 
 pub(super) fn write_groups(
-    conn: &Connection,
+    conn: &Db,
     jobs: &Receiver<Box<dyn Job>>,
     groups: &dyn GroupObserver,
     h: &Helpers,
@@ -254,7 +255,7 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
         let state = Arc::new(AtomicU8::new(QUEUED));

@@ -121,11 +121,7 @@ pub fn served(v: &Voucher) -> bool {
 }
 
 /// A voucher the tenant may see and the dialect shows, or `VOUCHER.NOT_FOUND`.
-fn find_voucher(
-    conn: &rusqlite::Connection,
-    id: &str,
-    tenant: &Tenant,
-) -> Result<Voucher, ApiError> {
+fn find_voucher(conn: &crate::store::Db, id: &str, tenant: &Tenant) -> Result<Voucher, ApiError> {
     let v = store_vouchers::get(conn, id, tenant)?;
     if served(&v) {
         Ok(v)
