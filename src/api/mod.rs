@@ -1,21 +1,21 @@
 //! The API: per-dialect handlers that parse their input, call the store, and render their
 //! shapes. `Ctx` carries what every handler needs for one request.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod carecloud;
-pub mod export;
-pub mod fields;
-pub mod idempotency;
-pub mod import;
-pub mod json;
+pub(crate) mod export;
+pub(crate) mod fields;
+pub(crate) mod idempotency;
+pub(crate) mod import;
+pub(crate) mod json;
 pub mod jtl;
-pub mod ledger;
-pub mod native;
-pub mod oauth;
-pub mod pos;
-pub mod stats;
-pub mod symbols;
-pub mod views;
+pub(crate) mod ledger;
+pub(crate) mod native;
+pub(crate) mod oauth;
+pub(crate) mod pos;
+pub(crate) mod stats;
+pub(crate) mod symbols;
+pub(crate) mod views;
 
 use crate::app::App;
 use crate::auth::rate::Quota;

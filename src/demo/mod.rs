@@ -9,7 +9,7 @@
 //! from the OS-seeded generators as everywhere else, so no demo code can be guessed from this
 //! file.
 
-pub mod report;
+pub(crate) mod report;
 mod shop;
 mod story;
 

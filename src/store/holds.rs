@@ -7,27 +7,22 @@ use crate::store::error::StoreError;
 use crate::store::Db;
 use rusqlite::{params, OptionalExtension};
 
-/// A hold with who took it and when it last changed.
+/// A hold found by its own id.
 #[derive(Clone, Debug)]
 pub struct HoldRecord {
     pub hold: Reservation,
-    pub client_id: String,
-    pub updated_at: i64,
 }
 
 /// A hold by its id alone, whatever its voucher (the caller checks that voucher's tenancy).
 pub fn find(conn: &Db, hold_id: &str) -> Result<Option<HoldRecord>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at,
-                    client_id, updated_at
+            "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at
              FROM reservations WHERE id = ?1",
         )?
         .query_row([hold_id], |row| {
             Ok(HoldRecord {
                 hold: hold_from_row(row)?,
-                client_id: row.get(7)?,
-                updated_at: row.get(8)?,
             })
         })
         .optional()?)

@@ -20,20 +20,20 @@
 //! needs both engines at once. The writer's group commit and the WAL's durability and
 //! checkpoints are SQLite's own and would stay beside its variant.
 
-pub mod backup;
-pub mod bulk;
+pub(crate) mod backup;
+pub(crate) mod bulk;
 mod checkpoint;
 pub mod clients;
 mod connect;
 mod durable;
 pub mod error;
-pub mod holds;
-pub mod idempotency;
+pub(crate) mod holds;
+pub(crate) mod idempotency;
 pub mod ledger;
 pub mod migrate;
 mod paging;
-pub mod pins;
-pub mod stats;
+pub(crate) mod pins;
+pub(crate) mod stats;
 #[cfg(test)]
 mod tests;
 mod voucher_list;
