@@ -25,7 +25,8 @@ pub enum StoreError {
     Busy,
     /// The writer did not take the write in time, or is gone: it was not done.
     Unavailable,
-    /// Writes stopped after a failed sync of the WAL; the text says what the operator must do.
+    /// The group's writes are lost: its commit failed, or writes stopped after a failed sync of
+    /// the WAL. The text is for the operator's log (what failed, what to do).
     Stopped(String),
     /// The engine failed; `context` says at what.
     Engine {
