@@ -4,18 +4,21 @@ use crate::api::admin::{check_group_name, check_name, client_json, group_json, n
 use crate::api::export::{export_filters, ExportStream};
 use crate::api::import::ImportReader;
 use crate::api::native::Issuer;
+use crate::api::webhooks::new_secret;
 use crate::auth::scope::Scopes;
 use crate::auth::secret;
 use crate::cli::spec::unknown_scope;
+use crate::cli::webhook::{parse_events, WebhookCommand};
 use crate::cli::{Command, ServeConfig};
 use crate::domain::clock;
 use crate::domain::money::Currency;
 use crate::domain::voucher::Tenant;
+use crate::domain::webhook::check_url;
 use crate::error::ApiError;
 use crate::ops::signals::StopSignals;
 use crate::store::bulk::{self, VoucherCursor};
 use crate::store::clients::Client;
-use crate::store::{self, clients, vouchers};
+use crate::store::{self, clients, vouchers, webhooks};
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::net::TcpListener;
@@ -40,12 +43,13 @@ pub fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Serve(config) => serve(&config),
-        Command::Webhook(command) => crate::cli::webhook::run(command),
+        Command::Webhook(command) => webhook(command),
         Command::GroupCreate { db, name, scopes } => {
             check_group_name(&name).map_err(|e| format!("group name {e}"))?;
             let scopes = Scopes::parse(&scopes).map_err(|s| unknown_scope(&s))?;
             let conn = store::open_direct(&db)?;
-            let group = clients::create_group(&conn, &name, scopes).map_err(|e| failure(&e))?;
+            let group = clients::create_group(&conn, &name, scopes)
+                .map_err(|e| failure(&ApiError::from(e)))?;
             println!("{}", group_json(&group));
             Ok(())
         }
@@ -63,7 +67,7 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientList { db } => {
             let conn = store::open_direct(&db)?;
-            let list = clients::list_clients(&conn).map_err(|e| failure(&e))?;
+            let list = clients::list_clients(&conn).map_err(|e| failure(&ApiError::from(e)))?;
             let json: Vec<_> = list
                 .iter()
                 .map(|c| client_json(c, UtcOffset::UTC))
@@ -73,7 +77,9 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientRevoke { db, client_id } => {
             let conn = store::open_direct(&db)?;
-            if !clients::revoke_client(&conn, &client_id).map_err(|e| failure(&e))? {
+            if !clients::revoke_client(&conn, &client_id)
+                .map_err(|e| failure(&ApiError::from(e)))?
+            {
                 return Err(format!("no live client {client_id:?}"));
             }
             eprintln!("vouchd: revoked client {client_id}");
@@ -133,7 +139,8 @@ fn export(
     let filters =
         export_filters(pairs, offset).map_err(|e| format!("{}: {}", e.param, e.message))?;
     let conn = store::open_direct(db)?;
-    let cursor = VoucherCursor::open(conn, &Tenant::All, &filters).map_err(|e| failure(&e))?;
+    let cursor = VoucherCursor::open(conn, &Tenant::All, &filters)
+        .map_err(|e| failure(&ApiError::from(e)))?;
     let mut stream = ExportStream::new(cursor, offset).map_err(|e| failure(&e))?;
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(
@@ -219,7 +226,7 @@ fn import_into(
             read += 1;
             progress.show(read);
         })
-        .map_err(refused)?;
+        .map_err(|e| refused(e.into()))?;
         match reader.failure.take() {
             Some(err) => Err(refused(err)),
             None => Ok((count, admin)),
@@ -248,23 +255,88 @@ fn remove_database(db: &Path) {
 }
 
 /// The client an import's vouchers belong to: the one named, or the oldest live `admin` one.
-fn import_owner(
-    conn: &rusqlite::Connection,
-    client: Option<&str>,
-) -> Result<clients::Client, String> {
+fn import_owner(conn: &crate::store::Db, client: Option<&str>) -> Result<clients::Client, String> {
     match client {
-        Some(id) => match clients::find_client(conn, id).map_err(|e| failure(&e))? {
-            Some(c) if c.revoked_at.is_none() => Ok(c),
-            Some(_) => Err(format!("client {id:?} is revoked")),
-            None => Err(format!(
-                "no client {id:?} (`vouchd client list` shows the clients)"
-            )),
-        },
+        Some(id) => {
+            match clients::find_client(conn, id).map_err(|e| failure(&ApiError::from(e)))? {
+                Some(c) if c.revoked_at.is_none() => Ok(c),
+                Some(_) => Err(format!("client {id:?} is revoked")),
+                None => Err(format!(
+                    "no client {id:?} (`vouchd client list` shows the clients)"
+                )),
+            }
+        }
         None => clients::list_clients(conn)
-            .map_err(|e| failure(&e))?
+            .map_err(|e| failure(&ApiError::from(e)))?
             .into_iter()
             .find(|c| c.group_name == "admin" && c.revoked_at.is_none())
             .ok_or_else(|| "no live client in group admin; name the owner with --client".into()),
+    }
+}
+
+/// `vouchd webhook add|list|remove` on the database file.
+fn webhook(command: WebhookCommand) -> Result<(), String> {
+    match command {
+        WebhookCommand::Add {
+            db,
+            group,
+            url,
+            events,
+        } => {
+            check_url(&url).map_err(|e| format!("the URL {e}"))?;
+            let events = parse_events(&events)?;
+            let mut conn = store::open_direct(&db)?;
+            let group = clients::find_group(&conn, &group)
+                .map_err(|e| failure(&ApiError::from(e)))?
+                .ok_or(format!("no group {group:?}"))?;
+            let secret = new_secret();
+            let endpoint = store::write_direct(&mut conn, |c| {
+                webhooks::insert_endpoint(c, &group.id, &url, &events, &secret)
+                    .map_err(|e| failure(&ApiError::from(e)))
+            })?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": endpoint.id,
+                    "group": group.name,
+                    "url": endpoint.url,
+                    "events": events.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                    "secret": secret,
+                })
+            );
+            Ok(())
+        }
+        WebhookCommand::List { db } => {
+            let conn = store::open_direct(&db)?;
+            let list =
+                webhooks::list_all_endpoints(&conn).map_err(|e| failure(&ApiError::from(e)))?;
+            let items: Vec<_> = list
+                .iter()
+                .map(|(e, group)| {
+                    serde_json::json!({
+                        "id": e.id,
+                        "group": group,
+                        "url": e.url,
+                        "events": e.events.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                        "disabled": e.disabled_at.is_some(),
+                        "disabled_reason": e.disabled_reason,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(items));
+            Ok(())
+        }
+        WebhookCommand::Remove { db, id } => {
+            let mut conn = store::open_direct(&db)?;
+            let removed = store::write_direct(&mut conn, |c| {
+                webhooks::delete_any_endpoint(c, &id).map_err(|e| failure(&ApiError::from(e)))
+            })?;
+            if !removed {
+                return Err(format!("no webhook endpoint {id:?}"));
+            }
+            eprintln!("vouchd: removed webhook endpoint {id}");
+            Ok(())
+        }
     }
 }
 
@@ -324,13 +396,13 @@ impl Progress {
 
 /// Creates a client with a fresh secret; returns it and the secret, which is not kept.
 fn create_client(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     name: &str,
     group: &str,
     scopes: Option<&str>,
 ) -> Result<(Client, String), String> {
     let group = clients::find_group(conn, group)
-        .map_err(|e| failure(&e))?
+        .map_err(|e| failure(&ApiError::from(e)))?
         .ok_or(format!("no group {group:?}"))?;
     let scopes = match scopes {
         Some(list) => {
@@ -344,16 +416,16 @@ fn create_client(
     };
     let secret = secret::generate_secret();
     let hash = secret::hash_secret(&secret)?;
-    let client =
-        clients::create_client(conn, name, &group, scopes, &hash).map_err(|e| failure(&e))?;
+    let client = clients::create_client(conn, name, &group, scopes, &hash)
+        .map_err(|e| failure(&ApiError::from(e)))?;
     Ok((client, secret))
 }
 
 /// On a database without clients, creates client `admin` (every scope) so there is a way in.
 /// `serve` and `demo` both call this inside a write transaction, so whichever runs first
 /// creates it and prints the secret, once.
-fn create_first_admin(conn: &rusqlite::Connection) -> Result<Option<(Client, String)>, String> {
-    if clients::count_clients(conn).map_err(|e| failure(&e))? > 0 {
+fn create_first_admin(conn: &crate::store::Db) -> Result<Option<(Client, String)>, String> {
+    if clients::count_clients(conn).map_err(|e| failure(&ApiError::from(e)))? > 0 {
         return Ok(None);
     }
     create_client(conn, "admin", "admin", None).map(Some)
@@ -391,7 +463,7 @@ fn demo(db: &Path, listen: &str) -> Result<(), String> {
     let new_clients = crate::demo::prepare_clients()?;
     let mut conn = store::open_direct(db)?;
     let (admin, filled) = store::write_direct(&mut conn, |tx| {
-        let held = vouchers::count_all(tx).map_err(|e| failure(&e))?;
+        let held = vouchers::count_all(tx).map_err(|e| failure(&ApiError::from(e)))?;
         if held > 0 {
             return Err(format!(
                 "{} holds {held} vouchers already; demo fills only a database without \

@@ -599,3 +599,23 @@ fn the_server_depends_on_no_tiny_http_and_the_repository_vendors_nothing() {
     assert!(tree.contains("httparse"), "{tree}");
     assert!(!tree.contains("tiny_http"), "{tree}");
 }
+
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_and_exits_0() {
+    let mut s = TestServer::start();
+    let mut idle: Vec<Wire> = (0..5)
+        .map(|_| {
+            let mut wire = Wire::connect(s.host());
+            wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(wire.answer(false).expect("a reply").status, 200);
+            wire
+        })
+        .collect();
+    s.signal("TERM");
+    // Idle connections do not hold the stop up: well inside the idle timeout.
+    let status = s.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{}", s.output());
+    for wire in &mut idle {
+        assert!(wire.closed(), "an idle connection outlived the server");
+    }
+}

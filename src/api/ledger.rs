@@ -8,13 +8,14 @@ use crate::auth::scope::{CHARGES_READ, CHARGES_WRITE, VOUCHERS_READ};
 use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_rfc3339};
 use crate::domain::code::Code;
+use crate::domain::ledger::{Entry, Redemption, Reservation};
 use crate::domain::money::{format_decimal, Currency};
 use crate::domain::query::{bad, parse_list, Filter, ListKind};
 use crate::domain::voucher::{check_charge, check_use, Context, Refusal, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
-use crate::store::ledger::{self, Entry, Redemption, Reservation};
+use crate::store::ledger;
 use crate::store::vouchers;
 use serde::Serialize;
 use serde_json::json;
@@ -104,7 +105,7 @@ impl<'a> HoldView<'a> {
             amount: format_decimal(hold.amount, currency.exponent()),
             order_number: hold.order_number.as_deref(),
             expires_at: format_rfc3339(hold.expires_at, offset),
-            status: &hold.status,
+            status: hold.status.as_str(),
             created_at: format_rfc3339(hold.created_at, offset),
         }
     }
@@ -205,20 +206,20 @@ pub fn post_charge(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         };
         let written = ctx.app.store.write(move |conn| {
             let r = sale.redemption(&tenant);
-            let effect = |c: &rusqlite::Connection| {
+            let effect = |c: &crate::store::Db| -> Result<_, ApiError> {
                 let v = vouchers::get(c, &voucher_id, &tenant)?;
-                match op {
+                Ok(match op {
                     Op::Charge(amount) => {
-                        ledger::charge_on(c, &v, amount.minor_units(v.currency)?, &r)
+                        ledger::charge_on(c, &v, amount.minor_units(v.currency)?, &r)?
                     }
                     Op::Use(total) => {
-                        ledger::use_discount_on(c, &v, total.minor_units(v.currency)?, &r)
+                        ledger::use_discount_on(c, &v, total.minor_units(v.currency)?, &r)?
                     }
                     Op::Refund(refers_to, amount) => {
                         let amount = amount.map(|a| a.minor_units(v.currency)).transpose()?;
-                        ledger::refund_on(c, &v, &refers_to, amount, &r)
+                        ledger::refund_on(c, &v, &refers_to, amount, &r)?
                     }
-                }
+                })
             };
             let mut written = None;
             let reply = finish_write(conn, key.as_ref(), effect, |entry| {
@@ -266,7 +267,7 @@ pub fn reserve(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
             finish_write(
                 conn,
                 key.as_ref(),
-                |c| ledger::reserve(c, &voucher_id, amount, expires_in, &r),
+                |c| Ok(ledger::reserve(c, &voucher_id, amount, expires_in, &r)?),
                 |hold| hold_reply(&hold, currency, offset),
             )
         })
@@ -302,7 +303,7 @@ pub fn capture(ctx: &mut Ctx, id: &str, hold_id: &str) -> Result<Reply, ApiError
             let reply = finish_write(
                 conn,
                 key.as_ref(),
-                |c| ledger::capture(c, &voucher_id, &hold_id, amount, &r),
+                |c| Ok(ledger::capture(c, &voucher_id, &hold_id, amount, &r)?),
                 |entry| render_entry(entry, offset, &mut written),
             )?;
             Ok((reply, written))

@@ -7,11 +7,11 @@ use super::views::{Page, VoucherView};
 use super::Ctx;
 use crate::auth::scope::WEBHOOKS;
 use crate::domain::clock::format_rfc3339;
+use crate::domain::ledger::Reservation;
 use crate::domain::money::Currency;
 use crate::domain::webhook::{check_url, EventType};
 use crate::error::ApiError;
 use crate::http::response::Reply;
-use crate::store::ledger::Reservation;
 use crate::store::outbox::{self, Envelope, Event};
 use crate::store::webhooks::{self as endpoints, Delivery, Endpoint};
 use serde_json::{json, Value};
@@ -35,6 +35,7 @@ pub fn render_event(env: &Envelope, offset: UtcOffset) -> String {
         Event::ReservationCreated(h, c) => serde_json::to_value(HoldView::new(h, *c, offset)),
         // The hold as the event leaves it (the store may hand it over as it was before).
         Event::ReservationReleased(h, c) => ended(h, "released", *c, offset),
+        // Still `held` in the table: a hold expires by time, with no write.
         Event::ReservationExpired(h, c) => ended(h, "expired", *c, offset),
         Event::ImportCompleted { count } => Ok(json!({ "count": count })),
     }
@@ -48,17 +49,16 @@ pub fn render_event(env: &Envelope, offset: UtcOffset) -> String {
     .to_string()
 }
 
+/// The hold rendered with `status` as the event reports it (`expired` is no stored status).
 fn ended(
     hold: &Reservation,
     status: &str,
     currency: Currency,
     offset: UtcOffset,
 ) -> serde_json::Result<Value> {
-    let hold = Reservation {
-        status: status.into(),
-        ..hold.clone()
-    };
-    serde_json::to_value(HoldView::new(&hold, currency, offset))
+    let mut view = serde_json::to_value(HoldView::new(hold, currency, offset))?;
+    view["status"] = Value::String(status.into());
+    Ok(view)
 }
 
 fn endpoint_json(e: &Endpoint, offset: UtcOffset) -> Value {

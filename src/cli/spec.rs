@@ -142,9 +142,7 @@ pub const COMMANDS: &[Spec] = &[
         ],
         required: &[],
         notes: "SIGTERM or SIGINT (Ctrl-C) stops it gracefully: requests in flight are answered first; \
-                a second signal stops it at once. This version checks --max-connections, \
-                --max-connections-per-ip, --idle-timeout and --public-url but does not apply them \
-                yet.",
+                a second signal stops it at once.",
     },
     Spec {
         words: &["demo"],

@@ -1,15 +1,10 @@
-//! `vouchd webhook add|list|remove` on the database file, and the `serve` flags of webhook
-//! delivery (`--webhook-retry-for`, `--webhook-first-retry`).
+//! The arguments of `vouchd webhook add|list|remove` (run by `commands`), and the `serve`
+//! flags of webhook delivery (`--webhook-retry-for`, `--webhook-first-retry`).
 
 use super::spec::Spec;
 use super::{db_path, none, one, option};
-use crate::api::webhooks::new_secret;
-use crate::commands::failure;
-use crate::domain::webhook::{check_url, EventType};
+use crate::domain::webhook::EventType;
 use crate::ops::webhooks::Settings;
-use crate::store::webhooks as endpoints;
-use crate::store::{self, clients};
-use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,7 +51,7 @@ pub(super) fn build(
 }
 
 /// Event types from a comma-separated list; `*` is all of them.
-fn parse_events(list: &str) -> Result<Vec<EventType>, String> {
+pub(crate) fn parse_events(list: &str) -> Result<Vec<EventType>, String> {
     let mut types = Vec::new();
     for name in list.split([',', ' ']).filter(|s| !s.is_empty()) {
         if name == "*" {
@@ -74,70 +69,6 @@ fn parse_events(list: &str) -> Result<Vec<EventType>, String> {
         return Err("--events must name at least one event type".into());
     }
     Ok(types)
-}
-
-pub fn run(command: WebhookCommand) -> Result<(), String> {
-    match command {
-        WebhookCommand::Add {
-            db,
-            group,
-            url,
-            events,
-        } => {
-            check_url(&url).map_err(|e| format!("the URL {e}"))?;
-            let events = parse_events(&events)?;
-            let mut conn = store::open_direct(&db)?;
-            let group = clients::find_group(&conn, &group)
-                .map_err(|e| failure(&e))?
-                .ok_or(format!("no group {group:?}"))?;
-            let secret = new_secret();
-            let endpoint = store::write_direct(&mut conn, |c| {
-                endpoints::insert_endpoint(c, &group.id, &url, &events, &secret)
-                    .map_err(|e| failure(&e))
-            })?;
-            println!(
-                "{}",
-                json!({
-                    "id": endpoint.id,
-                    "group": group.name,
-                    "url": endpoint.url,
-                    "events": events.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-                    "secret": secret,
-                })
-            );
-            Ok(())
-        }
-        WebhookCommand::List { db } => {
-            let conn = store::open_direct(&db)?;
-            let list = endpoints::list_all_endpoints(&conn).map_err(|e| failure(&e))?;
-            let items: Vec<_> = list
-                .iter()
-                .map(|(e, group)| {
-                    json!({
-                        "id": e.id,
-                        "group": group,
-                        "url": e.url,
-                        "events": e.events.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-                        "disabled": e.disabled_at.is_some(),
-                        "disabled_reason": e.disabled_reason,
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::Value::Array(items));
-            Ok(())
-        }
-        WebhookCommand::Remove { db, id } => {
-            let mut conn = store::open_direct(&db)?;
-            let removed = store::write_direct(&mut conn, |c| {
-                endpoints::delete_any_endpoint(c, &id).map_err(|e| failure(&e))
-            })?;
-            if !removed {
-                return Err(format!("no webhook endpoint {id:?}"));
-            }
-            eprintln!("vouchd: removed webhook endpoint {id}");
-            Ok(())
-        }
-    }
 }
 
 /// The webhook flags of `serve`.

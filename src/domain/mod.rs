@@ -5,7 +5,10 @@
 
 pub mod clock;
 pub mod code;
+pub mod field;
+pub mod ledger;
 pub mod money;
 pub mod query;
+pub mod scope;
 pub mod voucher;
 pub mod webhook;

@@ -13,8 +13,7 @@ use crate::domain::webhook::{retry_delay, signature};
 use crate::ops::metrics::WebhookOutcomes;
 use crate::store::outbox;
 use crate::store::webhooks::{self as endpoints, Head, Outcome};
-use crate::store::Store;
-use rusqlite::Connection;
+use crate::store::{Db, Store, StoreError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,14 +99,14 @@ pub fn start(
     })
 }
 
-fn dispatch(conn: &Connection, shared: &Arc<Shared>) {
+fn dispatch(conn: &Db, shared: &Arc<Shared>) {
     while !shared.stop.load(Ordering::Acquire) {
         if let Err(err) = sweep_expired(conn, &shared.store) {
             eprintln!("vouchd: webhooks: cannot look for expired reservations: {err}");
         }
         match endpoints::heads(conn) {
             Ok(heads) => start_due(shared, heads),
-            Err(err) => eprintln!("vouchd: webhooks: cannot read the outbox: {err:?}"),
+            Err(err) => eprintln!("vouchd: webhooks: cannot read the outbox: {err}"),
         }
         std::thread::sleep(TICK);
     }
@@ -115,16 +114,14 @@ fn dispatch(conn: &Connection, shared: &Arc<Shared>) {
 
 /// Records `reservation.expired` for holds that expired since the last look; writes only when
 /// there is one (or to set the first mark).
-fn sweep_expired(conn: &Connection, store: &Store) -> Result<(), String> {
+fn sweep_expired(conn: &Db, store: &Store) -> Result<(), StoreError> {
     let now = clock::now();
-    let due = match outbox::swept_until(conn).map_err(|e| format!("{e:?}"))? {
+    let due = match outbox::swept_until(conn)? {
         None => true,
-        Some(since) => outbox::has_expired_since(conn, since, now).map_err(|e| format!("{e:?}"))?,
+        Some(since) => outbox::has_expired_since(conn, since, now)?,
     };
     if due {
-        store
-            .write(move |c| outbox::sweep_expired(c, now))
-            .map_err(|e| format!("{e:?}"))?;
+        store.write(move |c| outbox::sweep_expired(c, now))?;
     }
     Ok(())
 }
@@ -180,7 +177,7 @@ fn deliver_while_due(shared: &Shared, head: Head) {
             .write(move |c| endpoints::finish_attempt(c, &id, seq, at, &outcome));
         if let Err(err) = written {
             // Not written: the delivery is tried again later (at least once, never lost).
-            eprintln!("vouchd: webhooks: cannot record a delivery attempt: {err:?}");
+            eprintln!("vouchd: webhooks: cannot record a delivery attempt: {err}");
             break;
         }
         if delivered {

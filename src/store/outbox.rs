@@ -5,14 +5,16 @@
 //! the event. The delivery thread reads due deliveries on its own connection and reports
 //! each attempt back through the writer; nothing here waits on a receiver.
 
-use super::ledger::{Entry, Reservation};
+use super::error::StoreError;
+use super::ledger::hold_from_row;
+use super::Db;
 use crate::domain::clock;
 use crate::domain::code::new_id;
+use crate::domain::ledger::{Entry, EntryKind, Reservation};
 use crate::domain::money::Currency;
 use crate::domain::voucher::{Status, Voucher};
 use crate::domain::webhook::EventType;
-use crate::error::ApiError;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -35,7 +37,6 @@ pub enum Event<'a> {
 
 impl Event<'_> {
     pub fn kind(&self) -> Option<EventType> {
-        use super::ledger::EntryKind;
         Some(match self {
             Event::VoucherCreated(_) => EventType::VoucherCreated,
             Event::VoucherUpdated(_) => EventType::VoucherUpdated,
@@ -80,7 +81,7 @@ pub fn now_ms() -> i64 {
 
 /// Records `event` of group `group_id` for every endpoint of the group that wants it, in the
 /// caller's transaction.
-pub fn record(conn: &Connection, group_id: &str, event: Event) -> Result<(), ApiError> {
+pub fn record(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError> {
     let Some(kind) = event.kind() else {
         return Ok(());
     };
@@ -98,7 +99,7 @@ pub fn record(conn: &Connection, group_id: &str, event: Event) -> Result<(), Api
     }
     let renderer = RENDERER
         .get()
-        .ok_or_else(|| ApiError::Internal("no renderer for webhook events".into()))?;
+        .ok_or(StoreError::Bug("no renderer for webhook events"))?;
     let id = format!("evt_{}", new_id());
     let created_at = clock::now();
     let body = renderer(&Envelope {
@@ -126,9 +127,9 @@ pub fn record(conn: &Connection, group_id: &str, event: Event) -> Result<(), Api
 
 /// Records `import.completed` for each group an import added vouchers to.
 pub fn record_import(
-    conn: &Connection,
+    conn: &Db,
     counted: &HashMap<(String, Status), i64>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mut per_group: HashMap<&str, i64> = HashMap::new();
     for ((group, _), n) in counted {
         *per_group.entry(group.as_str()).or_default() += n;
@@ -141,7 +142,7 @@ pub fn record_import(
 
 /// Records `reservation.released` for each hold of `voucher` still live at `now` (before
 /// they are released together).
-pub fn record_live_releases(conn: &Connection, voucher_id: &str, now: i64) -> Result<(), ApiError> {
+pub fn record_live_releases(conn: &Db, voucher_id: &str, now: i64) -> Result<(), StoreError> {
     let holds = holds_where(
         conn,
         "r.voucher_id = ?1 AND r.status = 'held' AND r.expires_at > ?2",
@@ -156,32 +157,21 @@ pub fn record_live_releases(conn: &Connection, voucher_id: &str, now: i64) -> Re
 type HoldOf = (String, Currency, Reservation);
 
 fn holds_where(
-    conn: &Connection,
+    conn: &Db,
     cond: &str,
     args: impl rusqlite::Params,
-) -> Result<Vec<HoldOf>, ApiError> {
+) -> Result<Vec<HoldOf>, StoreError> {
+    // The hold's columns first, in the order `hold_from_row` reads them.
     let sql = format!(
-        "SELECT v.group_id, v.currency, r.id, r.voucher_id, r.amount, r.order_number, r.status,
-                r.expires_at, r.created_at
+        "SELECT r.id, r.voucher_id, r.amount, r.order_number, r.status, r.expires_at,
+                r.created_at, v.group_id, v.currency
          FROM reservations r JOIN vouchers v ON v.id = r.voucher_id WHERE {cond}"
     );
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(args, |r| {
-            let currency: String = r.get(1)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                currency,
-                Reservation {
-                    id: r.get(2)?,
-                    voucher_id: r.get(3)?,
-                    amount: r.get(4)?,
-                    order_number: r.get(5)?,
-                    status: r.get(6)?,
-                    expires_at: r.get(7)?,
-                    created_at: r.get(8)?,
-                },
-            ))
+            let hold = hold_from_row(r)?;
+            Ok((r.get::<_, String>(7)?, r.get::<_, String>(8)?, hold))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows
@@ -193,7 +183,7 @@ fn holds_where(
 const SWEPT_KEY: &str = "webhook_holds_swept_until";
 
 /// Up to when hold expiries were reported; `None` before the first sweep.
-pub fn swept_until(conn: &Connection) -> Result<Option<i64>, ApiError> {
+pub fn swept_until(conn: &Db) -> Result<Option<i64>, StoreError> {
     let value: Option<String> = conn
         .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
         .query_row([SWEPT_KEY], |r| r.get(0))
@@ -202,7 +192,7 @@ pub fn swept_until(conn: &Connection) -> Result<Option<i64>, ApiError> {
 }
 
 /// Whether a hold expired after `since` and by `now` (so a sweep has something to report).
-pub fn has_expired_since(conn: &Connection, since: i64, now: i64) -> Result<bool, ApiError> {
+pub fn has_expired_since(conn: &Db, since: i64, now: i64) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM reservations
@@ -213,7 +203,7 @@ pub fn has_expired_since(conn: &Connection, since: i64, now: i64) -> Result<bool
 
 /// Records `reservation.expired` for each hold that expired after the last sweep and by
 /// `now`, and moves the mark to `now`. The first sweep only sets the mark.
-pub fn sweep_expired(conn: &Connection, now: i64) -> Result<usize, ApiError> {
+pub fn sweep_expired(conn: &Db, now: i64) -> Result<usize, StoreError> {
     let mut reported = 0;
     if let Some(since) = swept_until(conn)? {
         let holds = holds_where(
@@ -238,19 +228,21 @@ pub fn sweep_expired(conn: &Connection, now: i64) -> Result<usize, ApiError> {
 mod tests {
     use super::*;
     use crate::domain::webhook::EventType;
+    use crate::store::error::Conflict;
     use crate::store::webhooks::{heads, insert_endpoint};
+    use rusqlite::Connection;
 
-    fn database() -> (Connection, String) {
+    fn database() -> (Db, String) {
         let mut conn = Connection::open_in_memory().expect("in-memory database");
         super::super::migrate::migrate(&mut conn).expect("migrate");
         let group: String = conn
             .query_row("SELECT id FROM client_groups", [], |r| r.get(0))
             .expect("the admin group");
         set_renderer(Box::new(|env| format!("{{\"id\":\"{}\"}}", env.id)));
-        (conn, group)
+        (Db::new(conn), group)
     }
 
-    fn events(conn: &Connection) -> i64 {
+    fn events(conn: &Db) -> i64 {
         conn.query_row("SELECT COUNT(*) FROM webhook_events", [], |r| r.get(0))
             .expect("count")
     }
@@ -289,12 +281,9 @@ mod tests {
             "s",
         )
         .expect("endpoint");
-        let failed: Result<(), ApiError> = super::super::in_savepoint(&conn, |c| {
+        let failed: Result<(), StoreError> = super::super::in_savepoint(&conn, |c| {
             record(c, &group, Event::ImportCompleted { count: 3 })?;
-            Err(ApiError::Conflict(
-                "refused",
-                "the change is refused".into(),
-            ))
+            Err(StoreError::Conflict(Conflict::NotDeletable))
         });
         assert!(failed.is_err());
         assert_eq!(events(&conn), 0, "no event without its change");

@@ -2,18 +2,18 @@
 //! the delivery threads read (on their own connections) and write back through the writer.
 //! The events themselves are recorded by [`super::outbox`].
 
+use super::error::StoreError;
 use super::outbox::now_ms;
+use super::Db;
 use crate::domain::clock;
 use crate::domain::code::new_id;
 use crate::domain::webhook::EventType;
-use crate::error::ApiError;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
 /// A receiver of a group's events.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     pub id: String,
-    pub group_id: String,
     pub url: String,
     pub events: Vec<EventType>,
     pub created_at: i64,
@@ -21,33 +21,30 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
 }
 
-const ENDPOINT_COLUMNS: &str =
-    "id, group_id, url, events, created_at, disabled_at, disabled_reason";
+const ENDPOINT_COLUMNS: &str = "id, url, events, created_at, disabled_at, disabled_reason";
 
 fn endpoint_from_row(row: &Row) -> rusqlite::Result<Endpoint> {
-    let events: String = row.get(3)?;
+    let events: String = row.get(2)?;
     Ok(Endpoint {
         id: row.get(0)?,
-        group_id: row.get(1)?,
-        url: row.get(2)?,
+        url: row.get(1)?,
         events: events.split(' ').filter_map(EventType::parse).collect(),
-        created_at: row.get(4)?,
-        disabled_at: row.get(5)?,
-        disabled_reason: row.get(6)?,
+        created_at: row.get(3)?,
+        disabled_at: row.get(4)?,
+        disabled_reason: row.get(5)?,
     })
 }
 
 /// Adds an endpoint with its secret; events that happen from its commit on reach it.
 pub fn insert_endpoint(
-    conn: &Connection,
+    conn: &Db,
     group_id: &str,
     url: &str,
     events: &[EventType],
     secret: &str,
-) -> Result<Endpoint, ApiError> {
+) -> Result<Endpoint, StoreError> {
     let endpoint = Endpoint {
         id: new_id(),
-        group_id: group_id.to_string(),
         url: url.to_string(),
         events: events.to_vec(),
         created_at: clock::now(),
@@ -71,7 +68,7 @@ pub fn insert_endpoint(
 }
 
 /// The group's endpoints, oldest first.
-pub fn list_endpoints(conn: &Connection, group_id: &str) -> Result<Vec<Endpoint>, ApiError> {
+pub fn list_endpoints(conn: &Db, group_id: &str) -> Result<Vec<Endpoint>, StoreError> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE group_id = ?1
          ORDER BY created_at, id"
@@ -83,17 +80,17 @@ pub fn list_endpoints(conn: &Connection, group_id: &str) -> Result<Vec<Endpoint>
 }
 
 /// One of the group's endpoints (another group's is not found).
-pub fn find_endpoint(conn: &Connection, group_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+pub fn find_endpoint(conn: &Db, group_id: &str, id: &str) -> Result<Endpoint, StoreError> {
     let sql =
         format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2");
     conn.prepare_cached(&sql)?
         .query_row([id, group_id], endpoint_from_row)
         .optional()?
-        .ok_or(ApiError::NotFound)
+        .ok_or(StoreError::NotFound)
 }
 
 /// Removes one of the group's endpoints and its deliveries; false when there was none.
-pub fn delete_endpoint(conn: &Connection, group_id: &str, id: &str) -> Result<bool, ApiError> {
+pub fn delete_endpoint(conn: &Db, group_id: &str, id: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = (SELECT id FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2)")?
         .execute([id, group_id])?;
     Ok(conn
@@ -103,7 +100,7 @@ pub fn delete_endpoint(conn: &Connection, group_id: &str, id: &str) -> Result<bo
 }
 
 /// Every group's endpoints with the group's name, for the CLI.
-pub fn list_all_endpoints(conn: &Connection) -> Result<Vec<(Endpoint, String)>, ApiError> {
+pub fn list_all_endpoints(conn: &Db) -> Result<Vec<(Endpoint, String)>, StoreError> {
     let sql = format!(
         "SELECT {}, g.name FROM webhook_endpoints e JOIN client_groups g ON g.id = e.group_id
          ORDER BY e.created_at, e.id",
@@ -115,12 +112,12 @@ pub fn list_all_endpoints(conn: &Connection) -> Result<Vec<(Endpoint, String)>, 
     );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_map([], |r| Ok((endpoint_from_row(r)?, r.get(7)?)))?
+        .query_map([], |r| Ok((endpoint_from_row(r)?, r.get(6)?)))?
         .collect::<rusqlite::Result<_>>()?)
 }
 
 /// Removes an endpoint of any group (the CLI); false when there was none.
-pub fn delete_any_endpoint(conn: &Connection, id: &str) -> Result<bool, ApiError> {
+pub fn delete_any_endpoint(conn: &Db, id: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
         .execute([id])?;
     Ok(conn
@@ -145,10 +142,10 @@ pub struct Delivery {
 
 /// The endpoint's `limit` most recent deliveries, newest event first.
 pub fn list_deliveries(
-    conn: &Connection,
+    conn: &Db,
     endpoint_id: &str,
     limit: i64,
-) -> Result<Vec<Delivery>, ApiError> {
+) -> Result<Vec<Delivery>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT ev.id, ev.type, d.state, d.attempts, d.last_status, d.last_error,
@@ -175,7 +172,7 @@ pub fn list_deliveries(
 
 /// Queues the group's event `event_id` again for every endpoint that had it (enabling a
 /// disabled one again); false when the group has no such event.
-pub fn redeliver(conn: &Connection, group_id: &str, event_id: &str) -> Result<bool, ApiError> {
+pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, StoreError> {
     let seq: Option<i64> = conn
         .prepare_cached("SELECT seq FROM webhook_events WHERE id = ?1 AND group_id = ?2")?
         .query_row([event_id, group_id], |r| r.get(0))
@@ -238,7 +235,7 @@ fn head_from_row(r: &Row) -> rusqlite::Result<Head> {
 }
 
 /// Every enabled endpoint's head delivery, due or not.
-pub fn heads(conn: &Connection) -> Result<Vec<Head>, ApiError> {
+pub fn heads(conn: &Db) -> Result<Vec<Head>, StoreError> {
     Ok(conn
         .prepare_cached(HEAD_SQL)?
         .query_map([], head_from_row)?
@@ -246,7 +243,7 @@ pub fn heads(conn: &Connection) -> Result<Vec<Head>, ApiError> {
 }
 
 /// One endpoint's head delivery, if it is enabled and has one.
-pub fn head_of(conn: &Connection, endpoint_id: &str) -> Result<Option<Head>, ApiError> {
+pub fn head_of(conn: &Db, endpoint_id: &str) -> Result<Option<Head>, StoreError> {
     Ok(conn
         .prepare_cached(&format!("{HEAD_SQL} AND e.id = ?1"))?
         .query_row([endpoint_id], head_from_row)
@@ -270,12 +267,12 @@ pub enum Outcome {
 
 /// Writes an attempt's outcome for `(endpoint, event_seq)`; `at` is when it was made (ms).
 pub fn finish_attempt(
-    conn: &Connection,
+    conn: &Db,
     endpoint_id: &str,
     event_seq: i64,
     at: i64,
     outcome: &Outcome,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     match outcome {
         Outcome::Delivered { status } => {
             conn.prepare_cached(

@@ -4,8 +4,8 @@
 use super::error::JtlError;
 use super::scopes;
 use super::wire::Body;
+use crate::api::oauth;
 use crate::api::Ctx;
-use crate::auth::oauth;
 use crate::auth::secret;
 use crate::auth::token::hash_token;
 use crate::domain::clock::{self, format_rfc3339};
@@ -39,12 +39,12 @@ fn pin_hash(pin: &str) -> [u8; 32] {
 /// Makes a connection PIN for a new client named `name` in `group` (an id or name), valid for
 /// [`PIN_LIFETIME`]: `(pin, group id, expires_at)`. Only the PIN's hash is stored.
 pub fn make_connect_pin(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     group: &str,
     name: &str,
 ) -> Result<(String, String, i64), String> {
     let group = clients::find_group(conn, group)
-        .map_err(|e| format!("{e:?}"))?
+        .map_err(|e| sentence(e.into()))?
         .ok_or(format!("no group {group:?}"))?;
     // Two halves: a code is at most eight characters.
     let half = CodeShape::new(None, Some(PIN_LENGTH / 2)).map_err(|(_, m)| m)?;
@@ -57,8 +57,14 @@ pub fn make_connect_pin(
     let now = clock::now();
     let expires_at = now + PIN_LIFETIME;
     pins::insert_connect_pin(conn, &pin_hash(&pin), &group.id, name, expires_at, now)
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| sentence(e.into()))?;
     Ok((pin, group.id, expires_at))
+}
+
+/// What a person reads of an error: the cause an operator needs, or the client's sentence.
+fn sentence(err: ApiError) -> String {
+    err.log_message()
+        .map_or_else(|| err.detail(), str::to_string)
 }
 
 /// `POST /jtl/v1/clients/connect`: no token; the PIN is the credential, used once.
@@ -79,7 +85,7 @@ pub fn connect(ctx: &Ctx) -> Result<Reply, JtlError> {
     let secret_hash = secret::hash_secret(&client_secret)
         .map_err(|e| JtlError::from_api(ApiError::internal("hash a secret", e), ""))?;
     let now = clock::now();
-    let made = ctx.app.store.write(move |conn| {
+    let made = ctx.app.store.write(move |conn| -> Result<_, ApiError> {
         let Some((group_id, name)) = pins::redeem_connect_pin(conn, &hash, now)? else {
             return Ok(None);
         };

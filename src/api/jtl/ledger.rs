@@ -12,13 +12,14 @@ use crate::auth::secret;
 use crate::auth::token::TokenInfo;
 use crate::domain::clock;
 use crate::domain::code::Code;
+use crate::domain::ledger::{Entry, EntryKind, Redemption};
 use crate::domain::money::Currency;
 use crate::domain::query::{parse_list, ListKind};
 use crate::domain::voucher::{Context, Tenant, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
-use crate::store::ledger::{self, Entry, EntryKind, Redemption};
+use crate::store::ledger;
 use crate::store::{holds, pins, vouchers};
 use serde_json::Value;
 
@@ -144,7 +145,7 @@ pub fn charge_reservation(ctx: &Ctx, hold_id: &str) -> Result<Reply, JtlError> {
             let r = redemption(&writer_token, &tenant, order_number.as_deref(), &context);
             ledger::capture(c, &record.hold.voucher_id, &hold_id, None, &r)
         })
-        .map_err(|e| JtlError::from_api(e, "RESERVATION"))?;
+        .map_err(|e| JtlError::from_api(e.into(), "RESERVATION"))?;
     counted(ctx, ChargeKind::Capture, &entry);
     Ok(Reply::json(200, &wire::charge(&entry, offset)))
 }
@@ -190,7 +191,7 @@ pub fn refund(ctx: &Ctx, charge_id: &str) -> Result<Reply, JtlError> {
             );
             ledger::refund_on(c, &v, &charge.id, amount, &r)
         })
-        .map_err(|e| JtlError::from_api(e, "CHARGE"))?;
+        .map_err(|e| JtlError::from_api(e.into(), "CHARGE"))?;
     counted(ctx, ChargeKind::Refund, &entry);
     Ok(Reply::json(200, &wire::charge(&entry, offset)))
 }

@@ -3,7 +3,7 @@
 //! JTL scope needs. A JTL token keeps the JTL names it was granted; a native token is taken to
 //! hold every JTL scope its vouchd scopes allow.
 
-use crate::auth::oauth::Grant;
+use crate::api::oauth::Grant;
 use crate::auth::scope::{Scopes, CHARGES_READ, CHARGES_WRITE, VOUCHERS_READ, VOUCHERS_WRITE};
 use crate::auth::token::TokenInfo;
 

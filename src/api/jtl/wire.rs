@@ -4,10 +4,9 @@
 use super::error::{violation, JtlError, Violation};
 use crate::api::Ctx;
 use crate::domain::clock::format_rfc3339;
+use crate::domain::ledger::{Entry, Reservation};
 use crate::domain::money::{format_decimal, format_decimal_trimmed, Currency};
 use crate::domain::voucher::{Voucher, PERCENT_SCALE};
-use crate::store::holds::HoldRecord;
-use crate::store::ledger::{Entry, Reservation};
 use serde_json::{json, Map, Value};
 use time::UtcOffset;
 
@@ -335,11 +334,6 @@ pub fn reservation(
         "created_at": format_rfc3339(hold.created_at, offset),
         "updated_at": format_rfc3339(updated_at, offset),
     })
-}
-
-/// A stored hold with the voucher it is on.
-pub fn reservation_record(r: &HoldRecord, v: &Voucher, offset: UtcOffset) -> Value {
-    reservation(&r.hold, &r.client_id, r.updated_at, v, offset)
 }
 
 #[cfg(test)]
