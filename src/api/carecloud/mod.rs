@@ -118,7 +118,9 @@ pub fn in_vendor_shape(result: Result<Reply, ApiError>, req: &Request) -> Reply 
         Err(err) => err,
     };
     if let Some(cause) = err.log_message() {
-        eprintln!("vouchd: {} {}: {cause}", req.method.as_str(), req.path);
+        // The route template, never the path: customer and purchase ids stay out of the log.
+        let route = crate::http::router::template(&req.path);
+        eprintln!("vouchd: {} {route}: {cause}", req.method.as_str());
     }
     let data = match &err {
         ApiError::InsufficientScope(_) => Some(json!({

@@ -51,7 +51,9 @@ pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str]) -> Reply {
     };
     result.unwrap_or_else(|err| {
         if let Some(cause) = &err.log {
-            eprintln!("vouchd: {} {}: {cause}", method.as_str(), ctx.req.path);
+            // The route template, never the path: ids do not belong in the log.
+            let route = crate::http::router::template(&ctx.req.path);
+            eprintln!("vouchd: {} {route}: {cause}", method.as_str());
         }
         err.to_reply()
     })
