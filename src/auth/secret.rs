@@ -39,6 +39,12 @@ pub fn hash_secret(secret: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// [`hash_secret`] under the same cap as verification, for routes a stranger can call.
+pub fn hash_secret_capped(secret: &str) -> Result<String, ApiError> {
+    let _slot = Slot::acquire()?;
+    hash_secret(secret).map_err(|e| ApiError::internal("hash a secret", e))
+}
+
 /// Verifies `secret` against a stored hash, waiting for one of the few verification slots.
 pub fn verify_secret(secret: &str, stored: &str) -> Result<bool, ApiError> {
     let _slot = Slot::acquire()?;

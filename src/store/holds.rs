@@ -1,5 +1,5 @@
 //! Reservations looked up by their own id, and the rule of one live hold per voucher that the
-//! JTL dialect keeps (a newer reservation replaces the older one).
+//! JTL dialect keeps among its own holds (a newer reservation replaces the older one).
 
 use super::ledger::Reservation;
 use crate::error::ApiError;
@@ -39,12 +39,20 @@ pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, ApiE
         .optional()?)
 }
 
-/// Releases every hold of the voucher still live at `now`; returns how many there were.
+/// Releases the voucher's JTL holds still live at `now` (never another dialect's); returns
+/// how many there were.
 pub fn release_live(conn: &Connection, voucher_id: &str, now: i64) -> Result<usize, ApiError> {
     Ok(conn
         .prepare_cached(
             "UPDATE reservations SET status = 'released', updated_at = ?2
-             WHERE voucher_id = ?1 AND status = 'held' AND expires_at > ?2",
+             WHERE voucher_id = ?1 AND status = 'held' AND expires_at > ?2 AND dialect = 'jtl'",
         )?
         .execute(params![voucher_id, now])?)
+}
+
+/// Marks a hold as JTL's, so that [`release_live`] may replace it.
+pub fn mark_jtl(conn: &Connection, hold_id: &str) -> Result<(), ApiError> {
+    conn.prepare_cached("UPDATE reservations SET dialect = 'jtl' WHERE id = ?1")?
+        .execute([hold_id])?;
+    Ok(())
 }

@@ -162,6 +162,9 @@ const MIGRATIONS: &[&str] = &[
          created_at  INTEGER NOT NULL
      );
      CREATE INDEX voucher_comments_voucher ON voucher_comments(voucher_id);",
+    // JTL's "one live reservation per voucher" replaces only JTL's own holds: a hold another
+    // integration took through the native API stays until it is captured, released or expires.
+    "ALTER TABLE reservations ADD COLUMN dialect TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -26,12 +26,12 @@ pub fn token(ctx: &Ctx) -> Reply {
 }
 
 /// The hash a connection PIN is kept and found by: typed in upper or lower case, with or
-/// without spaces and dashes.
+/// without spaces and dashes (ASCII case only, as codes are read).
 fn pin_hash(pin: &str) -> [u8; 32] {
     let normal: String = pin
         .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
+        .filter(|c| *c != ' ' && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
         .collect();
     hash_token(&normal)
 }
@@ -61,23 +61,35 @@ pub fn make_connect_pin(
     Ok((pin, group.id, expires_at))
 }
 
-/// `POST /jtl/v1/clients/connect`: no token; the PIN is the credential, used once.
+/// `POST /jtl/v1/clients/connect`: no token; the PIN is the credential, used once. The
+/// attempt is counted before any work, and a secret is hashed only for a PIN that is live.
 pub fn connect(ctx: &Ctx) -> Result<Reply, JtlError> {
     let addr = format!("addr:{}", ctx.req.remote);
-    if let Some(wait) = ctx.app.logins.blocked(&addr) {
+    if let Err(wait) = ctx.app.logins.attempt(&addr) {
         return Err(JtlError::from_api(
             ApiError::TooManyRequests(wait),
             "CLIENT",
         ));
     }
+    let invalid = || {
+        JtlError::rule(
+            "CLIENT.CONNECT.PIN.INVALID",
+            "The pin is unknown, used or expired.",
+        )
+    };
     let mut b = Body::read(ctx, "CLIENT.CONNECT")?;
     let pin = b.string("pin", 255, true);
     b.finish()?;
     let pin = pin.ok_or_else(|| JtlError::from_api(ApiError::internal("connect", "no pin"), ""))?;
     let hash = pin_hash(&pin);
+    if !pins::connect_pin_live(ctx.conn, &hash, clock::now())? {
+        return Err(invalid());
+    }
     let client_secret = secret::generate_secret();
-    let secret_hash = secret::hash_secret(&client_secret)
-        .map_err(|e| JtlError::from_api(ApiError::internal("hash a secret", e), ""))?;
+    let secret_hash = secret::hash_secret_capped(&client_secret).inspect_err(|_| {
+        // No PIN was tried (every slot busy): the attempt does not count.
+        ctx.app.logins.refund(&addr);
+    })?;
     let now = clock::now();
     let made = ctx.app.store.write(move |conn| {
         let Some((group_id, name)) = pins::redeem_connect_pin(conn, &hash, now)? else {
@@ -88,12 +100,9 @@ pub fn connect(ctx: &Ctx) -> Result<Reply, JtlError> {
         Ok(Some(client))
     })?;
     let Some(client) = made else {
-        ctx.app.logins.fail(&addr);
-        return Err(JtlError::rule(
-            "CLIENT.CONNECT.PIN.INVALID",
-            "The pin is unknown, used or expired.",
-        ));
+        return Err(invalid());
     };
+    ctx.app.logins.refund(&addr);
     let offset = ctx.app.offset;
     let at = format_rfc3339(client.created_at, offset);
     let allowed = scopes::allowed_by(client.scopes);

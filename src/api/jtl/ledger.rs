@@ -5,8 +5,9 @@
 use super::error::JtlError;
 use super::scopes::{READ, READ_LISTS, RECHARGE, USE};
 use super::wire::{self, Body};
-use super::{authorize, find_voucher, list_pairs, served, tenant};
+use super::{authorize, find_voucher, list_pairs, served};
 use crate::api::ledger::check_guessing;
+use crate::api::tenant_of as tenant;
 use crate::api::Ctx;
 use crate::auth::secret;
 use crate::auth::token::TokenInfo;
@@ -92,7 +93,8 @@ fn check_pin(ctx: &Ctx, token: &TokenInfo, v: &Voucher, pin: Option<&str>) -> Re
 }
 
 /// `POST /v1/reservations`: hold an amount of the voucher with this code for 30 minutes,
-/// replacing a live reservation it had.
+/// replacing a live JTL reservation it had; a native hold stays, and the new one must fit
+/// beside it.
 pub fn reserve(ctx: &Ctx) -> Result<Reply, JtlError> {
     let token = authorize(ctx, USE)?;
     let mut b = Body::read(ctx, "RESERVATION.CREATE")?;
@@ -112,7 +114,9 @@ pub fn reserve(ctx: &Ctx) -> Result<Reply, JtlError> {
         let context = currency_context(currency);
         let r = redemption(&writer_token, &tenant, None, &context);
         holds::release_live(c, &voucher_id, r.now)?;
-        ledger::reserve(c, &voucher_id, amount, RESERVATION_SECS, &r)
+        let hold = ledger::reserve(c, &voucher_id, amount, RESERVATION_SECS, &r)?;
+        holds::mark_jtl(c, &hold.id)?;
+        Ok(hold)
     })?;
     Ok(Reply::json(
         200,

@@ -10,7 +10,7 @@ pub mod scopes;
 pub mod vouchers;
 pub mod wire;
 
-use super::{tenant_of, Ctx};
+use super::Ctx;
 use crate::auth::token::TokenInfo;
 use crate::domain::query::{ParamError, PER_PAGE_MAX};
 use crate::domain::voucher::{Tenant, Voucher};
@@ -207,11 +207,6 @@ fn shape_error(name: &str, value: &str) -> Option<&'static str> {
         _ => true,
     };
     (!ok).then_some("is not in the form JTL documents for it")
-}
-
-/// The tenant a token speaks for.
-fn tenant(token: &TokenInfo) -> Tenant {
-    tenant_of(token)
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 //! rules, and its voucher, charge and reservation objects built from vouchd's.
 
 use super::error::{violation, JtlError, Violation};
-use crate::api::Ctx;
+use crate::api::{json, Ctx};
 use crate::domain::clock::format_rfc3339;
 use crate::domain::money::{format_decimal, format_decimal_trimmed, Currency};
 use crate::domain::voucher::{Voucher, PERCENT_SCALE};
-use crate::store::holds::HoldRecord;
 use crate::store::ledger::{Entry, Reservation};
 use serde_json::{json, Map, Value};
 use time::UtcOffset;
@@ -57,16 +56,9 @@ impl Body {
                     "The body must be application/json.",
                 ));
             }
-            match serde_json::from_slice::<Value>(&ctx.req.body) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(JtlError::new(
-                        400,
-                        "REQUEST.MALFORMED",
-                        "The body must be a JSON object.",
-                    ))
-                }
-            }
+            // The one reader of JSON bodies, which refuses a key given twice.
+            json::parse_object(&ctx.req.body)
+                .map_err(|e| JtlError::new(400, "REQUEST.MALFORMED", e.detail()))?
         };
         Ok(Body {
             operation,
@@ -335,11 +327,6 @@ pub fn reservation(
         "created_at": format_rfc3339(hold.created_at, offset),
         "updated_at": format_rfc3339(updated_at, offset),
     })
-}
-
-/// A stored hold with the voucher it is on.
-pub fn reservation_record(r: &HoldRecord, v: &Voucher, offset: UtcOffset) -> Value {
-    reservation(&r.hold, &r.client_id, r.updated_at, v, offset)
 }
 
 #[cfg(test)]
