@@ -5,6 +5,7 @@
 
 mod params;
 mod shape;
+mod stream;
 
 use super::ledger::check_guessing;
 use super::{tenant_of, Ctx};
@@ -46,6 +47,16 @@ fn list(ctx: &mut Ctx, operation: Operation, scope: Filter) -> Result<Reply, Api
     query.filters.push(scope);
     if params.by_code {
         check_guessing(ctx, &token)?;
+    }
+    if query.per_page > stream::PAGE {
+        let conn = ctx.app.store.reader()?;
+        let (offset, tenant) = (ctx.app.offset, tenant_of(&token));
+        let (body, total) =
+            stream::CareStream::new(conn, tenant, query, offset, params.with_stores)?;
+        if params.by_code && total == 0 {
+            ctx.app.guesses.fail(&token.client_id);
+        }
+        return Ok(Reply::stream(200, "application/json", body));
     }
     let (items, total) = vouchers::list(ctx.conn, &tenant_of(&token), &query)?;
     if params.by_code && total == 0 {
