@@ -2,7 +2,7 @@
 
 use crate::api::admin::{check_group_name, check_name, client_json, group_json, new_client_json};
 use crate::api::export::{export_filters, ExportStream};
-use crate::api::import::ImportReader;
+use crate::api::import::{self, ImportReader};
 use crate::api::native::Issuer;
 use crate::auth::scope::Scopes;
 use crate::auth::secret;
@@ -126,7 +126,8 @@ fn export(
         export_filters(pairs, offset).map_err(|e| format!("{}: {}", e.param, e.message))?;
     let conn = store::open_direct(db)?;
     let cursor = VoucherCursor::open(conn, &Tenant::All, &filters).map_err(|e| failure(&e))?;
-    let mut stream = ExportStream::new(cursor, offset).map_err(|e| failure(&e))?;
+    let pins = store::open_direct(db)?;
+    let mut stream = ExportStream::new(cursor, Some(pins), offset).map_err(|e| failure(&e))?;
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(
             File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?,
@@ -212,10 +213,11 @@ fn import_into(
             progress.show(read);
         })
         .map_err(refused)?;
-        match reader.failure.take() {
-            Some(err) => Err(refused(err)),
-            None => Ok((count, admin)),
+        if let Some(err) = reader.failure.take() {
+            return Err(refused(err));
         }
+        import::set_pins(c, &reader.pins).map_err(refused)?;
+        Ok((count, admin))
     });
     progress.end();
     let (count, admin) = result?;

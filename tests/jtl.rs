@@ -1467,3 +1467,70 @@ fn connect_counts_each_attempt_before_its_work_so_parallel_bad_pins_get_no_more_
     assert_eq!(checked + refused, answers.len(), "{answers:?}");
     assert!(checked <= 10, "{checked} PINs checked: {answers:?}");
 }
+
+/// The cells of column `name` in a CSV export, one per row.
+fn csv_column(text: &str, name: &str) -> Vec<String> {
+    let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+    let at = reader
+        .headers()
+        .expect("a header row")
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    reader
+        .records()
+        .map(|r| r.expect("a CSV row")[at].to_string())
+        .collect()
+}
+
+#[test]
+fn a_printed_voucher_keeps_its_pin_through_export_and_import() {
+    let source = TestServer::start();
+    let (jtl, tenant) = jtl_client(&source, CASHIER, None);
+    let (id, code, pin) = active_voucher(&jtl, "20.00", "print");
+    let pin = pin.expect("a printed voucher has a PIN");
+    let export = |token: &str| {
+        let r = source.get(&format!("/v1/vouchers/export.csv?filter[id]={id}"), token);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+    let text = export(&tenant.token);
+    let hashes = csv_column(&text, "pin_hash");
+    assert!(hashes[0].starts_with("$argon2id$"), "{text}");
+    assert!(!text.contains(&pin), "the PIN itself is never exported");
+    // A client that may only read gets no PIN hash.
+    let (reader_id, reader_secret) =
+        source.create_client("reader", &tenant.group_name, Some(&["vouchers:read"]));
+    let reader = source.token(&reader_id, &reader_secret, None);
+    assert_eq!(csv_column(&export(&reader), "pin_hash"), [""]);
+
+    let fresh = TestServer::start();
+    let (jtl2, tenant2) = jtl_client(&fresh, CASHIER, None);
+    let import = |csv: &str| {
+        fresh.send(
+            "POST",
+            "/v1/vouchers/import",
+            &[("Authorization", &format!("Bearer {}", tenant2.token))],
+            Some(("text/csv", csv.as_bytes())),
+        )
+    };
+    let bad = import(&text.replace(&hashes[0], "not-a-hash"));
+    assert_invalid_field(&bad, "pin_hash");
+    let r = import(&text);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["data"][0]["id"], id.as_str());
+    let charge = fresh.post(
+        &format!("/v1/vouchers/{id}/charges"),
+        &tenant2.token,
+        &json!({"type": "charge", "amount": "1.00"}),
+    );
+    assert_problem(&charge, 409, "pin_required");
+    let reserve = |pin: Option<&str>| {
+        jtl2.post(
+            "/reservations",
+            &json!({"amount": "1.00", "currency": "EUR", "code": code, "pin": pin}),
+        )
+    };
+    assert_jtl_error(&reserve(None), 422, "VOUCHER.PIN.REQUIRED");
+    assert_eq!(reserve(Some(&pin)).status, 200);
+}

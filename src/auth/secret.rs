@@ -54,6 +54,12 @@ pub fn verify_secret(secret: &str, stored: &str) -> Result<bool, ApiError> {
     Ok(argon2().verify_password(secret.as_bytes(), &hash).is_ok())
 }
 
+/// Whether `text` is an argon2id hash as [`hash_secret`] writes it (a PHC string), e.g. a
+/// voucher PIN's carried through a CSV export.
+pub fn is_secret_hash(text: &str) -> bool {
+    PasswordHash::new(text).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+}
+
 /// A hash of a random secret, verified against when the client is unknown so that an unknown
 /// client id costs as much time as a wrong secret.
 pub fn decoy_hash() -> &'static str {
