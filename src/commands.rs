@@ -75,7 +75,7 @@ pub fn run(command: Command) -> Result<(), String> {
             check_name(&name).map_err(|e| format!("client name {e}"))?;
             let mut conn = store::open_direct(&db)?;
             let (pin, group_id, expires_at) = store::write_direct(&mut conn, |c| {
-                crate::api::jtl::clients::make_connect_pin(c, &group, &name)
+                crate::auth::connect_pin::make_connect_pin(c, &group, &name)
             })?;
             let expires = clock::format_rfc3339(expires_at, UtcOffset::UTC);
             println!(

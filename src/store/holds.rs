@@ -1,41 +1,18 @@
 //! Reservations looked up by their own id, and the rule of one live hold per voucher that the
 //! JTL dialect keeps among its own holds (a newer reservation replaces the older one).
 
-use super::ledger::Reservation;
+use super::ledger::{hold_from_row, Reservation};
 use crate::error::ApiError;
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// A hold with who took it and when it last changed.
-#[derive(Clone, Debug)]
-pub struct HoldRecord {
-    pub hold: Reservation,
-    pub client_id: String,
-    pub updated_at: i64,
-}
-
 /// A hold by its id alone, whatever its voucher (the caller checks that voucher's tenancy).
-pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<HoldRecord>, ApiError> {
+pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<Reservation>, ApiError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at,
-                    client_id, updated_at
+            "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at
              FROM reservations WHERE id = ?1",
         )?
-        .query_row([hold_id], |row| {
-            Ok(HoldRecord {
-                hold: Reservation {
-                    id: row.get(0)?,
-                    voucher_id: row.get(1)?,
-                    amount: row.get(2)?,
-                    order_number: row.get(3)?,
-                    status: row.get(4)?,
-                    expires_at: row.get(5)?,
-                    created_at: row.get(6)?,
-                },
-                client_id: row.get(7)?,
-                updated_at: row.get(8)?,
-            })
-        })
+        .query_row([hold_id], hold_from_row)
         .optional()?)
 }
 

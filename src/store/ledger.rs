@@ -374,7 +374,7 @@ pub fn reserve(
     Ok(hold)
 }
 
-fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
+pub(super) fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
     Ok(Reservation {
         id: row.get(0)?,
         voucher_id: row.get(1)?,

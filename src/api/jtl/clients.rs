@@ -5,60 +5,18 @@ use super::error::JtlError;
 use super::scopes;
 use super::wire::Body;
 use crate::api::Ctx;
+use crate::auth::connect_pin::pin_hash;
 use crate::auth::oauth;
 use crate::auth::secret;
-use crate::auth::token::hash_token;
 use crate::domain::clock::{self, format_rfc3339};
-use crate::domain::code::CodeShape;
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::{clients, pins};
 use serde_json::json;
 
-/// How long a connection PIN may be redeemed, as JTL's admin UI shows it: 30 minutes.
-pub const PIN_LIFETIME: i64 = 30 * 60;
-/// Characters of a connection PIN, from the code alphabet (no look-alikes): ~50 bits.
-const PIN_LENGTH: usize = 10;
-
 /// `POST /jtl/oauth/token`: client credentials, JTL's scope names.
 pub fn token(ctx: &Ctx) -> Reply {
     oauth::token_with(ctx, &scopes::grant)
-}
-
-/// The hash a connection PIN is kept and found by: typed in upper or lower case, with or
-/// without spaces and dashes (ASCII case only, as codes are read).
-fn pin_hash(pin: &str) -> [u8; 32] {
-    let normal: String = pin
-        .chars()
-        .filter(|c| *c != ' ' && *c != '-')
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    hash_token(&normal)
-}
-
-/// Makes a connection PIN for a new client named `name` in `group` (an id or name), valid for
-/// [`PIN_LIFETIME`]: `(pin, group id, expires_at)`. Only the PIN's hash is stored.
-pub fn make_connect_pin(
-    conn: &rusqlite::Connection,
-    group: &str,
-    name: &str,
-) -> Result<(String, String, i64), String> {
-    let group = clients::find_group(conn, group)
-        .map_err(|e| format!("{e:?}"))?
-        .ok_or(format!("no group {group:?}"))?;
-    // Two halves: a code is at most eight characters.
-    let half = CodeShape::new(None, Some(PIN_LENGTH / 2)).map_err(|(_, m)| m)?;
-    let mut rng = rand::rngs::OsRng;
-    let pin = format!(
-        "{}{}",
-        half.generate(&mut rng).as_str(),
-        half.generate(&mut rng).as_str()
-    );
-    let now = clock::now();
-    let expires_at = now + PIN_LIFETIME;
-    pins::insert_connect_pin(conn, &pin_hash(&pin), &group.id, name, expires_at, now)
-        .map_err(|e| format!("{e:?}"))?;
-    Ok((pin, group.id, expires_at))
 }
 
 /// `POST /jtl/v1/clients/connect`: no token; the PIN is the credential, used once. The

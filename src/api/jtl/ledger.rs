@@ -131,9 +131,9 @@ pub fn charge_reservation(ctx: &Ctx, hold_id: &str) -> Result<Reply, JtlError> {
     let order_number = b.string("order_number", 255, true);
     b.finish()?;
     let not_found = || JtlError::not_found("RESERVATION");
-    let record = holds::find(ctx.conn, hold_id)?.ok_or_else(not_found)?;
+    let hold = holds::find(ctx.conn, hold_id)?.ok_or_else(not_found)?;
     let tenant = tenant(&token);
-    match find_voucher(ctx.conn, &record.hold.voucher_id, &tenant) {
+    match find_voucher(ctx.conn, &hold.voucher_id, &tenant) {
         Ok(_) => {}
         Err(ApiError::NotFound) => return Err(not_found()),
         Err(e) => return Err(e.into()),
@@ -146,7 +146,7 @@ pub fn charge_reservation(ctx: &Ctx, hold_id: &str) -> Result<Reply, JtlError> {
         .write(move |c| {
             let context = Context::default();
             let r = redemption(&writer_token, &tenant, order_number.as_deref(), &context);
-            ledger::capture(c, &record.hold.voucher_id, &hold_id, None, &r)
+            ledger::capture(c, &hold.voucher_id, &hold_id, None, &r)
         })
         .map_err(|e| JtlError::from_api(e, "RESERVATION"))?;
     counted(ctx, ChargeKind::Capture, &entry);
