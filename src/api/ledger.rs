@@ -133,14 +133,14 @@ fn read_context(f: &mut Fields) -> Context {
 }
 
 /// An owned copy of what a redemption needs, to move into the writer.
-struct Sale {
-    token: TokenInfo,
-    order_number: Option<String>,
-    context: Context,
+pub(crate) struct Sale {
+    pub token: TokenInfo,
+    pub order_number: Option<String>,
+    pub context: Context,
 }
 
 impl Sale {
-    fn redemption<'a>(&'a self, tenant: &'a crate::domain::voucher::Tenant) -> Redemption<'a> {
+    pub fn redemption<'a>(&'a self, tenant: &'a crate::domain::voucher::Tenant) -> Redemption<'a> {
         Redemption {
             client_id: &self.token.client_id,
             tenant,
