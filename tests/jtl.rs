@@ -668,7 +668,7 @@ fn scopes_are_jtls_seven_granted_as_the_group_allows_and_recharge_is_not_use() {
     );
     let anonymous = server.call("GET", "/jtl/v1/vouchers", None, None);
     assert_jtl_error(&anonymous, 401, "AUTH.UNAUTHENTICATED");
-    // The JTL token carries only the vouchd scopes its JTL scopes need.
+    // A JTL token works on /jtl only.
     assert_eq!(
         server
             .get(&format!("/v1/vouchers/{mine_id}/charges"), &shop.token)
