@@ -1,6 +1,8 @@
--- vouchd schema, applied to a new database (PRAGMA user_version 0 → 1).
+-- vouchd schema: the whole schema of a new database, which is then stamped with the latest
+-- version (PRAGMA user_version). The numbered migrations in src/store/migrate.rs only bring
+-- older files up to it; a change here comes with a migration, and the store's schema test
+-- checks that both roads end in the same schema.
 -- Money is integer minor units of the row's currency; times are unix seconds (UTC).
--- Later changes are numbered migrations in src/store/migrate.rs.
 
 -- Groups of API clients: tenancy and scopes are per group.
 CREATE TABLE client_groups (
@@ -29,7 +31,8 @@ CREATE TABLE tokens (
     scopes      TEXT NOT NULL,               -- space-separated scopes granted to this token
     client_type TEXT,                        -- optional, ≤ 32 chars, statistics only
     expires_at  INTEGER NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    dialect_scopes TEXT                      -- JTL: the dialect's scopes this token was granted
 ) WITHOUT ROWID;
 CREATE INDEX tokens_client ON tokens(client_id);
 CREATE INDEX tokens_expiry ON tokens(expires_at);
@@ -79,12 +82,14 @@ CREATE TABLE vouchers (
     entries           INTEGER NOT NULL DEFAULT 0, -- ledger entries; > 0 means not deletable
     created_at        INTEGER NOT NULL,
     updated_at        INTEGER NOT NULL,
+    pin_hash          TEXT,                  -- JTL: the voucher's PIN as an argon2id PHC string
     CHECK ((amount IS NULL) <> (discount_type IS NULL)),   -- exactly one kind
     CHECK (remaining IS NULL OR (remaining >= 0 AND remaining <= amount)),
     CHECK (max_uses IS NULL OR uses <= max_uses)
 );
 -- Tenancy-first indexes for the list's default order and the filters a till uses.
-CREATE INDEX vouchers_group_created ON vouchers(group_id, created_at, id);
+-- The status rides in the group's index so a page of one status skips rows in the index.
+CREATE INDEX vouchers_group_created ON vouchers(group_id, created_at, id, status);
 CREATE INDEX vouchers_created ON vouchers(created_at, id);
 CREATE INDEX vouchers_batch ON vouchers(batch) WHERE batch IS NOT NULL;
 CREATE INDEX vouchers_customer ON vouchers(customer_id) WHERE customer_id IS NOT NULL;
@@ -94,13 +99,23 @@ CREATE INDEX vouchers_client ON vouchers(client_id);
 -- Codes are unique per group: no group can learn whether another group holds a code.
 CREATE UNIQUE INDEX vouchers_code ON vouchers(code, group_id);
 
--- The append-only ledger: charges, discount uses and refunds. Never updated, never deleted.
+-- Vouchers counted per group and status, kept by the store's own inserts, status changes and
+-- deletes (one statement for a whole batch), so a list's total without other filters is a sum
+-- of a few rows instead of a count over the table.
+CREATE TABLE voucher_counts (
+    group_id TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (group_id, status)
+) WITHOUT ROWID;
+
+-- The append-only ledger: charges, discount uses, refunds and recharges. Never updated, never deleted.
 CREATE TABLE ledger (
     seq          INTEGER PRIMARY KEY,
     id           TEXT NOT NULL UNIQUE,
     voucher_id   TEXT NOT NULL REFERENCES vouchers(id),
     client_id    TEXT NOT NULL,
-    type         TEXT NOT NULL CHECK (type IN ('charge', 'use', 'refund')),
+    type         TEXT NOT NULL CHECK (type IN ('charge', 'use', 'refund', 'recharge')),
     amount       INTEGER NOT NULL CHECK (amount >= 0), -- minor units of the voucher's currency
     order_number TEXT,
     refers_to    TEXT,                       -- refund: the charge; capture: the reservation
@@ -124,7 +139,8 @@ CREATE TABLE reservations (
     status       TEXT NOT NULL CHECK (status IN ('held', 'captured', 'released')),
     expires_at   INTEGER NOT NULL,           -- a 'held' row past this no longer counts
     created_at   INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL
+    updated_at   INTEGER NOT NULL,
+    dialect      TEXT                        -- 'jtl' for JTL's holds: a new one replaces only these
 );
 CREATE INDEX reservations_live ON reservations(voucher_id, expires_at) WHERE status = 'held';
 
@@ -140,3 +156,24 @@ CREATE TABLE idempotency (
     PRIMARY KEY (client_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_created ON idempotency(created_at);
+
+-- One-time connection PINs (hashed) that a JTL shop swaps for client credentials.
+CREATE TABLE connect_pins (
+    hash        BLOB PRIMARY KEY,
+    group_id    TEXT NOT NULL REFERENCES client_groups(id),
+    name        TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The reasons given for deletions and status changes (JTL).
+CREATE TABLE voucher_comments (
+    seq         INTEGER PRIMARY KEY,
+    voucher_id  TEXT NOT NULL,
+    client_id   TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    comment     TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX voucher_comments_voucher ON voucher_comments(voucher_id);

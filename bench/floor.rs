@@ -14,13 +14,13 @@
 //! Each prints one JSON line per mode: `{"mode","per_sec","n","seconds"}`.
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rusqlite::Connection;
 use std::path::Path;
 use std::time::Instant;
+use vouchd::domain::ledger::Redemption;
 use vouchd::domain::query::{Filter, ListQuery};
 use vouchd::domain::voucher::{Context, Tenant};
-use vouchd::store::ledger::{self, Redemption};
-use vouchd::store::{clients, connect, in_savepoint, vouchers, write_direct, SyncMode};
+use vouchd::store::ledger;
+use vouchd::store::{clients, connect, in_savepoint, vouchers, write_direct, Db, SyncMode};
 
 const GROUP: usize = 100;
 
@@ -32,7 +32,7 @@ fn lines(path: &str) -> Vec<String> {
         .collect()
 }
 
-fn tenant(conn: &Connection, client_id: &str) -> Tenant {
+fn tenant(conn: &Db, client_id: &str) -> Tenant {
     let client = clients::find_client(conn, client_id)
         .expect("client")
         .expect("the bench client exists");
@@ -47,7 +47,7 @@ fn report(mode: &str, n: usize, seconds: f64) {
 }
 
 fn lookup(db: &Path, client_id: &str, codes: &str, n: usize) {
-    let conn = connect(db, SyncMode::Full, true).expect("open");
+    let conn = Db::new(connect(db, SyncMode::Full, true).expect("open"));
     let tenant = tenant(&conn, client_id);
     let codes = lines(codes);
     let mut rng = StdRng::seed_from_u64(1);
@@ -63,7 +63,7 @@ fn lookup(db: &Path, client_id: &str, codes: &str, n: usize) {
 }
 
 fn charges(db: &Path, client_id: &str, cards: &str, n: usize, sync: SyncMode) {
-    let mut conn = connect(db, sync, false).expect("open");
+    let mut conn = Db::new(connect(db, sync, false).expect("open"));
     let tenant = tenant(&conn, client_id);
     let cards = lines(cards);
     let context = Context::default();

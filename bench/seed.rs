@@ -26,11 +26,12 @@ use std::time::Instant;
 use vouchd::auth::scope::Scopes;
 use vouchd::auth::secret::hash_secret;
 use vouchd::domain::code::{new_id, CodeShape};
+use vouchd::domain::ledger::Redemption;
 use vouchd::domain::money::Currency;
 use vouchd::domain::voucher::{Context, Discount, DiscountKind, Status, Tenant, Voucher};
-use vouchd::error::ApiError;
-use vouchd::store::ledger::{self, Redemption};
-use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, SyncMode};
+use vouchd::store::error::{Conflict, StoreError};
+use vouchd::store::ledger;
+use vouchd::store::{clients, connect, in_savepoint, migrate, vouchers, Db, SyncMode};
 
 const BATCH: u64 = 1000;
 const SECRET: &str = "bench-secret-not-for-production-0000000000";
@@ -54,6 +55,7 @@ fn main() {
         .expect("sync off");
     conn.pragma_update(None, "cache_size", -262_144)
         .expect("cache");
+    let conn = Db::new(conn);
 
     conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
     let group = clients::create_group(
@@ -110,7 +112,7 @@ fn main() {
             v.code = shape.generate(&mut rng);
             match vouchers::insert(&conn, &v) {
                 Ok(()) => break,
-                Err(ApiError::Conflict("duplicate_code", _)) => continue,
+                Err(StoreError::Conflict(Conflict::DuplicateCode(_))) => continue,
                 Err(e) => panic!("insert: {e:?}"),
             }
         }

@@ -6,8 +6,8 @@ use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenCache;
 use crate::domain::money::Currency;
 use crate::ops::log::AccessLog;
-use crate::ops::metrics::Metrics;
-use crate::store::Store;
+use crate::ops::metrics::{Histogram, Metrics};
+use crate::store::{GroupObserver, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,9 +36,16 @@ pub struct App {
 
 impl App {
     /// `rate_limit`: API requests a second per client (0: no limit).
-    pub fn new(store: Store, offset: UtcOffset, currency: Currency, rate_limit: u32) -> App {
+    /// `batch_sizes`: the histogram the store was opened with ([`GroupSizes`]).
+    pub fn new(
+        store: Store,
+        batch_sizes: Arc<Histogram>,
+        offset: UtcOffset,
+        currency: Currency,
+        rate_limit: u32,
+    ) -> App {
         App {
-            metrics: Metrics::new(store.batch_sizes(), store.wal_syncs()),
+            metrics: Metrics::new(batch_sizes, store.wal_syncs()),
             store,
             offset,
             currency,
@@ -50,5 +57,14 @@ impl App {
             access_log: AccessLog::default(),
             public_url: None,
         }
+    }
+}
+
+/// The writer's group sizes into the metrics' histogram.
+pub struct GroupSizes(pub Arc<Histogram>);
+
+impl GroupObserver for GroupSizes {
+    fn group_committed(&self, operations: u64) {
+        self.0.observe(operations);
     }
 }

@@ -37,7 +37,8 @@ pub fn run(command: Command) -> Result<(), String> {
             check_group_name(&name).map_err(|e| format!("group name {e}"))?;
             let scopes = Scopes::parse(&scopes).map_err(|s| unknown_scope(&s))?;
             let conn = store::open_direct(&db)?;
-            let group = clients::create_group(&conn, &name, scopes).map_err(|e| failure(&e))?;
+            let group = clients::create_group(&conn, &name, scopes)
+                .map_err(|e| failure(&ApiError::from(e)))?;
             println!("{}", group_json(&group));
             Ok(())
         }
@@ -55,7 +56,7 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientList { db } => {
             let conn = store::open_direct(&db)?;
-            let list = clients::list_clients(&conn).map_err(|e| failure(&e))?;
+            let list = clients::list_clients(&conn).map_err(|e| failure(&ApiError::from(e)))?;
             let json: Vec<_> = list
                 .iter()
                 .map(|c| client_json(c, UtcOffset::UTC))
@@ -65,7 +66,9 @@ pub fn run(command: Command) -> Result<(), String> {
         }
         Command::ClientRevoke { db, client_id } => {
             let conn = store::open_direct(&db)?;
-            if !clients::revoke_client(&conn, &client_id).map_err(|e| failure(&e))? {
+            if !clients::revoke_client(&conn, &client_id)
+                .map_err(|e| failure(&ApiError::from(e)))?
+            {
                 return Err(format!("no live client {client_id:?}"));
             }
             eprintln!("vouchd: revoked client {client_id}");
@@ -125,7 +128,8 @@ fn export(
     let filters =
         export_filters(pairs, offset).map_err(|e| format!("{}: {}", e.param, e.message))?;
     let conn = store::open_direct(db)?;
-    let cursor = VoucherCursor::open(conn, &Tenant::All, &filters).map_err(|e| failure(&e))?;
+    let cursor = VoucherCursor::open(conn, &Tenant::All, &filters)
+        .map_err(|e| failure(&ApiError::from(e)))?;
     let pins = store::open_direct(db)?;
     let mut stream = ExportStream::new(cursor, Some(pins), offset).map_err(|e| failure(&e))?;
     let sink: Box<dyn Write> = match out {
@@ -212,7 +216,7 @@ fn import_into(
             read += 1;
             progress.show(read);
         })
-        .map_err(refused)?;
+        .map_err(|e| refused(e.into()))?;
         if let Some(err) = reader.failure.take() {
             return Err(refused(err));
         }
@@ -242,20 +246,19 @@ fn remove_database(db: &Path) {
 }
 
 /// The client an import's vouchers belong to: the one named, or the oldest live `admin` one.
-fn import_owner(
-    conn: &rusqlite::Connection,
-    client: Option<&str>,
-) -> Result<clients::Client, String> {
+fn import_owner(conn: &crate::store::Db, client: Option<&str>) -> Result<clients::Client, String> {
     match client {
-        Some(id) => match clients::find_client(conn, id).map_err(|e| failure(&e))? {
-            Some(c) if c.revoked_at.is_none() => Ok(c),
-            Some(_) => Err(format!("client {id:?} is revoked")),
-            None => Err(format!(
-                "no client {id:?} (`vouchd client list` shows the clients)"
-            )),
-        },
+        Some(id) => {
+            match clients::find_client(conn, id).map_err(|e| failure(&ApiError::from(e)))? {
+                Some(c) if c.revoked_at.is_none() => Ok(c),
+                Some(_) => Err(format!("client {id:?} is revoked")),
+                None => Err(format!(
+                    "no client {id:?} (`vouchd client list` shows the clients)"
+                )),
+            }
+        }
         None => clients::list_clients(conn)
-            .map_err(|e| failure(&e))?
+            .map_err(|e| failure(&ApiError::from(e)))?
             .into_iter()
             .find(|c| c.group_name == "admin" && c.revoked_at.is_none())
             .ok_or_else(|| "no live client in group admin; name the owner with --client".into()),
@@ -318,13 +321,13 @@ impl Progress {
 
 /// Creates a client with a fresh secret; returns it and the secret, which is not kept.
 fn create_client(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     name: &str,
     group: &str,
     scopes: Option<&str>,
 ) -> Result<(Client, String), String> {
     let group = clients::find_group(conn, group)
-        .map_err(|e| failure(&e))?
+        .map_err(|e| failure(&ApiError::from(e)))?
         .ok_or(format!("no group {group:?}"))?;
     let scopes = match scopes {
         Some(list) => {
@@ -338,16 +341,16 @@ fn create_client(
     };
     let secret = secret::generate_secret();
     let hash = secret::hash_secret(&secret)?;
-    let client =
-        clients::create_client(conn, name, &group, scopes, &hash).map_err(|e| failure(&e))?;
+    let client = clients::create_client(conn, name, &group, scopes, &hash)
+        .map_err(|e| failure(&ApiError::from(e)))?;
     Ok((client, secret))
 }
 
 /// On a database without clients, creates client `admin` (every scope) so there is a way in.
 /// `serve` and `demo` both call this inside a write transaction, so whichever runs first
 /// creates it and prints the secret, once.
-fn create_first_admin(conn: &rusqlite::Connection) -> Result<Option<(Client, String)>, String> {
-    if clients::count_clients(conn).map_err(|e| failure(&e))? > 0 {
+fn create_first_admin(conn: &crate::store::Db) -> Result<Option<(Client, String)>, String> {
+    if clients::count_clients(conn).map_err(|e| failure(&ApiError::from(e)))? > 0 {
         return Ok(None);
     }
     create_client(conn, "admin", "admin", None).map(Some)
@@ -385,7 +388,7 @@ fn demo(db: &Path, listen: &str) -> Result<(), String> {
     let new_clients = crate::demo::prepare_clients()?;
     let mut conn = store::open_direct(db)?;
     let (admin, filled) = store::write_direct(&mut conn, |tx| {
-        let held = vouchers::count_all(tx).map_err(|e| failure(&e))?;
+        let held = vouchers::count_all(tx).map_err(|e| failure(&ApiError::from(e)))?;
         if held > 0 {
             return Err(format!(
                 "{} holds {held} vouchers already; demo fills only a database without \

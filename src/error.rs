@@ -6,39 +6,10 @@
 use crate::domain::query::ParamError;
 use crate::domain::voucher::Refusal;
 use crate::http::response::Reply;
+use crate::store::error::{Conflict, Invalid, StoreError};
 use serde_json::json;
 
-/// One field that failed validation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-    /// For a CSV import: the data row it is about (1 = the first row after the header).
-    pub row: Option<u64>,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-            row: None,
-        }
-    }
-
-    pub fn at_row(mut self, row: u64) -> FieldError {
-        self.row = Some(row);
-        self
-    }
-
-    /// `amount`, or `row 3: amount` for an import row.
-    fn label(&self) -> String {
-        match self.row {
-            Some(row) => format!("row {row}: {}", self.field),
-            None => self.field.clone(),
-        }
-    }
-}
+pub use crate::domain::field::FieldError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -220,15 +191,77 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> ApiError {
-        match err.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                ApiError::Unavailable(1)
+/// Where the store's kinds of failure meet HTTP: the status, the stable code and the sentence.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(conflict) => conflict_error(conflict),
+            StoreError::Refused(refusal) => ApiError::Refused(refusal),
+            StoreError::Invalid(Invalid::NotAChargeOfThisVoucher) => {
+                ApiError::invalid("refers_to", "must be the id of a charge on this voucher")
             }
-            _ => ApiError::internal("database", err),
+            StoreError::Invalid(Invalid::NoRoomForCodes {
+                room,
+                length,
+                prefix,
+            }) => ApiError::invalid(
+                "count",
+                format!("at most {room} more codes of length {length} with prefix {prefix:?} can be made; use longer codes"),
+            ),
+            StoreError::Rows(errors) => ApiError::Invalid(errors),
+            StoreError::Busy | StoreError::Unavailable => ApiError::Unavailable(1),
+            StoreError::Stopped(why) => ApiError::Internal(why),
+            StoreError::Engine { context, source } => ApiError::internal(context, source),
+            StoreError::Bug(what) => ApiError::Internal(what.into()),
         }
     }
+}
+
+fn conflict_error(conflict: Conflict) -> ApiError {
+    let (code, detail) = match conflict {
+        Conflict::DuplicateCode(code) => ("duplicate_code", format!("The code {code} is taken.")),
+        Conflict::CodeSpaceExhausted => (
+            "code_space_exhausted",
+            "No free code was found; use longer codes.".into(),
+        ),
+        Conflict::AmbiguousCode(code) => (
+            "ambiguous_code",
+            format!("Vouchers of several groups have the code {code}; address one by its id."),
+        ),
+        Conflict::DuplicateGroupName(name) => (
+            "duplicate_name",
+            format!("A group named {name:?} exists already."),
+        ),
+        Conflict::DiscountAfterUse => (
+            "voucher_used",
+            "Only the discount of a discount voucher that has not been used can change.".into(),
+        ),
+        Conflict::NotDeletable => (
+            "not_deletable",
+            "The voucher has ledger entries and cannot be deleted.".into(),
+        ),
+        Conflict::RefundExceedsCharge => (
+            "refund_exceeds_charge",
+            "The refund exceeds what is left to refund of that charge.".into(),
+        ),
+        Conflict::RefundExceedsAmount => (
+            "refund_exceeds_charge",
+            "The refund would exceed the voucher's amount.".into(),
+        ),
+        Conflict::ReservationExpired => {
+            ("reservation_expired", "The reservation has expired.".into())
+        }
+        Conflict::ReservationNotHeld(status) => (
+            "reservation_not_held",
+            format!("The reservation is {status} already."),
+        ),
+        Conflict::CaptureExceedsHold => (
+            "capture_exceeds_hold",
+            "The capture exceeds the held amount.".into(),
+        ),
+    };
+    ApiError::Conflict(code, detail)
 }
 
 impl From<ParamError> for ApiError {

@@ -24,8 +24,16 @@ pub use http::server::Running;
 
 /// Opens the store and starts serving on `listener` with the configured worker threads.
 pub fn serve(config: &cli::ServeConfig, listener: TcpListener) -> Result<Running, String> {
-    let store = store::Store::open(&config.db, config.sync)?;
-    let mut app = App::new(store, config.offset, config.currency, config.rate_limit);
+    let batch_sizes = Arc::new(ops::metrics::Histogram::batch_sizes());
+    let groups = Arc::new(app::GroupSizes(Arc::clone(&batch_sizes)));
+    let store = store::Store::open_observed(&config.db, config.sync, groups)?;
+    let mut app = App::new(
+        store,
+        batch_sizes,
+        config.offset,
+        config.currency,
+        config.rate_limit,
+    );
     app.access_log = ops::log::AccessLog::new(config.log_format);
     app.public_url.clone_from(&config.public_url);
     let app = Arc::new(app);

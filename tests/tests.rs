@@ -19,6 +19,7 @@ mod http;
 mod http_clients;
 mod http_load;
 mod jtl;
+mod layers;
 mod list;
 mod login_throttle;
 mod metrics;

@@ -123,7 +123,7 @@ pub fn create_group(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             finish_write(
                 conn,
                 key.as_ref(),
-                |c| clients::create_group(c, &name, scopes),
+                |c| Ok(clients::create_group(c, &name, scopes)?),
                 |group| Reply::json(201, &group_json(&group)),
             )
         })
@@ -178,7 +178,7 @@ pub fn create_client(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             finish_write_keeping(
                 conn,
                 key.as_ref(),
-                |c| clients::create_client(c, &name, &group, scopes, &hash),
+                |c| Ok(clients::create_client(c, &name, &group, scopes, &hash)?),
                 |client| {
                     let kept = new_client_json(&client, None);
                     (

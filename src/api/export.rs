@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::bulk::VoucherCursor;
 use crate::store::pins;
-use rusqlite::Connection;
+use crate::store::Db;
 use std::borrow::Cow;
 use std::io::{self, Read};
 use time::UtcOffset;
@@ -159,7 +159,7 @@ pub fn unescape_cell(cell: &str) -> &str {
 pub struct ExportStream {
     cursor: VoucherCursor,
     /// Where PIN hashes are read, when the reader may see them (`None`: the column is empty).
-    pins: Option<Connection>,
+    pins: Option<Db>,
     offset: UtcOffset,
     buf: Vec<u8>,
     pos: usize,
@@ -172,7 +172,7 @@ impl ExportStream {
     /// before a status line has been sent.
     pub fn new(
         cursor: VoucherCursor,
-        pins: Option<Connection>,
+        pins: Option<Db>,
         offset: UtcOffset,
     ) -> Result<ExportStream, ApiError> {
         let mut stream = ExportStream {

@@ -47,10 +47,6 @@ impl<T> Given<T> {
             _ => None,
         }
     }
-
-    pub fn is_absent(&self) -> bool {
-        matches!(self, Given::Absent)
-    }
 }
 
 impl Fields {

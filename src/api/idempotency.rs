@@ -12,8 +12,8 @@ use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::idempotency::{self, Key};
 use crate::store::in_savepoint;
+use crate::store::Db;
 use blake2::{Blake2s256, Digest};
-use rusqlite::Connection;
 
 const MAX_KEY: usize = 255;
 
@@ -70,7 +70,7 @@ pub fn run(
             let saved_key = key;
             ctx.app
                 .store
-                .write(move |conn| idempotency::save(conn, &saved_key, &saved_reply))?;
+                .write(move |conn| save(conn, &saved_key, &saved_reply))?;
         }
     }
     Ok(reply)
@@ -79,7 +79,8 @@ pub fn run(
 fn replay(ctx: &Ctx, key: &Key) -> Result<Option<Reply>, ApiError> {
     match idempotency::find(ctx.conn, key)? {
         Some(stored) if stored.request_hash == key.request_hash => Ok(Some(
-            stored.reply.with_header("Idempotent-Replayed", "true"),
+            decode_meta(&stored.meta, stored.status, stored.body)
+                .with_header("Idempotent-Replayed", "true"),
         )),
         Some(_) => Err(ApiError::Unprocessable(
             "idempotency_key_reused",
@@ -143,9 +144,9 @@ impl Drop for Claim<'_> {
 /// `render` (a refused effect is rolled back and rendered as its problem), and saves the reply
 /// under `key` in the same transaction. Server errors are returned, not kept.
 pub fn finish_write<T>(
-    conn: &Connection,
+    conn: &Db,
     key: Option<&Key>,
-    effect: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    effect: impl FnOnce(&Db) -> Result<T, ApiError>,
     render: impl FnOnce(T) -> Reply,
 ) -> Result<Reply, ApiError> {
     finish_write_keeping(conn, key, effect, |value| (render(value), None))
@@ -154,9 +155,9 @@ pub fn finish_write<T>(
 /// [`finish_write`] whose `render` may give, beside the reply, another one to keep for
 /// replays: a secret shown once must never be stored.
 pub fn finish_write_keeping<T>(
-    conn: &Connection,
+    conn: &Db,
     key: Option<&Key>,
-    effect: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    effect: impl FnOnce(&Db) -> Result<T, ApiError>,
     render: impl FnOnce(T) -> (Reply, Option<Reply>),
 ) -> Result<Reply, ApiError> {
     let (reply, kept) = match in_savepoint(conn, effect) {
@@ -165,7 +166,78 @@ pub fn finish_write_keeping<T>(
         Err(err) => return Err(err),
     };
     if let Some(key) = key {
-        idempotency::save(conn, key, kept.as_ref().unwrap_or(&reply))?;
+        save(conn, key, kept.as_ref().unwrap_or(&reply))?;
     }
     Ok(reply)
+}
+
+/// Keeps `reply` for `key` in the write transaction.
+fn save(conn: &Db, key: &Key, reply: &Reply) -> Result<(), ApiError> {
+    let body = reply
+        .body_bytes()
+        .ok_or_else(|| ApiError::Internal("a streamed reply cannot be kept".into()))?;
+    Ok(idempotency::save(
+        conn,
+        key,
+        reply.status,
+        &encode_meta(reply),
+        body,
+    )?)
+}
+
+/// Headers a kept reply may carry, so a replay sends them again (a 201's `Location`).
+const KEPT_HEADERS: &[&str] = &["Location", "Content-Disposition", "Retry-After", "Allow"];
+
+/// The stored `meta`: the content type, then one `Name: value` line per kept header.
+fn encode_meta(reply: &Reply) -> String {
+    let mut meta = reply.content_type.to_string();
+    for (name, value) in &reply.headers {
+        if KEPT_HEADERS.contains(name) && !value.contains(['\r', '\n']) {
+            meta.push_str(&format!("\n{name}: {value}"));
+        }
+    }
+    meta
+}
+
+/// Reads a stored `meta` back into a reply around `body`.
+fn decode_meta(meta: &str, status: u16, body: Vec<u8>) -> Reply {
+    let mut lines = meta.split('\n');
+    let content_type = match lines.next().unwrap_or("") {
+        "application/problem+json" => "application/problem+json",
+        "text/csv" => "text/csv",
+        _ => "application/json",
+    };
+    let mut reply = Reply::bytes(status, content_type, body);
+    for line in lines {
+        let Some((name, value)) = line.split_once(": ") else {
+            continue;
+        };
+        if let Some(kept) = KEPT_HEADERS.iter().find(|k| **k == name) {
+            reply.headers.push((kept, value.to_string()));
+        }
+    }
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_headers_round_trip_through_the_content_type_column() {
+        let reply = Reply::bytes(201, "application/json", b"{}".to_vec())
+            .with_header("Location", "/v1/vouchers/ABC")
+            .with_header("Cache-Control", "no-store");
+        let meta = encode_meta(&reply);
+        assert_eq!(meta, "application/json\nLocation: /v1/vouchers/ABC");
+        let back = decode_meta(&meta, 201, b"{}".to_vec());
+        assert_eq!(back.content_type, "application/json");
+        assert_eq!(
+            back.headers,
+            vec![("Location", "/v1/vouchers/ABC".to_string())]
+        );
+        let old = decode_meta("application/problem+json", 409, Vec::new());
+        assert_eq!(old.content_type, "application/problem+json");
+        assert!(old.headers.is_empty());
+    }
 }

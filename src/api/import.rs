@@ -22,7 +22,7 @@ use crate::error::{ApiError, FieldError};
 use crate::http::response::Reply;
 use crate::store::bulk::{self, ImportRow};
 use crate::store::pins;
-use rusqlite::Connection;
+use crate::store::Db;
 use serde_json::{json, Map, Value};
 use std::io::Read;
 
@@ -255,7 +255,7 @@ pub fn read_row<'a>(
 }
 
 /// Stores the PIN hashes an import carried, on the vouchers just inserted with `conn`.
-pub fn set_pins(conn: &Connection, pin_hashes: &[(String, String)]) -> Result<(), ApiError> {
+pub fn set_pins(conn: &Db, pin_hashes: &[(String, String)]) -> Result<(), ApiError> {
     for (id, hash) in pin_hashes {
         pins::set_voucher_pin(conn, id, Some(hash))?;
     }

@@ -8,14 +8,15 @@ use crate::auth::scope::{CHARGES_READ, CHARGES_WRITE, VOUCHERS_READ};
 use crate::auth::token::TokenInfo;
 use crate::domain::clock::{self, format_rfc3339};
 use crate::domain::code::Code;
+use crate::domain::ledger::{Entry, Redemption, Reservation};
 use crate::domain::money::{format_decimal, Currency};
 use crate::domain::query::{bad, parse_list, Filter, ListKind};
 use crate::domain::voucher::{check_charge, check_use, Context, Refusal, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
-use crate::store::ledger::{self, Entry, Redemption, Reservation};
-use crate::store::{pins, vouchers};
+use crate::store::ledger;
+use crate::store::{pins, vouchers, Db};
 use serde::Serialize;
 use serde_json::json;
 use time::UtcOffset;
@@ -100,7 +101,7 @@ impl<'a> HoldView<'a> {
             amount: format_decimal(hold.amount, currency.exponent()),
             order_number: hold.order_number.as_deref(),
             expires_at: format_rfc3339(hold.expires_at, offset),
-            status: &hold.status,
+            status: hold.status.as_str(),
             created_at: format_rfc3339(hold.created_at, offset),
         }
     }
@@ -201,22 +202,22 @@ pub fn post_charge(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         };
         let written = ctx.app.store.write(move |conn| {
             let r = sale.redemption(&tenant);
-            let effect = |c: &rusqlite::Connection| {
+            let effect = |c: &Db| -> Result<_, ApiError> {
                 let v = vouchers::get(c, &voucher_id, &tenant)?;
-                match op {
+                Ok(match op {
                     Op::Charge(amount) => {
                         refuse_pin_voucher(c, &v.id)?;
-                        ledger::charge_on(c, &v, amount.minor_units(v.currency)?, &r)
+                        ledger::charge_on(c, &v, amount.minor_units(v.currency)?, &r)?
                     }
                     Op::Use(total) => {
                         refuse_pin_voucher(c, &v.id)?;
-                        ledger::use_discount_on(c, &v, total.minor_units(v.currency)?, &r)
+                        ledger::use_discount_on(c, &v, total.minor_units(v.currency)?, &r)?
                     }
                     Op::Refund(refers_to, amount) => {
                         let amount = amount.map(|a| a.minor_units(v.currency)).transpose()?;
-                        ledger::refund_on(c, &v, &refers_to, amount, &r)
+                        ledger::refund_on(c, &v, &refers_to, amount, &r)?
                     }
-                }
+                })
             };
             let mut written = None;
             let reply = finish_write(conn, key.as_ref(), effect, |entry| {
@@ -230,7 +231,7 @@ pub fn post_charge(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
 
 /// A voucher with a PIN (a printed JTL voucher) is spent only where its PIN is checked, JTL's
 /// reservation: the native routes take no PIN, so knowing the code must not be enough here.
-fn refuse_pin_voucher(conn: &rusqlite::Connection, voucher_id: &str) -> Result<(), ApiError> {
+fn refuse_pin_voucher(conn: &Db, voucher_id: &str) -> Result<(), ApiError> {
     if pins::voucher_pin(conn, voucher_id)?.is_some() {
         return Err(ApiError::Conflict(
             "pin_required",
@@ -279,7 +280,7 @@ pub fn reserve(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
             finish_write(
                 conn,
                 key.as_ref(),
-                |c| ledger::reserve(c, &voucher_id, amount, expires_in, &r),
+                |c| Ok(ledger::reserve(c, &voucher_id, amount, expires_in, &r)?),
                 |hold| hold_reply(&hold, currency, offset),
             )
         })
@@ -315,7 +316,7 @@ pub fn capture(ctx: &mut Ctx, id: &str, hold_id: &str) -> Result<Reply, ApiError
             let reply = finish_write(
                 conn,
                 key.as_ref(),
-                |c| ledger::capture(c, &voucher_id, &hold_id, amount, &r),
+                |c| Ok(ledger::capture(c, &voucher_id, &hold_id, amount, &r)?),
                 |entry| render_entry(entry, offset, &mut written),
             )?;
             Ok((reply, written))

@@ -1,20 +1,21 @@
 //! The API: per-dialect handlers that parse their input, call the store, and render their
 //! shapes. `Ctx` carries what every handler needs for one request.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod carecloud;
-pub mod export;
-pub mod fields;
-pub mod idempotency;
-pub mod import;
-pub mod json;
+pub(crate) mod export;
+pub(crate) mod fields;
+pub(crate) mod idempotency;
+pub(crate) mod import;
+pub(crate) mod json;
 pub mod jtl;
-pub mod ledger;
-pub mod native;
-pub mod pos;
-pub mod stats;
-pub mod symbols;
-pub mod views;
+pub(crate) mod ledger;
+pub(crate) mod native;
+pub(crate) mod oauth;
+pub(crate) mod pos;
+pub(crate) mod stats;
+pub(crate) mod symbols;
+pub(crate) mod views;
 
 use crate::app::App;
 use crate::auth::rate::Quota;
@@ -24,15 +25,14 @@ use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
 use crate::http::host::is_authority;
 use crate::http::request::Request;
-use crate::store::clients;
-use rusqlite::Connection;
+use crate::store::{clients, Db};
 use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::time::Instant;
 
 pub struct Ctx<'a> {
     pub app: &'a App,
-    pub conn: &'a Connection,
+    pub conn: &'a Db,
     pub req: &'a Request,
     /// The client's rate-limit bucket after this request took from it (for the headers).
     pub quota: Cell<Option<Quota>>,
@@ -41,7 +41,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(app: &'a App, conn: &'a Connection, req: &'a Request) -> Ctx<'a> {
+    pub fn new(app: &'a App, conn: &'a Db, req: &'a Request) -> Ctx<'a> {
         Ctx {
             app,
             conn,

@@ -280,14 +280,14 @@ pub(super) fn insert_new(
         finish_write(
             conn,
             key.as_ref(),
-            |c| vouchers::insert(c, &voucher).map(|()| voucher),
+            |c| Ok(vouchers::insert(c, &voucher).map(|()| voucher)?),
             |v| render(v, offset),
         )
     })
 }
 
 /// The answer to a batch: rendered from borrowed strings, not a `serde_json::Value` tree (which
-/// took ~80 MB for 100 000 vouchers, kept by the allocator afterwards).
+/// took far more memory for a large batch, kept by the allocator afterwards).
 #[derive(Serialize)]
 struct BatchView<'a> {
     batch: &'a str,
@@ -336,7 +336,7 @@ pub fn create_batch(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             finish_write(
                 conn,
                 key.as_ref(),
-                |c| vouchers::insert_batch(c, &template, &shape, count as u64),
+                |c| Ok(vouchers::insert_batch(c, &template, &shape, count as u64)?),
                 |made| {
                     Reply::json(
                         201,

@@ -234,7 +234,7 @@ fn new_voucher(
 /// The discount voucher with this code, if the tenant may see it. Misses count as guesses.
 fn find(
     ctx: &Ctx,
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     token: &TokenInfo,
     code: &str,
 ) -> Result<Voucher, ApiError> {
@@ -314,7 +314,7 @@ pub fn replace(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
         .app
         .store
         .write(move |conn| vouchers::update(conn, &id, &tenant, &changes))
-        .map_err(forbidden_if_used)?;
+        .map_err(|e| forbidden_if_used(e.into()))?;
     Ok(reply(200, &v, offset))
 }
 
@@ -326,7 +326,7 @@ pub fn delete(ctx: &mut Ctx, code: &str) -> Result<Reply, ApiError> {
     ctx.app
         .store
         .write(move |conn| vouchers::delete(conn, &found.id, &tenant))
-        .map_err(forbidden_if_used)?;
+        .map_err(|e| forbidden_if_used(e.into()))?;
     Ok(Reply::no_content())
 }
 

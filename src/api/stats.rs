@@ -77,13 +77,15 @@ pub fn get_stats(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let first = today - (WINDOW_DAYS - 1);
     let from = day_start(first, offset);
     let until = day_start(today + 1, offset);
-    // One read transaction: the counts, balances and ledger come from the same snapshot.
-    let tx = ctx.conn.unchecked_transaction()?;
-    let issued = stats::issued(&tx, &tenant, from)?;
-    let liability = stats::liability(&tx, &tenant, now)?;
-    let activity =
-        stats::activity_per_day(&tx, &tenant, from, until, i64::from(offset.whole_seconds()))?;
-    drop(tx);
+    // One snapshot: the counts, balances and ledger agree.
+    let (issued, liability, activity) = stats::summary(
+        ctx.conn,
+        &tenant,
+        from,
+        until,
+        now,
+        i64::from(offset.whole_seconds()),
+    )?;
     let view = StatsView {
         as_of: format_rfc3339(now, offset),
         issued: IssuedView {

@@ -5,7 +5,8 @@
 use crate::auth::token::hash_token;
 use crate::domain::clock;
 use crate::domain::code::CodeShape;
-use crate::store::{clients, pins};
+use crate::error::ApiError;
+use crate::store::{clients, pins, Db};
 
 /// How long a connection PIN may be redeemed, as JTL's admin UI shows it: 30 minutes.
 pub const PIN_LIFETIME: i64 = 30 * 60;
@@ -26,12 +27,12 @@ pub fn pin_hash(pin: &str) -> [u8; 32] {
 /// Makes a connection PIN for a new client named `name` in `group` (an id or name), valid for
 /// [`PIN_LIFETIME`]: `(pin, group id, expires_at)`. Only the PIN's hash is stored.
 pub fn make_connect_pin(
-    conn: &rusqlite::Connection,
+    conn: &Db,
     group: &str,
     name: &str,
 ) -> Result<(String, String, i64), String> {
     let group = clients::find_group(conn, group)
-        .map_err(|e| format!("{e:?}"))?
+        .map_err(|e| sentence(e.into()))?
         .ok_or(format!("no group {group:?}"))?;
     // Two halves: a code is at most eight characters.
     let half = CodeShape::new(None, Some(PIN_LENGTH / 2)).map_err(|(_, m)| m)?;
@@ -44,8 +45,14 @@ pub fn make_connect_pin(
     let now = clock::now();
     let expires_at = now + PIN_LIFETIME;
     pins::insert_connect_pin(conn, &pin_hash(&pin), &group.id, name, expires_at, now)
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| sentence(e.into()))?;
     Ok((pin, group.id, expires_at))
+}
+
+/// What a person reads of an error: the cause an operator needs, or the client's sentence.
+fn sentence(err: ApiError) -> String {
+    err.log_message()
+        .map_or_else(|| err.detail(), str::to_string)
 }
 
 #[cfg(test)]

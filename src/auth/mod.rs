@@ -1,10 +1,9 @@
 //! Authentication and authorisation: OAuth2 client credentials, bearer tokens, scopes, and
 //! the throttles that slow down guessing.
 
-pub mod connect_pin;
-pub mod oauth;
-pub mod rate;
+pub(crate) mod connect_pin;
+pub(crate) mod rate;
 pub mod scope;
 pub mod secret;
-pub mod throttle;
-pub mod token;
+pub(crate) mod throttle;
+pub(crate) mod token;

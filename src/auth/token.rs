@@ -5,7 +5,6 @@
 //! setting, which every revocation bumps (the CLI's too), and empties the cache when it moves,
 //! so a revoked client's tokens die within [`WATCH_EVERY`].
 
-use super::scope::{Scopes, ADMIN};
 use crate::store::{self, clients};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -20,24 +19,7 @@ pub const TOKEN_LIFETIME: i64 = 3600;
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 const MAX_CACHED: usize = 100_000;
 
-pub type TokenHash = [u8; 32];
-
-/// Who a valid token speaks for.
-#[derive(Clone, Debug)]
-pub struct TokenInfo {
-    pub client_id: String,
-    pub group_id: String,
-    pub scopes: Scopes,
-    pub expires_at: i64,
-    /// A dialect's own scope names granted with the token (the JTL dialect's), space-separated.
-    pub dialect_scopes: Option<String>,
-}
-
-impl TokenInfo {
-    pub fn is_admin(&self) -> bool {
-        self.scopes.contains(ADMIN)
-    }
-}
+pub use crate::domain::scope::{TokenHash, TokenInfo};
 
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -135,6 +117,7 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::scope::Scopes;
 
     fn info() -> TokenInfo {
         TokenInfo {

@@ -9,7 +9,7 @@
 //! from the OS-seeded generators as everywhere else, so no demo code can be guessed from this
 //! file.
 
-pub mod report;
+pub(crate) mod report;
 mod shop;
 mod story;
 
@@ -17,7 +17,7 @@ use crate::auth::scope::Scopes;
 use crate::auth::secret;
 use crate::error::ApiError;
 use crate::store::clients::{self, Client, Group};
-use rusqlite::Connection;
+use crate::store::Db;
 use story::{Owner, Story, DAY};
 
 pub use story::Tally;
@@ -88,7 +88,7 @@ pub struct Filled {
 
 /// Writes the demo shop into the database on `conn`, which the caller holds in one
 /// transaction and has checked to hold no vouchers.
-pub fn fill(conn: &Connection, new_clients: Vec<NewClient>, now: i64) -> Result<Filled, String> {
+pub fn fill(conn: &Db, new_clients: Vec<NewClient>, now: i64) -> Result<Filled, String> {
     fill_story(conn, new_clients, now).map_err(|e| match e {
         ApiError::Conflict(_, message) => message,
         ApiError::Refused(refusal) => {
@@ -100,11 +100,7 @@ pub fn fill(conn: &Connection, new_clients: Vec<NewClient>, now: i64) -> Result<
     })
 }
 
-fn fill_story(
-    conn: &Connection,
-    new_clients: Vec<NewClient>,
-    now: i64,
-) -> Result<Filled, ApiError> {
+fn fill_story(conn: &Db, new_clients: Vec<NewClient>, now: i64) -> Result<Filled, ApiError> {
     // The shop opened a little before its first voucher.
     let opened = now - 400 * DAY;
     let mut groups = Vec::new();

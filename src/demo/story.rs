@@ -6,14 +6,16 @@
 //! balance the ledger does not explain.
 
 use crate::domain::code::{new_id, Code, CodeShape};
+use crate::domain::ledger::Redemption;
 use crate::domain::money::Currency;
 use crate::domain::voucher::{Changes, Context, Status, Tenant, Voucher};
 use crate::error::ApiError;
-use crate::store::ledger::{self, Redemption};
+use crate::store::error::{Conflict, StoreError};
+use crate::store::ledger;
 use crate::store::vouchers;
+use crate::store::Db;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rusqlite::Connection;
 use std::collections::BTreeSet;
 
 pub const HOUR: i64 = 3600;
@@ -95,7 +97,7 @@ fn split(rng: &mut impl Rng, total: i64, n: usize) -> Vec<i64> {
 }
 
 pub struct Story<'c> {
-    conn: &'c Connection,
+    conn: &'c Db,
     pub rng: StdRng,
     /// Where the story ends: the start of the current UTC day, so that every random range,
     /// and with it the whole content, is the same for every run on one day.
@@ -110,7 +112,7 @@ pub struct Story<'c> {
 }
 
 impl<'c> Story<'c> {
-    pub fn new(conn: &'c Connection, seed: u64, wall: i64, owners: Vec<Owner>) -> Story<'c> {
+    pub fn new(conn: &'c Db, seed: u64, wall: i64, owners: Vec<Owner>) -> Story<'c> {
         let tally = Tally {
             per_owner: vec![0; owners.len()],
             ..Tally::default()
@@ -202,10 +204,12 @@ impl<'c> Story<'c> {
             }
             match vouchers::insert(self.conn, &v) {
                 Ok(()) => break,
-                Err(ApiError::Conflict("duplicate_code", _)) if generate && attempts < 16 => {
+                Err(StoreError::Conflict(Conflict::DuplicateCode(_)))
+                    if generate && attempts < 16 =>
+                {
                     attempts += 1
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(self.remember(owner, &v))

@@ -5,6 +5,9 @@
 
 pub mod clock;
 pub mod code;
+pub mod field;
+pub mod ledger;
 pub mod money;
 pub mod query;
+pub mod scope;
 pub mod voucher;

@@ -3,9 +3,9 @@
 use super::host::is_authority;
 use super::request::{path_segments, Method, Request};
 use super::response::Reply;
+use crate::api::oauth;
 use crate::api::{admin, carecloud, export, import, jtl, ledger, native, pos, stats, symbols, Ctx};
 use crate::app::App;
-use crate::auth::oauth;
 use crate::auth::scope::METRICS;
 use crate::error::ApiError;
 use crate::ops::{metrics, Trace};
@@ -15,7 +15,7 @@ use serde_json::json;
 /// Runs the handler of the request's route; notes in `trace` the client it authenticated.
 pub fn route(
     app: &App,
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     req: &Request,
     trace: &mut Trace,
 ) -> Result<Reply, ApiError> {

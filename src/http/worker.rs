@@ -30,7 +30,7 @@ const KEEP_BUFFER: usize = 256 * 1024;
 
 pub struct Worker {
     shared: Arc<Shared>,
-    db: rusqlite::Connection,
+    db: crate::store::Db,
     buf: Vec<u8>,
     out: Vec<u8>,
     date: DateCache,
@@ -44,7 +44,7 @@ enum Next {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, db: rusqlite::Connection) -> Worker {
+    pub fn new(shared: Arc<Shared>, db: crate::store::Db) -> Worker {
         Worker {
             shared,
             db,
@@ -212,7 +212,11 @@ impl Worker {
             head_only: head.method == Method::Head,
             keep_alive: head.keep_alive && !self.shared.stopping.load(Ordering::SeqCst),
         };
-        let mut trace = Trace::new(head.method, &head.target, conn.peer);
+        let mut trace = Trace::new(
+            head.method.as_str(),
+            router::template(&head.target),
+            conn.peer,
+        );
         let reply = match Request::new(head, body, conn.remote.clone()) {
             Ok(request) => catch_unwind(AssertUnwindSafe(|| {
                 handle(app, &self.db, &request, &mut trace)
@@ -220,8 +224,7 @@ impl Worker {
             .unwrap_or_else(|_| {
                 eprintln!(
                     "vouchd: a request handler panicked: {} {}",
-                    trace.method.as_str(),
-                    trace.route
+                    trace.method, trace.route
                 );
                 ApiError::Internal("panic".into()).to_reply()
             }),
@@ -237,7 +240,7 @@ impl Worker {
         );
         let elapsed = started.elapsed();
         app.metrics
-            .observe(trace.method.as_str(), trace.route, status, elapsed);
+            .observe(trace.method, trace.route, status, elapsed);
         app.access_log.write(&trace, status, elapsed);
         match (written, exchange.keep_alive) {
             (Ok(()), true) => None,
@@ -249,12 +252,12 @@ impl Worker {
 
 /// Runs the route; an error becomes its problem reply, an internal one is logged by its route
 /// template (never the raw path: ids and codes stay out of the log).
-fn handle(app: &App, conn: &rusqlite::Connection, req: &Request, trace: &mut Trace) -> Reply {
+fn handle(app: &App, conn: &crate::store::Db, req: &Request, trace: &mut Trace) -> Reply {
     let mut reply = match router::route(app, conn, req, trace) {
         Ok(reply) => reply,
         Err(err) => {
             if let Some(cause) = err.log_message() {
-                eprintln!("vouchd: {} {}: {cause}", trace.method.as_str(), trace.route);
+                eprintln!("vouchd: {} {}: {cause}", trace.method, trace.route);
             }
             err.to_reply()
         }

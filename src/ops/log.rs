@@ -78,7 +78,7 @@ pub fn render(
             "access time={time} remote={} method={} route={} status={status} \
              duration_ms={millis:.3} client_id={}\n",
             remote.as_deref().unwrap_or("-"),
-            trace.method.as_str(),
+            trace.method,
             trace.route,
             trace.client_id.as_deref().unwrap_or("-"),
         ),
@@ -86,7 +86,7 @@ pub fn render(
             let mut line = serde_json::json!({
                 "time": time,
                 "remote": remote,
-                "method": trace.method.as_str(),
+                "method": trace.method,
                 "route": trace.route,
                 "status": status,
                 "duration_ms": (millis * 1000.0).round() / 1000.0,
@@ -102,11 +102,10 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::Method;
 
     fn trace(client: Option<&str>) -> Trace {
         Trace {
-            method: Method::Post,
+            method: "POST",
             route: "/v1/vouchers/{id}/charges",
             remote: "127.0.0.1".parse().ok(),
             client_id: client.map(str::to_string),

@@ -9,14 +9,13 @@ pub mod log;
 pub mod metrics;
 pub mod signals;
 
-use crate::http::request::Method;
-use crate::http::router;
 use std::net::IpAddr;
 
 /// What the metrics and the access log learn about one request while it is handled.
 #[derive(Debug)]
 pub struct Trace {
-    pub method: Method,
+    /// The method's name (any the server does not serve is `OTHER`).
+    pub method: &'static str,
     /// The template of the route the path matched (`/v1/vouchers/{id}`), never the raw path:
     /// ids and voucher codes stay out of the log, and the metrics keep a fixed set of series.
     pub route: &'static str,
@@ -27,10 +26,10 @@ pub struct Trace {
 
 impl Trace {
     /// Method, route template and peer of a request as it arrives, before anything is read.
-    pub fn new(method: Method, target: &str, remote: IpAddr) -> Trace {
+    pub fn new(method: &'static str, route: &'static str, remote: IpAddr) -> Trace {
         Trace {
             method,
-            route: router::template(target),
+            route,
             remote: Some(remote),
             client_id: None,
         }

@@ -12,11 +12,13 @@ use super::vouchers::{
     INSERT,
 };
 use crate::domain::code::CodeShape;
+use crate::domain::field::FieldError;
 use crate::domain::query::Filter;
 use crate::domain::voucher::{Status, Tenant, Voucher};
-use crate::error::{ApiError, FieldError};
+use crate::store::error::StoreError;
+use crate::store::Db;
+use rusqlite::params_from_iter;
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
 use std::collections::HashMap;
 
 /// Vouchers read per page of an export.
@@ -29,7 +31,7 @@ const CODE_ATTEMPTS: usize = 64;
 
 /// Pages through the vouchers a tenant may see, narrowed by filters, in storage order.
 pub struct VoucherCursor {
-    conn: Connection,
+    conn: Db,
     sql: String,
     args: Vec<Value>,
     after: i64,
@@ -40,10 +42,10 @@ impl VoucherCursor {
     /// Starts a read transaction on `conn` (a connection of the cursor's own); the snapshot
     /// is taken by the first page.
     pub fn open(
-        conn: Connection,
+        conn: Db,
         tenant: &Tenant,
         filters: &[Filter],
-    ) -> Result<VoucherCursor, ApiError> {
+    ) -> Result<VoucherCursor, StoreError> {
         let (sql, args) = page_sql(tenant, filters);
         conn.execute_batch("BEGIN")?;
         Ok(VoucherCursor {
@@ -56,7 +58,7 @@ impl VoucherCursor {
     }
 
     /// The next page; empty once every voucher was read.
-    pub fn next_page(&mut self) -> Result<Vec<Voucher>, ApiError> {
+    pub fn next_page(&mut self) -> Result<Vec<Voucher>, StoreError> {
         if self.done {
             return Ok(Vec::new());
         }
@@ -107,11 +109,11 @@ pub struct ImportRow {
 /// runs this inside one savepoint or transaction, rolls every insert back. Reading stops at
 /// [`MAX_ROW_ERRORS`].
 pub fn import(
-    conn: &Connection,
+    conn: &Db,
     rows: impl IntoIterator<Item = ImportRow>,
     now: i64,
     mut imported: impl FnMut(&Voucher),
-) -> Result<u64, ApiError> {
+) -> Result<u64, StoreError> {
     // Rows this import inserts get a `seq` above this, which tells a clash with an earlier row
     // from a clash with what was there before.
     let before: i64 = conn
@@ -173,17 +175,17 @@ pub fn import(
         }
         Ok(count)
     } else {
-        Err(ApiError::Invalid(errors))
+        Err(StoreError::Rows(errors))
     }
 }
 
 /// Says whether the clashing code or id came earlier in this file or was there before.
 fn clash_error(
-    conn: &Connection,
+    conn: &Db,
     column: &'static str,
     v: &Voucher,
     before: i64,
-) -> Result<FieldError, ApiError> {
+) -> Result<FieldError, StoreError> {
     // A code clashes only within the row's own group (codes are unique per group).
     let (seq, value): (i64, &str) = match column {
         "code" => (
@@ -214,7 +216,7 @@ mod tests {
     /// it finds: one voucher per group at most.)
     #[test]
     fn export_pages_never_sort() {
-        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        let mut conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
         super::super::migrate::migrate(&mut conn).expect("schema");
         let group = Tenant::Group("G".into());
         let cases: Vec<(Tenant, Vec<Filter>)> = vec![

@@ -1,10 +1,10 @@
 //! Client groups, clients, tokens and the auth epoch.
 
-use crate::auth::scope::Scopes;
-use crate::auth::token::{TokenHash, TokenInfo};
+use crate::domain::scope::{Scopes, TokenHash, TokenInfo};
 use crate::domain::{clock, code};
-use crate::error::ApiError;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::store::error::{Conflict, StoreError};
+use crate::store::Db;
+use rusqlite::{params, OptionalExtension, Row};
 
 #[derive(Clone, Debug)]
 pub struct Group {
@@ -53,25 +53,24 @@ fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
     })
 }
 
-pub fn create_group(conn: &Connection, name: &str, scopes: Scopes) -> Result<Group, ApiError> {
+pub fn create_group(conn: &Db, name: &str, scopes: Scopes) -> Result<Group, StoreError> {
     create_group_at(conn, name, scopes, clock::now())
 }
 
 /// [`create_group`] with the creation time given (the demo data's history lies in the past).
 pub fn create_group_at(
-    conn: &Connection,
+    conn: &Db,
     name: &str,
     scopes: Scopes,
     created_at: i64,
-) -> Result<Group, ApiError> {
+) -> Result<Group, StoreError> {
     let exists: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM client_groups WHERE name = ?1)")?
         .query_row([name], |r| r.get(0))?;
     if exists {
-        return Err(ApiError::Conflict(
-            "duplicate_name",
-            format!("A group named {name:?} exists already."),
-        ));
+        return Err(StoreError::Conflict(Conflict::DuplicateGroupName(
+            name.to_string(),
+        )));
     }
     let group = Group {
         id: code::new_id(),
@@ -91,7 +90,7 @@ pub fn create_group_at(
     Ok(group)
 }
 
-pub fn list_groups(conn: &Connection) -> Result<Vec<Group>, ApiError> {
+pub fn list_groups(conn: &Db) -> Result<Vec<Group>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, scopes, created_at FROM client_groups ORDER BY created_at, id",
     )?;
@@ -103,7 +102,7 @@ pub fn list_groups(conn: &Connection) -> Result<Vec<Group>, ApiError> {
 
 /// A group by its id or its name: text shaped like an id is an id, anything else a name (a
 /// name cannot look like an id, so neither can stand for another group).
-pub fn find_group(conn: &Connection, id_or_name: &str) -> Result<Option<Group>, ApiError> {
+pub fn find_group(conn: &Db, id_or_name: &str) -> Result<Option<Group>, StoreError> {
     let sql = if code::looks_like_id(id_or_name) {
         "SELECT id, name, scopes, created_at FROM client_groups WHERE id = ?1"
     } else {
@@ -133,33 +132,33 @@ fn client_from_row(row: &Row) -> rusqlite::Result<Client> {
 
 /// Inserts a client whose secret was hashed by the caller; `scopes` must lie within the group's.
 pub fn create_client(
-    conn: &Connection,
+    conn: &Db,
     name: &str,
     group: &Group,
     scopes: Option<Scopes>,
     secret_hash: &str,
-) -> Result<Client, ApiError> {
+) -> Result<Client, StoreError> {
     create_client_at(conn, name, group, scopes, secret_hash, clock::now())
 }
 
 /// [`create_client`] with the creation time given.
 pub fn create_client_at(
-    conn: &Connection,
+    conn: &Db,
     name: &str,
     group: &Group,
     scopes: Option<Scopes>,
     secret_hash: &str,
     created_at: i64,
-) -> Result<Client, ApiError> {
+) -> Result<Client, StoreError> {
     let id = code::new_id();
     conn.prepare_cached(
         "INSERT INTO clients (id, name, group_id, scopes, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![id, name, group.id, scopes.map(Scopes::to_space_list), secret_hash, created_at])?;
-    find_client(conn, &id)?.ok_or_else(|| ApiError::Internal("client vanished after insert".into()))
+    find_client(conn, &id)?.ok_or(StoreError::Bug("client vanished after insert"))
 }
 
-pub fn find_client(conn: &Connection, id: &str) -> Result<Option<Client>, ApiError> {
+pub fn find_client(conn: &Db, id: &str) -> Result<Option<Client>, StoreError> {
     let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id WHERE c.id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -167,7 +166,7 @@ pub fn find_client(conn: &Connection, id: &str) -> Result<Option<Client>, ApiErr
         .optional()?)
 }
 
-pub fn list_clients(conn: &Connection) -> Result<Vec<Client>, ApiError> {
+pub fn list_clients(conn: &Db) -> Result<Vec<Client>, StoreError> {
     let sql = format!(
         "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id ORDER BY c.created_at, c.id"
     );
@@ -178,7 +177,7 @@ pub fn list_clients(conn: &Connection) -> Result<Vec<Client>, ApiError> {
     Ok(clients)
 }
 
-pub fn count_clients(conn: &Connection) -> Result<i64, ApiError> {
+pub fn count_clients(conn: &Db) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM clients")?
         .query_row([], |r| r.get(0))?)
@@ -186,7 +185,7 @@ pub fn count_clients(conn: &Connection) -> Result<i64, ApiError> {
 
 /// Revokes a client: its tokens are deleted and the auth epoch moves so caches notice.
 /// Returns false when there is no such live client.
-pub fn revoke_client(conn: &Connection, id: &str) -> Result<bool, ApiError> {
+pub fn revoke_client(conn: &Db, id: &str) -> Result<bool, StoreError> {
     let changed = conn
         .prepare_cached("UPDATE clients SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
         .execute(params![id, clock::now()])?;
@@ -202,14 +201,14 @@ pub fn revoke_client(conn: &Connection, id: &str) -> Result<bool, ApiError> {
     Ok(true)
 }
 
-pub fn auth_epoch(conn: &Connection) -> Result<i64, ApiError> {
+pub fn auth_epoch(conn: &Db) -> Result<i64, StoreError> {
     let value: String = conn
         .prepare_cached("SELECT value FROM settings WHERE key = 'auth_epoch'")?
         .query_row([], |r| r.get(0))?;
     Ok(value.parse().unwrap_or(0))
 }
 
-pub fn find_login(conn: &Connection, client_id: &str) -> Result<Option<Login>, ApiError> {
+pub fn find_login(conn: &Db, client_id: &str) -> Result<Option<Login>, StoreError> {
     let login = conn
         .prepare_cached(
             "SELECT c.secret_hash, c.group_id, COALESCE(c.scopes, g.scopes) FROM clients c
@@ -234,11 +233,11 @@ pub const MAX_LIVE_TOKENS: i64 = 100;
 /// `None` when the client is revoked or gone; else the hashes of the client's oldest tokens
 /// that the bound on live tokens ended, for the caller to drop from its cache.
 pub fn insert_token(
-    conn: &Connection,
+    conn: &Db,
     hash: &TokenHash,
     info: &TokenInfo,
     client_type: Option<&str>,
-) -> Result<Option<Vec<TokenHash>>, ApiError> {
+) -> Result<Option<Vec<TokenHash>>, StoreError> {
     let now = clock::now();
     let inserted = conn
         .prepare_cached(
@@ -282,11 +281,7 @@ pub fn insert_token(
 }
 
 /// A live token of a live client.
-pub fn find_token(
-    conn: &Connection,
-    hash: &TokenHash,
-    now: i64,
-) -> Result<Option<TokenInfo>, ApiError> {
+pub fn find_token(conn: &Db, hash: &TokenHash, now: i64) -> Result<Option<TokenInfo>, StoreError> {
     let info = conn
         .prepare_cached(
             "SELECT t.client_id, c.group_id, t.scopes, t.expires_at, t.dialect_scopes FROM tokens t JOIN clients c ON c.id = t.client_id

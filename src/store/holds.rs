@@ -1,12 +1,14 @@
 //! Reservations looked up by their own id, and the rule of one live hold per voucher that the
 //! JTL dialect keeps among its own holds (a newer reservation replaces the older one).
 
-use super::ledger::{hold_from_row, Reservation};
-use crate::error::ApiError;
-use rusqlite::{params, Connection, OptionalExtension};
+use super::ledger::hold_from_row;
+use crate::domain::ledger::Reservation;
+use crate::store::error::StoreError;
+use crate::store::Db;
+use rusqlite::{params, OptionalExtension};
 
 /// A hold by its id alone, whatever its voucher (the caller checks that voucher's tenancy).
-pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<Reservation>, ApiError> {
+pub fn find(conn: &Db, hold_id: &str) -> Result<Option<Reservation>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at
@@ -18,7 +20,7 @@ pub fn find(conn: &Connection, hold_id: &str) -> Result<Option<Reservation>, Api
 
 /// Releases the voucher's JTL holds still live at `now` (never another dialect's); returns
 /// how many there were.
-pub fn release_live(conn: &Connection, voucher_id: &str, now: i64) -> Result<usize, ApiError> {
+pub fn release_live(conn: &Db, voucher_id: &str, now: i64) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE reservations SET status = 'released', updated_at = ?2
@@ -28,7 +30,7 @@ pub fn release_live(conn: &Connection, voucher_id: &str, now: i64) -> Result<usi
 }
 
 /// Marks a hold as JTL's, so that [`release_live`] may replace it.
-pub fn mark_jtl(conn: &Connection, hold_id: &str) -> Result<(), ApiError> {
+pub fn mark_jtl(conn: &Db, hold_id: &str) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE reservations SET dialect = 'jtl' WHERE id = ?1")?
         .execute([hold_id])?;
     Ok(())

@@ -7,13 +7,17 @@
 
 use super::vouchers;
 use crate::domain::code::new_id;
+use crate::domain::ledger::{
+    capture_amount, not_live, refund_amount, Entry, EntryKind, HoldStatus, Redemption, Reservation,
+};
 use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{
     check_charge, check_recharge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
 };
-use crate::error::ApiError;
+use crate::store::error::{Conflict, Invalid, StoreError};
+use crate::store::Db;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 /// Live holds of a voucher `?1`, as an SQL expression.
 macro_rules! live_holds {
@@ -23,80 +27,15 @@ macro_rules! live_holds {
     };
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EntryKind {
-    Charge,
-    Use,
-    Refund,
-    /// Credit added to a value voucher (the JTL dialect's recharge).
-    Recharge,
-}
-
-impl EntryKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EntryKind::Charge => "charge",
-            EntryKind::Use => "use",
-            EntryKind::Refund => "refund",
-            EntryKind::Recharge => "recharge",
-        }
-    }
-
-    fn parse(text: &str) -> Option<EntryKind> {
-        match text {
-            "charge" => Some(EntryKind::Charge),
-            "use" => Some(EntryKind::Use),
-            "refund" => Some(EntryKind::Refund),
-            "recharge" => Some(EntryKind::Recharge),
-            _ => None,
-        }
-    }
-}
-
-/// One ledger entry, with its voucher's currency for rendering.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub id: String,
-    pub voucher_id: String,
-    pub client_id: String,
-    pub kind: EntryKind,
-    pub amount: i64,
-    pub order_number: Option<String>,
-    pub refers_to: Option<String>,
-    pub created_at: i64,
-    pub currency: String,
-}
-
-/// A hold on a voucher's balance.
-#[derive(Clone, Debug)]
-pub struct Reservation {
-    pub id: String,
-    pub voucher_id: String,
-    pub amount: i64,
-    pub order_number: Option<String>,
-    pub status: String,
-    pub expires_at: i64,
-    pub created_at: i64,
-}
-
-/// Who is redeeming, and what they say about the sale.
-pub struct Redemption<'a> {
-    pub client_id: &'a str,
-    pub tenant: &'a Tenant,
-    pub order_number: Option<&'a str>,
-    pub context: &'a Context,
-    pub now: i64,
-}
-
 fn insert_entry(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     r: &Redemption,
     kind: EntryKind,
     amount: i64,
     refers_to: Option<&str>,
     ticket_total: Option<i64>,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let entry = Entry {
         id: new_id(),
         voucher_id: v.id.clone(),
@@ -131,7 +70,7 @@ pub const IMPORT_ORDER: &str = "import";
 
 /// Writes the opening charge of an imported value voucher whose balance is below its amount,
 /// so that amount − Σcharges + Σrefunds = remaining holds without the ledger it came from.
-pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result<(), ApiError> {
+pub fn insert_opening_charge(conn: &Db, v: &Voucher, now: i64) -> Result<(), StoreError> {
     let (Some(amount), Some(remaining)) = (v.amount, v.remaining) else {
         return Ok(());
     };
@@ -160,7 +99,7 @@ pub fn insert_opening_charge(conn: &Connection, v: &Voucher, now: i64) -> Result
 }
 
 /// Takes `amount` off a value voucher's balance, only if remaining minus live holds covers it.
-fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(), ApiError> {
+fn debit(conn: &Db, voucher_id: &str, amount: i64, now: i64) -> Result<(), StoreError> {
     const SQL: &str = concat!(
         "UPDATE vouchers SET remaining = remaining - ?2, entries = entries + 1, updated_at = ?3
          WHERE id = ?1 AND remaining IS NOT NULL AND remaining - ",
@@ -178,23 +117,18 @@ fn debit(conn: &Connection, voucher_id: &str, amount: i64, now: i64) -> Result<(
 
 /// Charges `amount` on a value voucher.
 pub fn charge(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     amount: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     charge_on(conn, &v, amount, r)
 }
 
 /// Charges `amount` on `v`, read in this same write transaction (so by the writer, whose
 /// reads no other write can come between).
-pub fn charge_on(
-    conn: &Connection,
-    v: &Voucher,
-    amount: i64,
-    r: &Redemption,
-) -> Result<Entry, ApiError> {
+pub fn charge_on(conn: &Db, v: &Voucher, amount: i64, r: &Redemption) -> Result<Entry, StoreError> {
     check_charge(v, amount, r.now, r.context)?;
     debit(conn, &v.id, amount, r.now)?;
     insert_entry(conn, v, r, EntryKind::Charge, amount, None, None)
@@ -202,22 +136,22 @@ pub fn charge_on(
 
 /// Uses a discount voucher on a ticket of `ticket_total`; the entry's amount is the discount.
 pub fn use_discount(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     ticket_total: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     use_discount_on(conn, &v, ticket_total, r)
 }
 
 /// [`use_discount`] on `v`, read in this same write transaction.
 pub fn use_discount_on(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     ticket_total: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let granted = check_use(v, ticket_total, r.now, r.context)?;
     let changed = conn
         .prepare_cached(
@@ -242,24 +176,24 @@ pub fn use_discount_on(
 
 /// Gives back `amount` (or all that is left to refund) of an earlier charge on this voucher.
 pub fn refund(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     refers_to: &str,
     amount: Option<i64>,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     refund_on(conn, &v, refers_to, amount, r)
 }
 
 /// [`refund`] on `v`, read in this same write transaction.
 pub fn refund_on(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     refers_to: &str,
     amount: Option<i64>,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     if r.context.currency.is_some_and(|c| c != v.currency) {
         return Err(Refusal::CurrencyMismatch.into());
     }
@@ -271,18 +205,9 @@ pub fn refund_on(
         .query_row(params![refers_to, v.id], |row| row.get(0))
         .optional()?;
     let Some(refundable) = refundable else {
-        return Err(ApiError::invalid(
-            "refers_to",
-            "must be the id of a charge on this voucher",
-        ));
+        return Err(StoreError::Invalid(Invalid::NotAChargeOfThisVoucher));
     };
-    let amount = amount.unwrap_or(refundable);
-    if amount == 0 || amount > refundable {
-        return Err(ApiError::Conflict(
-            "refund_exceeds_charge",
-            "The refund exceeds what is left to refund of that charge.".into(),
-        ));
-    }
+    let amount = refund_amount(refundable, amount)?;
     let changed = conn
         .prepare_cached(
             "UPDATE vouchers SET remaining = remaining + ?2, entries = entries + 1, updated_at = ?3
@@ -290,10 +215,7 @@ pub fn refund_on(
         )?
         .execute(params![v.id, amount, r.now])?;
     if changed == 0 {
-        return Err(ApiError::Conflict(
-            "refund_exceeds_charge",
-            "The refund would exceed the voucher's amount.".into(),
-        ));
+        return Err(StoreError::Conflict(Conflict::RefundExceedsAmount));
     }
     insert_entry(conn, v, r, EntryKind::Refund, amount, Some(refers_to), None)
 }
@@ -302,12 +224,12 @@ pub fn refund_on(
 /// together, so amount − Σcharges + Σrefunds = remaining still holds, and the amount stays at
 /// most `max`.
 pub fn recharge_on(
-    conn: &Connection,
+    conn: &Db,
     v: &Voucher,
     amount: i64,
     max: i64,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     check_recharge(v, amount, r.now, r.context, max)?;
     let changed = conn
         .prepare_cached(
@@ -323,7 +245,7 @@ pub fn recharge_on(
 }
 
 /// One ledger entry by its id, with its voucher's currency.
-pub fn find_entry(conn: &Connection, entry_id: &str) -> Result<Option<Entry>, ApiError> {
+pub fn find_entry(conn: &Db, entry_id: &str) -> Result<Option<Entry>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
@@ -335,12 +257,12 @@ pub fn find_entry(conn: &Connection, entry_id: &str) -> Result<Option<Entry>, Ap
 
 /// Holds `amount` of a value voucher's balance for `expires_in` seconds.
 pub fn reserve(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     amount: i64,
     expires_in: i64,
     r: &Redemption,
-) -> Result<Reservation, ApiError> {
+) -> Result<Reservation, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     check_charge(&v, amount, r.now, r.context)?;
     let hold = Reservation {
@@ -348,7 +270,7 @@ pub fn reserve(
         voucher_id: v.id.clone(),
         amount,
         order_number: r.order_number.map(str::to_string),
-        status: "held".into(),
+        status: HoldStatus::Held,
         expires_at: r.now + expires_in,
         created_at: r.now,
     };
@@ -375,35 +297,42 @@ pub fn reserve(
 }
 
 pub(super) fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
+    let status: String = row.get(4)?;
     Ok(Reservation {
         id: row.get(0)?,
         voucher_id: row.get(1)?,
         amount: row.get(2)?,
         order_number: row.get(3)?,
-        status: row.get(4)?,
+        status: HoldStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                4,
+                rusqlite::types::Type::Text,
+                "unknown reservation status".into(),
+            )
+        })?,
         expires_at: row.get(5)?,
         created_at: row.get(6)?,
     })
 }
 
-fn find_hold(conn: &Connection, voucher_id: &str, hold_id: &str) -> Result<Reservation, ApiError> {
+fn find_hold(conn: &Db, voucher_id: &str, hold_id: &str) -> Result<Reservation, StoreError> {
     conn.prepare_cached(
         "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at FROM reservations
          WHERE id = ?1 AND voucher_id = ?2",
     )?
     .query_row(params![hold_id, voucher_id], hold_from_row)
     .optional()?
-    .ok_or(ApiError::NotFound)
+    .ok_or(StoreError::NotFound)
 }
 
 /// One page of a voucher's live holds at `now` (held, not expired), newest first, and how
 /// many there are in all.
 pub fn list_holds(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     now: i64,
     query: &ListQuery,
-) -> Result<(Vec<Reservation>, u64), ApiError> {
+) -> Result<(Vec<Reservation>, u64), StoreError> {
     const LIVE: &str =
         "FROM reservations WHERE voucher_id = ? AND status = 'held' AND expires_at > ?";
     let args = vec![Value::Text(voucher_id.to_string()), Value::Integer(now)];
@@ -418,39 +347,19 @@ pub fn list_holds(
     Ok((holds, total as u64))
 }
 
-fn not_held(hold: &Reservation, now: i64) -> ApiError {
-    if hold.status == "held" && hold.expires_at <= now {
-        ApiError::Conflict("reservation_expired", "The reservation has expired.".into())
-    } else {
-        ApiError::Conflict(
-            "reservation_not_held",
-            format!("The reservation is {} already.", hold.status),
-        )
-    }
-}
-
 /// Turns a live hold into a charge of `amount` (at most the held amount; all of it by default)
 /// and ends the hold. The voucher must still be active; its validity window was checked when
 /// the hold was taken.
 pub fn capture(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     hold_id: &str,
     amount: Option<i64>,
     r: &Redemption,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, StoreError> {
     let v = vouchers::get(conn, voucher_id, r.tenant)?;
     let hold = find_hold(conn, &v.id, hold_id)?;
-    if hold.status != "held" || hold.expires_at <= r.now {
-        return Err(not_held(&hold, r.now));
-    }
-    let amount = amount.unwrap_or(hold.amount);
-    if amount > hold.amount {
-        return Err(ApiError::Conflict(
-            "capture_exceeds_hold",
-            "The capture exceeds the held amount.".into(),
-        ));
-    }
+    let amount = capture_amount(&hold, amount, r.now)?;
     check_usable(
         &Voucher {
             valid_from: None,
@@ -467,7 +376,7 @@ pub fn capture(
         )?
         .execute(params![hold.id, r.now])?;
     if ended == 0 {
-        return Err(not_held(&hold, r.now));
+        return Err(not_live(&hold, r.now).into());
     }
     debit(conn, &v.id, amount, r.now)?;
     insert_entry(conn, &v, r, EntryKind::Charge, amount, Some(&hold.id), None)
@@ -475,19 +384,19 @@ pub fn capture(
 
 /// Ends a hold without charging.
 pub fn release(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     hold_id: &str,
     tenant: &Tenant,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let v = vouchers::get(conn, voucher_id, tenant)?;
     let hold = find_hold(conn, &v.id, hold_id)?;
     let ended = conn
         .prepare_cached("UPDATE reservations SET status = 'released', updated_at = ?2 WHERE id = ?1 AND status = 'held'")?
         .execute(params![hold.id, now])?;
     if ended == 0 {
-        return Err(not_held(&hold, now));
+        return Err(not_live(&hold, now).into());
     }
     Ok(())
 }
@@ -515,10 +424,10 @@ fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
 
 /// One page of a voucher's ledger, and how many entries match in all.
 pub fn list(
-    conn: &Connection,
+    conn: &Db,
     voucher: &Voucher,
     query: &ListQuery,
-) -> Result<(Vec<Entry>, u64), ApiError> {
+) -> Result<(Vec<Entry>, u64), StoreError> {
     let mut where_sql = String::from("WHERE l.voucher_id = ?");
     let mut args: Vec<Value> = vec![Value::Text(voucher.id.clone())];
     for filter in &query.filters {
@@ -537,11 +446,7 @@ pub fn list(
                     .map_or(-1, |(_, m)| *m);
                 where_sql.push_str(&format!(" AND l.amount = {minor}"));
             }
-            _ => {
-                return Err(ApiError::Internal(
-                    "a voucher filter reached the ledger list".into(),
-                ))
-            }
+            _ => return Err(StoreError::Bug("a voucher filter reached the ledger list")),
         }
     }
     let total: i64 = conn

@@ -2,22 +2,19 @@
 //! connection PINs a client swaps for its credentials (kept as BLAKE2s hashes: they are long
 //! and random), and the reasons given for deleting a voucher or changing its status.
 
-use crate::error::ApiError;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::error::StoreError;
+use crate::store::Db;
+use rusqlite::{params, OptionalExtension};
 
 /// Sets the hash of a voucher's PIN (`None` removes the PIN).
-pub fn set_voucher_pin(
-    conn: &Connection,
-    voucher_id: &str,
-    hash: Option<&str>,
-) -> Result<(), ApiError> {
+pub fn set_voucher_pin(conn: &Db, voucher_id: &str, hash: Option<&str>) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE vouchers SET pin_hash = ?2 WHERE id = ?1")?
         .execute(params![voucher_id, hash])?;
     Ok(())
 }
 
 /// The hash of a voucher's PIN, if it has one.
-pub fn voucher_pin(conn: &Connection, voucher_id: &str) -> Result<Option<String>, ApiError> {
+pub fn voucher_pin(conn: &Db, voucher_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT pin_hash FROM vouchers WHERE id = ?1")?
         .query_row([voucher_id], |r| r.get::<_, Option<String>>(0))
@@ -26,7 +23,7 @@ pub fn voucher_pin(conn: &Connection, voucher_id: &str) -> Result<Option<String>
 }
 
 /// Whether a connection PIN with this hash could be redeemed at `now` (unused, not expired).
-pub fn connect_pin_live(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<bool, ApiError> {
+pub fn connect_pin_live(conn: &Db, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM connect_pins WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
@@ -39,13 +36,13 @@ pub fn connect_pin_live(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<
 /// Stores a new connection PIN's hash: redeemed once before `expires_at`, it makes a client
 /// named `name` in the group.
 pub fn insert_connect_pin(
-    conn: &Connection,
+    conn: &Db,
     hash: &[u8; 32],
     group_id: &str,
     name: &str,
     expires_at: i64,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO connect_pins (hash, group_id, name, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -56,10 +53,10 @@ pub fn insert_connect_pin(
 /// Marks a live, unused connection PIN used and returns its group id and client name; `None`
 /// when it is unknown, used or expired.
 pub fn redeem_connect_pin(
-    conn: &Connection,
+    conn: &Db,
     hash: &[u8; 32],
     now: i64,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Option<(String, String)>, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE connect_pins SET used_at = ?2
@@ -72,13 +69,13 @@ pub fn redeem_connect_pin(
 
 /// Keeps the reason a client gave for `action` (`delete`, `status:active`, …) on a voucher.
 pub fn record_comment(
-    conn: &Connection,
+    conn: &Db,
     voucher_id: &str,
     client_id: &str,
     action: &str,
     comment: Option<&str>,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO voucher_comments (voucher_id, client_id, action, comment, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?

@@ -8,9 +8,10 @@
 //! largest CLF amount), where SQLite's `SUM` fails with "integer overflow" and `TOTAL` rounds.
 
 use crate::domain::voucher::Tenant;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
+use crate::store::Db;
+use rusqlite::params_from_iter;
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
 
 /// How many vouchers exist, by kind and status, and how many were created since a moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,8 +70,8 @@ fn join_halves(row: &rusqlite::Row, first: usize) -> rusqlite::Result<i128> {
 ///
 /// The `+` keeps SQLite off the `(group_id, created_at)` index: every query here reads all of
 /// a group's vouchers, and a large group read through that index costs a random table
-/// lookup per voucher, many times slower than one sequential scan of the table (200 000
-/// vouchers: about 0.7 s against 0.04 s). A scan bounds the cost by the table's size.
+/// lookup per voucher, many times slower than one sequential scan of the table. A scan bounds
+/// the cost by the table's size.
 fn tenancy(tenant: &Tenant) -> (&'static str, Vec<Value>) {
     match tenant {
         Tenant::All => ("", Vec::new()),
@@ -79,7 +80,7 @@ fn tenancy(tenant: &Tenant) -> (&'static str, Vec<Value>) {
 }
 
 /// Counts the tenant's vouchers; `since` counts those created at or after `created_since`.
-pub fn issued(conn: &Connection, tenant: &Tenant, created_since: i64) -> Result<Issued, ApiError> {
+pub fn issued(conn: &Db, tenant: &Tenant, created_since: i64) -> Result<Issued, StoreError> {
     let (clause, mut args) = tenancy(tenant);
     args.insert(0, Value::Integer(created_since));
     let sql = format!(
@@ -111,7 +112,7 @@ pub fn issued(conn: &Connection, tenant: &Tenant, created_since: i64) -> Result<
 /// The outstanding balance per currency: what remains on value vouchers that can still be
 /// spent or switched back on, i.e. not cancelled and not expired at `now`. Currencies with
 /// nothing outstanding are left out; the rest come in currency order.
-pub fn liability(conn: &Connection, tenant: &Tenant, now: i64) -> Result<Vec<Liability>, ApiError> {
+pub fn liability(conn: &Db, tenant: &Tenant, now: i64) -> Result<Vec<Liability>, StoreError> {
     let (clause, mut args) = tenancy(tenant);
     args.insert(0, Value::Integer(now));
     let sql = format!(
@@ -139,12 +140,12 @@ pub fn liability(conn: &Connection, tenant: &Tenant, now: i64) -> Result<Vec<Lia
 /// Ledger entries on the tenant's vouchers from `from` (inclusive) to `until` (exclusive),
 /// grouped by local day (at `offset_secs` east of UTC), type and currency, in day order.
 pub fn activity_per_day(
-    conn: &Connection,
+    conn: &Db,
     tenant: &Tenant,
     from: i64,
     until: i64,
     offset_secs: i64,
-) -> Result<Vec<DayActivity>, ApiError> {
+) -> Result<Vec<DayActivity>, StoreError> {
     let (clause, tenant_args) = tenancy(tenant);
     let mut args = vec![
         Value::Integer(offset_secs),
@@ -180,13 +181,36 @@ pub fn activity_per_day(
     Ok(rows)
 }
 
+/// [`issued`] since `from`, [`liability`] at `now` and [`activity_per_day`] from one snapshot
+/// (one read transaction), so the three agree.
+pub fn summary(
+    conn: &Db,
+    tenant: &Tenant,
+    from: i64,
+    until: i64,
+    now: i64,
+    offset_secs: i64,
+) -> Result<(Issued, Vec<Liability>, Vec<DayActivity>), StoreError> {
+    conn.execute_batch("BEGIN")?;
+    let read = (|| {
+        Ok((
+            issued(conn, tenant, from)?,
+            liability(conn, tenant, now)?,
+            activity_per_day(conn, tenant, from, until, offset_secs)?,
+        ))
+    })();
+    // Only read: ending it either way lets the next request see newer commits.
+    let _ = conn.execute_batch("ROLLBACK");
+    read
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn exact_sums_stay_exact_past_i64() {
-        let conn = Connection::open_in_memory().expect("memory database");
+        let conn = rusqlite::Connection::open_in_memory().expect("memory database");
         conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
             .expect("table");
         let big = i64::MAX / 3 + 7;

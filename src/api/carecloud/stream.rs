@@ -7,7 +7,7 @@ use crate::domain::query::ListQuery;
 use crate::domain::voucher::{Tenant, Voucher};
 use crate::error::ApiError;
 use crate::store::vouchers;
-use rusqlite::Connection;
+use crate::store::Db;
 use std::io::{self, Read};
 use time::UtcOffset;
 
@@ -16,7 +16,7 @@ pub const PAGE: u64 = 500;
 
 /// `{"data":{"vouchers":[…],"total_items":N}}` of a query, rendered a page at a time.
 pub struct CareStream {
-    conn: Connection,
+    conn: Db,
     tenant: Tenant,
     query: ListQuery,
     offset: UtcOffset,
@@ -33,7 +33,7 @@ impl CareStream {
     /// Opens the snapshot and renders the first page, so a store that cannot answer fails
     /// here, before a status line has been sent. Also returns the list's total.
     pub fn new(
-        conn: Connection,
+        conn: Db,
         tenant: Tenant,
         query: ListQuery,
         offset: UtcOffset,
@@ -70,7 +70,7 @@ impl CareStream {
             offset: self.query.offset.saturating_add(self.sent),
             ..self.query.clone()
         };
-        vouchers::list(&self.conn, &self.tenant, &page)
+        Ok(vouchers::list(&self.conn, &self.tenant, &page)?)
     }
 
     /// Appends a page to the buffer; an empty or short page ends the array and the reply.

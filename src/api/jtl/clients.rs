@@ -4,9 +4,9 @@
 use super::error::JtlError;
 use super::scopes;
 use super::wire::Body;
+use crate::api::oauth;
 use crate::api::Ctx;
 use crate::auth::connect_pin::pin_hash;
-use crate::auth::oauth;
 use crate::auth::secret;
 use crate::domain::clock::{self, format_rfc3339};
 use crate::error::ApiError;
@@ -49,7 +49,7 @@ pub fn connect(ctx: &Ctx) -> Result<Reply, JtlError> {
         ctx.app.logins.refund(&addr);
     })?;
     let now = clock::now();
-    let made = ctx.app.store.write(move |conn| {
+    let made = ctx.app.store.write(move |conn| -> Result<_, ApiError> {
         let Some((group_id, name)) = pins::redeem_connect_pin(conn, &hash, now)? else {
             return Ok(None);
         };

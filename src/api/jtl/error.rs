@@ -167,6 +167,12 @@ impl From<ApiError> for JtlError {
     }
 }
 
+impl From<crate::store::StoreError> for JtlError {
+    fn from(err: crate::store::StoreError) -> JtlError {
+        JtlError::from_api(err.into(), "VOUCHER")
+    }
+}
+
 /// `{operation}.{PROPERTY}.{RULE}[:arg]` and its message.
 pub fn violation(operation: &str, property: &str, rule: &str, message: &str) -> Violation {
     let field: String = property

@@ -12,13 +12,15 @@ use crate::api::Ctx;
 use crate::auth::secret;
 use crate::auth::token::TokenInfo;
 use crate::domain::code::Code;
+use crate::domain::ledger::{Entry, EntryKind};
 use crate::domain::money::Currency;
 use crate::domain::query::{parse_list, ListKind};
 use crate::domain::voucher::{Context, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
-use crate::store::ledger::{self, Entry, EntryKind};
+use crate::store::ledger;
+use crate::store::StoreError;
 use crate::store::{holds, pins, vouchers};
 use serde_json::Value;
 
@@ -103,7 +105,7 @@ pub fn reserve(ctx: &Ctx) -> Result<Reply, JtlError> {
         holds::release_live(c, &voucher_id, r.now)?;
         let hold = ledger::reserve(c, &voucher_id, amount, RESERVATION_SECS, &r)?;
         holds::mark_jtl(c, &hold.id)?;
-        Ok(hold)
+        Ok::<_, StoreError>(hold)
     })?;
     Ok(Reply::json(
         200,
@@ -134,7 +136,7 @@ pub fn charge_reservation(ctx: &Ctx, hold_id: &str) -> Result<Reply, JtlError> {
             let r = sale.redemption(&tenant);
             ledger::capture(c, &hold.voucher_id, &hold_id, None, &r)
         })
-        .map_err(|e| JtlError::from_api(e, "RESERVATION"))?;
+        .map_err(|e| JtlError::from_api(e.into(), "RESERVATION"))?;
     counted(ctx, ChargeKind::Capture, &entry);
     Ok(Reply::json(200, &wire::charge(&entry, offset)))
 }
@@ -174,7 +176,7 @@ pub fn refund(ctx: &Ctx, charge_id: &str) -> Result<Reply, JtlError> {
             let r = sale.redemption(&tenant);
             ledger::refund_on(c, &v, &charge.id, amount, &r)
         })
-        .map_err(|e| JtlError::from_api(e, "CHARGE"))?;
+        .map_err(|e| JtlError::from_api(e.into(), "CHARGE"))?;
     counted(ctx, ChargeKind::Refund, &entry);
     Ok(Reply::json(200, &wire::charge(&entry, offset)))
 }

@@ -3,12 +3,12 @@
 //! the same vouchers, balances and ledger as the native API. Only value vouchers in currencies
 //! of two decimals exist here (JTL knows no others); docs/jtl.md says what else differs.
 
-pub mod clients;
-pub mod error;
-pub mod ledger;
-pub mod scopes;
-pub mod vouchers;
-pub mod wire;
+pub(crate) mod clients;
+pub(crate) mod error;
+pub(crate) mod ledger;
+pub(crate) mod scopes;
+pub(crate) mod vouchers;
+pub(crate) mod wire;
 
 use super::Ctx;
 use crate::auth::token::TokenInfo;
@@ -123,11 +123,7 @@ pub fn served(v: &Voucher) -> bool {
 }
 
 /// A voucher the tenant may see and the dialect shows, or `VOUCHER.NOT_FOUND`.
-fn find_voucher(
-    conn: &rusqlite::Connection,
-    id: &str,
-    tenant: &Tenant,
-) -> Result<Voucher, ApiError> {
+fn find_voucher(conn: &crate::store::Db, id: &str, tenant: &Tenant) -> Result<Voucher, ApiError> {
     let v = store_vouchers::get(conn, id, tenant)?;
     if served(&v) {
         Ok(v)

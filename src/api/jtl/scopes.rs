@@ -5,7 +5,7 @@
 //! (`recharge`) and changing a voucher's status (under `use`) need `vouchers:write`, as on the
 //! native API, so a till credential holding only `charges:write` gains neither.
 
-use crate::auth::oauth::Grant;
+use crate::api::oauth::Grant;
 use crate::auth::scope::{Scopes, CHARGES_READ, CHARGES_WRITE, VOUCHERS_READ, VOUCHERS_WRITE};
 use crate::auth::token::TokenInfo;
 

@@ -297,7 +297,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply, JtlError> {
     let (tenant, id, offset) = (tenant(&token), id.to_string(), ctx.app.offset);
     let v = ctx.app.store.write(move |c| {
         find_voucher(c, &id, &tenant)?;
-        vouchers::update(c, &id, &tenant, &changes)
+        Ok::<_, ApiError>(vouchers::update(c, &id, &tenant, &changes)?)
     })?;
     Ok(Reply::json(200, &wire::voucher(&v, offset, Extra::None)))
 }
@@ -320,7 +320,8 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply, JtlError> {
             "delete",
             comment.as_deref(),
             clock::now(),
-        )
+        )?;
+        Ok::<_, ApiError>(())
     })?;
     Ok(Reply::no_content())
 }
@@ -345,7 +346,7 @@ pub fn set_status(ctx: &Ctx, id: &str) -> Result<Reply, JtlError> {
         status.ok_or_else(|| ApiError::internal("status", "fields passed but incomplete"))?;
     let (tenant, id, offset) = (tenant(&token), id.to_string(), ctx.app.offset);
     let client_id = token.client_id.clone();
-    let v = ctx.app.store.write(move |c| {
+    let v = ctx.app.store.write(move |c| -> Result<_, ApiError> {
         let v = find_voucher(c, &id, &tenant)?;
         if v.status == Status::Cancelled {
             return Err(Refusal::Cancelled.into());
@@ -360,7 +361,7 @@ pub fn set_status(ctx: &Ctx, id: &str) -> Result<Reply, JtlError> {
         }
         let action = format!("status:{}", status.as_str());
         pins::record_comment(c, &id, &client_id, &action, comment.as_deref(), now)?;
-        vouchers::update_at(c, &id, &tenant, &changes, now)
+        Ok(vouchers::update_at(c, &id, &tenant, &changes, now)?)
     })?;
     Ok(Reply::json(200, &wire::voucher(&v, offset, Extra::None)))
 }

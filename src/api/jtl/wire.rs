@@ -4,9 +4,9 @@
 use super::error::{violation, JtlError, Violation};
 use crate::api::{json, Ctx};
 use crate::domain::clock::format_rfc3339;
+use crate::domain::ledger::{Entry, Reservation};
 use crate::domain::money::{format_decimal, format_decimal_trimmed, Currency};
 use crate::domain::voucher::{Voucher, PERCENT_SCALE};
-use crate::store::ledger::{Entry, Reservation};
 use serde_json::{json, Map, Value};
 use time::UtcOffset;
 

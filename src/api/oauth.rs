@@ -4,10 +4,10 @@
 //! because OAuth client libraries parse that shape. Repeated failures for one client or from
 //! one address are answered 429 with `Retry-After` until the window passes.
 
-use super::scope::Scopes;
-use super::secret;
-use super::token::{hash_token, new_token, TokenInfo, TOKEN_LIFETIME};
-use crate::api::Ctx;
+use super::Ctx;
+use crate::auth::scope::Scopes;
+use crate::auth::secret;
+use crate::auth::token::{hash_token, new_token, TokenInfo, TOKEN_LIFETIME};
 use crate::domain::clock;
 use crate::domain::code::ID_LEN;
 use crate::error::ApiError;
@@ -183,7 +183,8 @@ fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
                 .with_header("Retry-After", wait.to_string()),
         );
     }
-    let login = clients::find_login(ctx.conn, &client_id).map_err(|e| e.to_reply())?;
+    let login =
+        clients::find_login(ctx.conn, &client_id).map_err(|e| ApiError::from(e).to_reply())?;
     let stored_hash = login
         .as_ref()
         .map_or(secret::decoy_hash(), |l| l.secret_hash.as_str());
@@ -225,7 +226,7 @@ fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
         .app
         .store
         .write(move |conn| clients::insert_token(conn, &hash, &stored_info, client_type.as_deref()))
-        .map_err(|e| e.to_reply())?;
+        .map_err(|e| ApiError::from(e).to_reply())?;
     let Some(ended) = stored else {
         return Err(oauth_error(
             401,

@@ -1,0 +1,111 @@
+//! Connections: vouchd's settings on every SQLite connection, the readers' page-cache budget,
+//! and direct (CLI) use of the file without the writer thread.
+
+use super::migrate;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// `PRAGMA synchronous`: FULL makes a commit durable before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    Full,
+    Normal,
+}
+
+impl SyncMode {
+    pub fn parse(text: &str) -> Option<SyncMode> {
+        match text {
+            "full" => Some(SyncMode::Full),
+            "normal" => Some(SyncMode::Normal),
+            _ => None,
+        }
+    }
+
+    pub(super) fn pragma(self) -> &'static str {
+        match self {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Opens a connection with vouchd's settings. Readers are opened query-only.
+pub fn connect(path: &Path, sync: SyncMode, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", sync.pragma())?;
+    conn.set_prepared_statement_cache_capacity(64);
+    if read_only {
+        // Many workers each hold a reader, and every commit empties their caches anyway;
+        // `Store::worker_reader` gives each its share of a budget instead.
+        conn.pragma_update(None, "cache_size", -1024)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+    }
+    Ok(conn)
+}
+
+/// A connection to the database as the store's operations take it: a worker's reader, the
+/// writer's transaction, or the CLI's own. Callers hold it and hand it to the operations; only
+/// the store runs statements on it.
+pub struct Db(Connection);
+
+impl Db {
+    /// Wraps a connection opened with [`connect`] (and migrated) for the operations.
+    pub fn new(conn: Connection) -> Db {
+        Db(conn)
+    }
+}
+
+// The operations' bodies run statements on `&Db` as on the connection it wraps.
+impl std::ops::Deref for Db {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+/// Opens (creating and migrating if needed) a database for direct use by the CLI.
+pub fn open_direct(path: &Path) -> Result<Db, String> {
+    let mut conn = connect(path, SyncMode::Full, false)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    migrate::migrate(&mut conn).map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
+    Ok(Db(conn))
+}
+
+/// Runs `op` in one `BEGIN IMMEDIATE` transaction on a direct (CLI) connection: committed when
+/// it returns `Ok`, rolled back otherwise. IMMEDIATE takes the write lock first, so a running
+/// server's writer waits (up to its busy timeout) instead of interleaving with `op`.
+pub fn write_direct<T>(
+    db: &mut Db,
+    op: impl FnOnce(&Db) -> Result<T, String>,
+) -> Result<T, String> {
+    db.0.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
+    let value = match op(db) {
+        Ok(value) => value,
+        Err(err) => {
+            let _ = db.0.execute_batch("ROLLBACK");
+            return Err(err);
+        }
+    };
+    if let Err(e) = db.0.execute_batch("COMMIT") {
+        let _ = db.0.execute_batch("ROLLBACK");
+        return Err(format!("cannot commit: {e}"));
+    }
+    Ok(value)
+}
+
+/// How long a connection waits on a lock held by another process (the CLI, a backup).
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The page cache all worker readers share out between them, in KiB: look-ups on a large
+/// database are faster with more cache a reader, and each reader fills its share, so the
+/// budget is part of the RSS under load.
+pub const READER_CACHE_BUDGET_KIB: usize = 24 * 1024;
