@@ -71,7 +71,7 @@ pub fn route(
         (Get,    "/v1/clients",                                  [_, _]               ) => admin::list_clients(ctx),
         (Post,   "/v1/clients",                                  [_, _]               ) => admin::create_client(ctx),
         (Delete, "/v1/clients/{id}",                             [_, _, id]           ) => admin::revoke_client(ctx, id),
-        (method, _,                                      ["jtl", rest @ ..]   ) => Ok(jtl::route(ctx, method, rest)),
+        (method, _,                                      ["jtl", rest @ ..]   ) => Ok(jtl::route(ctx, method, rest, template)),
         _ if template == UNMATCHED                                                     => Err(ApiError::NotFound),
         _ => Err(ApiError::MethodNotAllowed(allow)),
     };
@@ -84,7 +84,7 @@ pub fn route(
         (reply, _) => reply,
     };
     if carecloud::serves(&segs) {
-        return Ok(carecloud::in_vendor_shape(reply, req));
+        return Ok(carecloud::in_vendor_shape(reply, req, template));
     }
     reply
 }

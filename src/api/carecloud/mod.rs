@@ -122,15 +122,14 @@ fn invalid_params(invalid: &[InvalidParam]) -> Reply {
 
 /// Renders an error of a dialect path in the vendor's shape, keeping the headers vouchd sends
 /// with it (`WWW-Authenticate`, `Allow`, `Retry-After`). Internal errors are logged here, as the
-/// server logs the errors it renders itself.
-pub fn in_vendor_shape(result: Result<Reply, ApiError>, req: &Request) -> Reply {
+/// server logs the errors it renders itself, under the route's template `route`.
+pub fn in_vendor_shape(result: Result<Reply, ApiError>, req: &Request, route: &str) -> Reply {
     let err = match result {
         Ok(reply) => return reply,
         Err(err) => err,
     };
     if let Some(cause) = err.log_message() {
         // The route template, never the path: customer and purchase ids stay out of the log.
-        let route = crate::http::router::template(&req.path);
         eprintln!("vouchd: {} {route}: {cause}", req.method.as_str());
     }
     let data = match &err {

@@ -21,8 +21,8 @@ use crate::store::vouchers as store_vouchers;
 use error::JtlError;
 
 /// Runs the JTL route for `segments` (the path after `/jtl`), answering every failure in
-/// JTL's error body.
-pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str]) -> Reply {
+/// JTL's error body; `template` is the path's template, what a logged failure names.
+pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str], template: &str) -> Reply {
     use Method::*;
     let ctx = &*ctx;
     #[rustfmt::skip]
@@ -52,8 +52,7 @@ pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str]) -> Reply {
     result.unwrap_or_else(|err| {
         if let Some(cause) = &err.log {
             // The route template, never the path: ids do not belong in the log.
-            let route = crate::http::router::template(&ctx.req.path);
-            eprintln!("vouchd: {} {route}: {cause}", method.as_str());
+            eprintln!("vouchd: {} {template}: {cause}", method.as_str());
         }
         err.to_reply()
     })
