@@ -139,7 +139,8 @@ CREATE TABLE reservations (
     status       TEXT NOT NULL CHECK (status IN ('held', 'captured', 'released')),
     expires_at   INTEGER NOT NULL,           -- a 'held' row past this no longer counts
     created_at   INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL
+    updated_at   INTEGER NOT NULL,
+    dialect      TEXT                        -- 'jtl' for JTL's holds: a new one replaces only these
 );
 CREATE INDEX reservations_live ON reservations(voucher_id, expires_at) WHERE status = 'held';
 

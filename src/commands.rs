@@ -2,7 +2,7 @@
 
 use crate::api::admin::{check_group_name, check_name, client_json, group_json, new_client_json};
 use crate::api::export::{export_filters, ExportStream};
-use crate::api::import::ImportReader;
+use crate::api::import::{self, ImportReader};
 use crate::api::native::Issuer;
 use crate::api::webhooks::new_secret;
 use crate::auth::scope::Scopes;
@@ -89,7 +89,7 @@ pub fn run(command: Command) -> Result<(), String> {
             check_name(&name).map_err(|e| format!("client name {e}"))?;
             let mut conn = store::open_direct(&db)?;
             let (pin, group_id, expires_at) = store::write_direct(&mut conn, |c| {
-                crate::api::jtl::clients::make_connect_pin(c, &group, &name)
+                crate::auth::connect_pin::make_connect_pin(c, &group, &name)
             })?;
             let expires = clock::format_rfc3339(expires_at, UtcOffset::UTC);
             println!(
@@ -141,7 +141,8 @@ fn export(
     let conn = store::open_direct(db)?;
     let cursor = VoucherCursor::open(conn, &Tenant::All, &filters)
         .map_err(|e| failure(&ApiError::from(e)))?;
-    let mut stream = ExportStream::new(cursor, offset).map_err(|e| failure(&e))?;
+    let pins = store::open_direct(db)?;
+    let mut stream = ExportStream::new(cursor, Some(pins), offset).map_err(|e| failure(&e))?;
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(
             File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?,
@@ -227,10 +228,11 @@ fn import_into(
             progress.show(read);
         })
         .map_err(|e| refused(e.into()))?;
-        match reader.failure.take() {
-            Some(err) => Err(refused(err)),
-            None => Ok((count, admin)),
+        if let Some(err) = reader.failure.take() {
+            return Err(refused(err));
         }
+        import::set_pins(c, &reader.pins).map_err(refused)?;
+        Ok((count, admin))
     });
     progress.end();
     let (count, admin) = result?;

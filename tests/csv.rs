@@ -180,8 +180,8 @@ fn export_then_import_into_a_fresh_server_reproduces_ids_codes_amounts_and_balan
     let (header, before) = parse(&text);
     assert_eq!(
         header.len(),
-        34,
-        "every voucher field and the group: {header:?}"
+        35,
+        "every voucher field, the group and the PIN hash: {header:?}"
     );
     assert_eq!(
         before.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
@@ -294,7 +294,7 @@ fn export_honours_filters_and_tenancy() {
     let empty = export(s, &b.token, "filter[batch]=nothing-here");
     assert_eq!(
         parse(&empty).0.len(),
-        34,
+        35,
         "an empty result still has its header"
     );
     assert!(parse(&empty).1.is_empty());

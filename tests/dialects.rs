@@ -1072,3 +1072,55 @@ fn a_voucher_made_in_one_dialect_reads_the_same_in_the_others() {
     let n = s.get(&format!("/v1/vouchers/{}", id_of(&made["id"])), &t.token);
     assert_eq!(n.json["status"], json!("active"));
 }
+
+#[test]
+fn a_carecloud_count_past_one_page_is_streamed_page_by_page_in_the_same_order() {
+    let s = TestServer::start();
+    let tenant = s.tenant(RW);
+    let n = 1234;
+    let mut csv = String::from("amount,customer_id\r\n");
+    for i in 0..n {
+        csv.push_str(&format!("{}.00,big-customer\r\n", i % 50 + 1));
+    }
+    let r = s.send(
+        "POST",
+        "/v1/vouchers/import",
+        &[("Authorization", &format!("Bearer {}", tenant.token))],
+        Some(("text/csv", csv.as_bytes())),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let path = "customers/big-customer/vouchers?sort_field=value&sort_direction=DESC";
+    let mut paged = Vec::new();
+    for offset in (0..n).step_by(500) {
+        paged.extend(care_ids(
+            &s,
+            &tenant.token,
+            &format!("{path}&count=500&offset={offset}"),
+        ));
+    }
+    assert_eq!(paged.len(), n);
+    assert_eq!(paged.iter().collect::<BTreeSet<_>>().len(), n, "ids repeat");
+
+    let all = care(&s, &tenant.token, &format!("{path}&count=99999999"));
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(all.header("content-length"), None);
+    assert_eq!(all.content_type(), "application/json");
+    assert_eq!(all.json["data"]["total_items"], n, "{}", &all.body[..200]);
+    let ids: Vec<String> = all.json["data"]["vouchers"]
+        .as_array()
+        .expect("data.vouchers")
+        .iter()
+        .map(|v| id_of(&v["voucher_id"]))
+        .collect();
+    assert_eq!(ids, paged, "the streamed list is the paged one, in order");
+
+    let middle = care_ids(&s, &tenant.token, &format!("{path}&count=600&offset=700"));
+    assert_eq!(middle, paged[700..1234]);
+    let exact = care_ids(&s, &tenant.token, &format!("{path}&count=1000&offset=100"));
+    assert_eq!(exact, paged[100..1100]);
+    let past = care(&s, &tenant.token, &format!("{path}&count=501&offset=5000"));
+    assert_eq!(past.status, 200, "{}", past.body);
+    assert_eq!(past.json["data"]["vouchers"], json!([]));
+    assert_eq!(past.json["data"]["total_items"], n);
+}

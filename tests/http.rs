@@ -552,6 +552,29 @@ fn an_internal_error_is_logged_with_the_route_template_not_the_path() {
     let token = s.admin_token();
     let v = s.create_voucher(&token, &json!({"amount": "4.00"}));
     let id = id_of(&v["id"]);
+    // A JTL client and a CareCloud customer of another group, set up before the breakage.
+    let tenant = s.tenant(&["vouchers:read", "vouchers:write", "charges:read"]);
+    let theirs = s.create_voucher(
+        &tenant.token,
+        &json!({"amount": "4.00", "customer_id": "cust-secret-7"}),
+    );
+    let jtl_id = id_of(&theirs["id"]);
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        tenant.client_id,
+        enc(&tenant.secret)
+    );
+    let jtl = s.send(
+        "POST",
+        "/jtl/oauth/token",
+        &[],
+        Some(("application/x-www-form-urlencoded", form.as_bytes())),
+    );
+    assert_eq!(jtl.status, 200, "{}", jtl.body);
+    let jtl_token = jtl.json["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
     // Another process takes the ledger table away: every read of it fails inside the server.
     let status = std::process::Command::new("python3")
         .args([
@@ -566,6 +589,10 @@ fn an_internal_error_is_logged_with_the_route_template_not_the_path() {
     assert!(status.success());
     let r = s.get(&format!("/v1/vouchers/{id}/charges"), &token);
     assert_problem(&r, 500, "internal_error");
+    let r = s.get(&format!("/jtl/v1/vouchers/{jtl_id}/charges"), &jtl_token);
+    assert_eq!(r.status, 500, "{}", r.body);
+    s.wait_for_line(|l| l.starts_with("vouchd: GET /jtl/"))
+        .unwrap_or_else(|| panic!("no JTL error line:\n{}", s.output()));
     let line = s
         .wait_for_line(|l| l.starts_with("vouchd: GET /v1/vouchers/"))
         .unwrap_or_else(|| panic!("no error line:\n{}", s.output()));
@@ -577,6 +604,40 @@ fn an_internal_error_is_logged_with_the_route_template_not_the_path() {
         !s.output().contains(&format!("GET /v1/vouchers/{id}")),
         "{}",
         s.output()
+    );
+    // The vouchers table goes too: CareCloud's list fails inside the server.
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('ALTER TABLE vouchers RENAME TO vouchers_gone')\n",
+        ])
+        .arg(&s.db)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    let r = s.get(
+        "/carecloud/rest-api/enterprise-interface/v1.0/customers/cust-secret-7/vouchers",
+        &tenant.token,
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    s.wait_for_line(|l| l.starts_with("vouchd: GET /carecloud/"))
+        .unwrap_or_else(|| panic!("no CareCloud error line:\n{}", s.output()));
+    let out = s.output();
+    assert!(
+        out.contains("vouchd: GET /jtl/v1/vouchers/{id}/charges: "),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "vouchd: GET /carecloud/rest-api/enterprise-interface/v1.0/customers/{customer_id}/vouchers: "
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&jtl_id) && !out.contains("cust-secret-7"),
+        "{out}"
     );
 }
 

@@ -627,7 +627,7 @@ fn scopes_are_jtls_seven_granted_as_the_group_allows_and_recharge_is_not_use() {
     let till = server.tenant(&["vouchers:read", "charges:read", "charges:write"]);
     let r = token_request(&server, &till.client_id, &till.secret, None);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json["scope"], "read read-lists use recharge");
+    assert_eq!(r.json["scope"], "read read-lists use");
     let refused = token_request(&server, &till.client_id, &till.secret, Some("read manage"));
     assert_oauth_error(&refused, 400, "invalid_scope");
     let unknown = token_request(
@@ -668,7 +668,7 @@ fn scopes_are_jtls_seven_granted_as_the_group_allows_and_recharge_is_not_use() {
     );
     let anonymous = server.call("GET", "/jtl/v1/vouchers", None, None);
     assert_jtl_error(&anonymous, 401, "AUTH.UNAUTHENTICATED");
-    // The JTL token carries only the vouchd scopes its JTL scopes need.
+    // A JTL token works on /jtl only.
     assert_eq!(
         server
             .get(&format!("/v1/vouchers/{mine_id}/charges"), &shop.token)
@@ -732,15 +732,17 @@ fn create_validates_fields_with_jtl_codes_and_names_every_one() {
     );
     let first = jtl.post(
         "/vouchers",
-        &json!({"id": "SKU-4711", "code": "ABCD2345", "amount": "0.00", "currency": "EUR"}),
+        &json!({"code": "ABCD2345", "amount": "0.00", "currency": "EUR"}),
     );
     assert_eq!(first.status, 201, "{}", first.body);
-    assert_eq!(first.json["id"], "SKU-4711");
-    let twice = jtl.post(
+    let custom = jtl.post(
         "/vouchers",
         &json!({"id": "SKU-4711", "amount": "1.00", "currency": "EUR"}),
     );
-    assert_eq!(violation_codes(&twice), ["VOUCHER.CREATE.CUSTOM_ID.UNIQUE"]);
+    assert_eq!(
+        violation_codes(&custom),
+        ["VOUCHER.CREATE.CUSTOM_ID.PROHIBITED"]
+    );
     let code_twice = jtl.post(
         "/vouchers",
         &json!({"code": "abcd-2345", "amount": "1.00", "currency": "EUR"}),
@@ -1161,4 +1163,374 @@ fn concurrent_tills_never_lose_or_double_a_charge_and_the_balance_never_goes_bel
         "one ledger entry per answered charge"
     );
     assert!(!charged.is_empty() && total <= 5000, "{charged:?}");
+}
+
+// ---- what a JTL credential may do, and what the dialect must not give away ---------------
+
+/// A JTL voucher of `amount` in the client's group, activated: `(id, code, pin)`.
+fn active_voucher(jtl: &Jtl, amount: &str, kind: &str) -> (String, String, Option<String>) {
+    let v = jtl.post(
+        "/vouchers",
+        &json!({"amount": amount, "currency": "EUR", "type": kind}),
+    );
+    assert_eq!(v.status, 201, "{}", v.body);
+    let id = string(&v.json["id"]).to_string();
+    let on = jtl.patch(
+        &format!("/vouchers/{id}/status"),
+        &json!({"status": "active"}),
+    );
+    assert_eq!(on.status, 200, "{}", on.body);
+    let pin = v.json["pin"].as_str().map(str::to_string);
+    (id, string(&v.json["code"]).to_string(), pin)
+}
+
+#[test]
+fn a_jtl_token_is_refused_on_the_native_pos_and_carecloud_routes_whatever_its_jtl_scopes() {
+    let server = TestServer::start();
+    let tenant = server.tenant(CASHIER);
+    let mine = server.create_voucher(
+        &tenant.token,
+        &json!({"amount": "5.00", "customer_id": "cust-1"}),
+    );
+    let (id, code) = (string(&mine["id"]), string(&mine["code"]));
+    let carecloud = "/carecloud/rest-api/enterprise-interface/v1.0/customers/cust-1/vouchers";
+    let jtl = |scope: &str| Jtl::connect(&server, &tenant.client_id, &tenant.secret, Some(scope));
+    let read = jtl("read");
+    assert_eq!(read.get(&format!("/vouchers/{id}")).status, 200);
+    for path in [
+        format!("/v1/vouchers/{id}"),
+        "/v1/vouchers".to_string(),
+        "/v1/vouchers/export.csv".to_string(),
+        "/pos/v1/vouchers".to_string(),
+        carecloud.to_string(),
+    ] {
+        let r = server.get(&path, &read.token);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(!r.body.contains(code), "{path}: {}", r.body);
+        // The same route answers the client's native token.
+        assert_eq!(server.get(&path, &tenant.token).status, 200, "{path}");
+    }
+    let validate = server.post("/v1/validate", &read.token, &json!({"code": code}));
+    assert_problem(&validate, 403, "insufficient_scope");
+    for scope in ["use", "recharge", "read use recharge"] {
+        let t = jtl(scope);
+        let charge = server.post(
+            &format!("/v1/vouchers/{id}/charges"),
+            &t.token,
+            &json!({"type": "charge", "amount": "1.00"}),
+        );
+        assert_problem(&charge, 403, "insufficient_scope");
+    }
+    let left = server.get(&format!("/v1/vouchers/{id}"), &tenant.token);
+    assert_eq!(left.json["remaining_amount"], "5.00", "{}", left.body);
+}
+
+#[test]
+fn a_native_till_credential_gains_no_recharge_or_status_power_on_jtl() {
+    let server = TestServer::start();
+    let shop = server.tenant(CASHIER);
+    let till_scopes = ["vouchers:read", "charges:read", "charges:write"];
+    let (till_id, till_secret) = server.create_client("till", &shop.group_name, Some(&till_scopes));
+    let till = server.token(&till_id, &till_secret, None);
+    let issuer = Jtl::connect(&server, &shop.client_id, &shop.secret, None);
+    let (id, code, _) = active_voucher(&issuer, "20.00", "digital");
+    let recharge =
+        json!({"amount": "100.00", "currency": "EUR", "order_number": "R", "code": code});
+    let status = json!({"status": "inactive"});
+    let call = |token: &str, method: &str, path: &str, body: &Value| {
+        server.call(
+            method,
+            &server.url(&format!("/jtl/v1{path}")),
+            Some(token),
+            Some(body),
+        )
+    };
+    assert_jtl_error(
+        &call(&till, "POST", "/vouchers/recharge", &recharge),
+        403,
+        "AUTH.SCOPE_MISSING",
+    );
+    assert_jtl_error(
+        &call(&till, "PATCH", &format!("/vouchers/{id}/status"), &status),
+        403,
+        "AUTH.SCOPE_MISSING",
+    );
+    // A JTL token of the till gets neither either.
+    let r = token_request(&server, &till_id, &till_secret, Some("recharge"));
+    assert_oauth_error(&r, 400, "invalid_scope");
+    let till_jtl = Jtl::connect(&server, &till_id, &till_secret, None);
+    assert_jtl_error(
+        &till_jtl.patch(&format!("/vouchers/{id}/status"), &status),
+        403,
+        "AUTH.SCOPE_MISSING",
+    );
+    let one = issuer.get(&format!("/vouchers/{id}"));
+    assert_eq!(one.json["status"], "active", "{}", one.body);
+    assert_eq!(assert_money(&one.json["remaining_amount"]), 2000);
+    // With vouchers:write, as on the native API, both work.
+    let recharged = call(&shop.token, "POST", "/vouchers/recharge", &recharge);
+    assert_eq!(recharged.status, 200, "{}", recharged.body);
+    let off = call(
+        &shop.token,
+        "PATCH",
+        &format!("/vouchers/{id}/status"),
+        &status,
+    );
+    assert_eq!(off.status, 200, "{}", off.body);
+}
+
+#[test]
+fn a_pin_voucher_is_never_charged_or_reserved_on_the_native_routes_with_its_code_alone() {
+    let server = TestServer::start();
+    let (jtl, tenant) = jtl_client(&server, CASHIER, None);
+    let (_, code, pin) = active_voucher(&jtl, "20.00", "print");
+    let pin = pin.expect("a printed voucher has a PIN");
+    let found = server.post("/v1/validate", &tenant.token, &json!({"code": code}));
+    assert_eq!(found.status, 200, "{}", found.body);
+    let id = string(&found.json["voucher"]["id"]).to_string();
+    let charge = server.post(
+        &format!("/v1/vouchers/{id}/charges"),
+        &tenant.token,
+        &json!({"type": "charge", "amount": "20.00"}),
+    );
+    assert_problem(&charge, 409, "pin_required");
+    let hold = server.post(
+        &format!("/v1/vouchers/{id}/reservations"),
+        &tenant.token,
+        &json!({"amount": "20.00"}),
+    );
+    assert_problem(&hold, 409, "pin_required");
+    let left = server.get(&format!("/v1/vouchers/{id}"), &tenant.token);
+    assert_eq!(left.json["remaining_amount"], "20.00", "{}", left.body);
+    // With its PIN, through JTL, it is spent.
+    let held = jtl.post(
+        "/reservations",
+        &json!({"amount": "20.00", "currency": "EUR", "code": code, "pin": pin}),
+    );
+    assert_eq!(held.status, 200, "{}", held.body);
+    let charged = jtl.post(
+        &format!("/reservations/{}/charge", string(&held.json["id"])),
+        &json!({"order_number": "O-1"}),
+    );
+    assert_eq!(charged.status, 200, "{}", charged.body);
+}
+
+#[test]
+fn a_jtl_body_with_a_key_given_twice_is_refused_in_jtls_shape_naming_the_key() {
+    let server = TestServer::start();
+    let (jtl, _) = jtl_client(&server, CASHIER, None);
+    let (id, code, _) = active_voucher(&jtl, "20.00", "digital");
+    let auth = format!("Bearer {}", jtl.token);
+    let send = |path: &str, body: String| {
+        server.send(
+            "POST",
+            &format!("/jtl/v1{path}"),
+            &[("Authorization", &auth)],
+            Some(("application/json", body.as_bytes())),
+        )
+    };
+    for (path, body) in [
+        (
+            "/reservations",
+            format!(r#"{{"amount":"1.00","amount":"19.00","currency":"EUR","code":"{code}"}}"#),
+        ),
+        (
+            "/vouchers/recharge",
+            format!(
+                r#"{{"amount":"1.00","currency":"EUR","order_number":"R","id":"{id}","amount":"999.00"}}"#
+            ),
+        ),
+    ] {
+        let r = send(path, body);
+        assert_jtl_error(&r, 400, "REQUEST.MALFORMED");
+        assert!(
+            string(&r.json["message"]).contains("\"amount\""),
+            "{}",
+            r.body
+        );
+    }
+    let one = jtl.get(&format!("/vouchers/{id}"));
+    assert_eq!(
+        assert_money(&one.json["remaining_amount"]),
+        2000,
+        "{}",
+        one.body
+    );
+}
+
+#[test]
+fn a_custom_voucher_id_is_refused_so_no_group_learns_another_groups_ids() {
+    let server = TestServer::start();
+    let (a, a_tenant) = jtl_client(&server, CASHIER, None);
+    let (b, _) = jtl_client(&server, CASHIER, None);
+    let theirs = server.create_voucher(&a_tenant.token, &json!({"amount": "5.00"}));
+    let taken = string(&theirs["id"]);
+    for id in [taken, "order-1001", "..", "."] {
+        let r = b.post(
+            "/vouchers",
+            &json!({"id": id, "amount": "1.00", "currency": "EUR"}),
+        );
+        assert_jtl_error(&r, 422, "VOUCHER.CREATE.UNPROCESSABLE_ENTITY");
+        assert_eq!(
+            violation_codes(&r),
+            ["VOUCHER.CREATE.CUSTOM_ID.PROHIBITED"],
+            "{id}"
+        );
+    }
+    let own = a.post(
+        "/vouchers",
+        &json!({"id": "order-1", "amount": "1.00", "currency": "EUR"}),
+    );
+    assert_eq!(
+        violation_codes(&own),
+        ["VOUCHER.CREATE.CUSTOM_ID.PROHIBITED"]
+    );
+}
+
+#[test]
+fn a_jtl_reservation_leaves_a_native_hold_in_place_and_must_fit_beside_it() {
+    let server = TestServer::start();
+    let (jtl, tenant) = jtl_client(&server, CASHIER, None);
+    let (id, code, _) = active_voucher(&jtl, "20.00", "digital");
+    let native = server.post(
+        &format!("/v1/vouchers/{id}/reservations"),
+        &tenant.token,
+        &json!({"amount": "15.00"}),
+    );
+    assert_eq!(native.status, 201, "{}", native.body);
+    let reserve = |amount: &str| {
+        jtl.post(
+            "/reservations",
+            &json!({"amount": amount, "currency": "EUR", "code": code}),
+        )
+    };
+    assert_jtl_error(&reserve("10.00"), 422, "VOUCHER.INSUFFICIENT_BALANCE");
+    let first = reserve("3.00");
+    assert_eq!(first.status, 200, "{}", first.body);
+    // A newer JTL reservation still replaces the older JTL one.
+    let second = reserve("5.00");
+    assert_eq!(second.status, 200, "{}", second.body);
+    let old = jtl.post(
+        &format!("/reservations/{}/charge", string(&first.json["id"])),
+        &json!({"order_number": "O-1"}),
+    );
+    assert_jtl_error(&old, 422, "RESERVATION.NOT_ACTIVE");
+    let captured = server.post(
+        &format!(
+            "/v1/vouchers/{id}/reservations/{}/capture",
+            string(&native.json["id"])
+        ),
+        &tenant.token,
+        &json!({}),
+    );
+    assert!(captured.status / 100 == 2, "{}", captured.body);
+    let charged = jtl.post(
+        &format!("/reservations/{}/charge", string(&second.json["id"])),
+        &json!({"order_number": "O-2"}),
+    );
+    assert_eq!(charged.status, 200, "{}", charged.body);
+    let one = jtl.get(&format!("/vouchers/{id}"));
+    assert_eq!(
+        assert_money(&one.json["remaining_amount"]),
+        0,
+        "{}",
+        one.body
+    );
+}
+
+#[test]
+fn connect_counts_each_attempt_before_its_work_so_parallel_bad_pins_get_no_more_than_the_limit() {
+    let server = TestServer::start();
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..24)
+            .map(|i| {
+                let server = &server;
+                s.spawn(move || {
+                    server
+                        .call(
+                            "POST",
+                            &server.url("/jtl/v1/clients/connect"),
+                            None,
+                            Some(&json!({"pin": format!("WRONG{i:05}")})),
+                        )
+                        .status
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect()
+    });
+    let checked = answers.iter().filter(|s| **s == 422).count();
+    let refused = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, answers.len(), "{answers:?}");
+    assert!(checked <= 10, "{checked} PINs checked: {answers:?}");
+}
+
+/// The cells of column `name` in a CSV export, one per row.
+fn csv_column(text: &str, name: &str) -> Vec<String> {
+    let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+    let at = reader
+        .headers()
+        .expect("a header row")
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    reader
+        .records()
+        .map(|r| r.expect("a CSV row")[at].to_string())
+        .collect()
+}
+
+#[test]
+fn a_printed_voucher_keeps_its_pin_through_export_and_import() {
+    let source = TestServer::start();
+    let (jtl, tenant) = jtl_client(&source, CASHIER, None);
+    let (id, code, pin) = active_voucher(&jtl, "20.00", "print");
+    let pin = pin.expect("a printed voucher has a PIN");
+    let export = |token: &str| {
+        let r = source.get(&format!("/v1/vouchers/export.csv?filter[id]={id}"), token);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+    let text = export(&tenant.token);
+    let hashes = csv_column(&text, "pin_hash");
+    assert!(hashes[0].starts_with("$argon2id$"), "{text}");
+    assert!(!text.contains(&pin), "the PIN itself is never exported");
+    // A client that may only read gets no PIN hash.
+    let (reader_id, reader_secret) =
+        source.create_client("reader", &tenant.group_name, Some(&["vouchers:read"]));
+    let reader = source.token(&reader_id, &reader_secret, None);
+    assert_eq!(csv_column(&export(&reader), "pin_hash"), [""]);
+
+    let fresh = TestServer::start();
+    let (jtl2, tenant2) = jtl_client(&fresh, CASHIER, None);
+    let import = |csv: &str| {
+        fresh.send(
+            "POST",
+            "/v1/vouchers/import",
+            &[("Authorization", &format!("Bearer {}", tenant2.token))],
+            Some(("text/csv", csv.as_bytes())),
+        )
+    };
+    let bad = import(&text.replace(&hashes[0], "not-a-hash"));
+    assert_invalid_field(&bad, "pin_hash");
+    let r = import(&text);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["data"][0]["id"], id.as_str());
+    let charge = fresh.post(
+        &format!("/v1/vouchers/{id}/charges"),
+        &tenant2.token,
+        &json!({"type": "charge", "amount": "1.00"}),
+    );
+    assert_problem(&charge, 409, "pin_required");
+    let reserve = |pin: Option<&str>| {
+        jtl2.post(
+            "/reservations",
+            &json!({"amount": "1.00", "currency": "EUR", "code": code, "pin": pin}),
+        )
+    };
+    assert_jtl_error(&reserve(None), 422, "VOUCHER.PIN.REQUIRED");
+    assert_eq!(reserve(Some(&pin)).status, 200);
 }

@@ -73,3 +73,19 @@ fn successful_logins_never_lock_an_address_out() {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 }
+
+#[test]
+fn an_overlong_client_id_is_refused_before_it_is_counted_or_kept() {
+    let s = TestServer::start();
+    let group = unique("g");
+    s.create_group(&group, CASHIER);
+    let (id, secret) = s.create_client(&unique("till"), &group, None);
+    let source = Ipv4Addr::new(127, 0, 6, 9);
+    let long = "X".repeat(4000);
+    for i in 0..2 * LIMIT {
+        let r = s.token_request_from(source, &format!("{long}{i}"), "wrong");
+        assert_oauth_error(&r, 401, "invalid_client");
+    }
+    let right = s.token_request_from(source, &id, &secret);
+    assert_eq!(right.status, 200, "{}", right.body);
+}

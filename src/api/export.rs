@@ -10,12 +10,14 @@
 use super::ledger::{check_guessing, looks_up_code};
 use super::views::VoucherView;
 use super::{tenant_of, Ctx};
-use crate::auth::scope::VOUCHERS_READ;
+use crate::auth::scope::{VOUCHERS_READ, VOUCHERS_WRITE};
 use crate::domain::query::{bad, parse_list, Filter, ListKind, ParamError};
 use crate::domain::voucher::Voucher;
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::store::bulk::VoucherCursor;
+use crate::store::pins;
+use crate::store::Db;
 use std::borrow::Cow;
 use std::io::{self, Read};
 use time::UtcOffset;
@@ -25,7 +27,7 @@ pub const CSV_TYPE: &str = "text/csv; charset=utf-8";
 /// The columns of an export, which are also the columns an import reads: every field of the
 /// native voucher, with `discount` split into `discount_type` and `discount_value`, and the
 /// owner's group (an admin's export holds every group's vouchers: each row says whose it is).
-pub const COLUMNS: [&str; 34] = [
+pub const COLUMNS: [&str; 35] = [
     "id",
     "code",
     "client_id",
@@ -60,6 +62,8 @@ pub const COLUMNS: [&str; 34] = [
     "created_at",
     "updated_at",
     "deletable",
+    // A voucher PIN's argon2id hash (never the PIN), so a printed voucher comes back with it.
+    "pin_hash",
 ];
 
 /// A CSV writer as exports use it: RFC 4180 line ends, quoting only where a cell needs it.
@@ -74,6 +78,7 @@ pub fn csv_writer<W: io::Write>(sink: W) -> csv::Writer<W> {
 pub fn write_voucher<W: io::Write>(
     w: &mut csv::Writer<W>,
     v: &Voucher,
+    pin_hash: Option<&str>,
     offset: UtcOffset,
 ) -> csv::Result<()> {
     let view = VoucherView::new(v, offset);
@@ -126,6 +131,7 @@ pub fn write_voucher<W: io::Write>(
         &view.created_at,
         &view.updated_at,
         flag(view.deletable),
+        text(pin_hash),
     ];
     let cells: Vec<Cow<str>> = row.iter().map(|cell| escape_cell(cell)).collect();
     w.write_record(cells.iter().map(|cell| cell.as_bytes()))
@@ -152,6 +158,8 @@ pub fn unescape_cell(cell: &str) -> &str {
 /// The CSV of a [`VoucherCursor`] as a `Read`: one page rendered at a time.
 pub struct ExportStream {
     cursor: VoucherCursor,
+    /// Where PIN hashes are read, when the reader may see them (`None`: the column is empty).
+    pins: Option<Db>,
     offset: UtcOffset,
     buf: Vec<u8>,
     pos: usize,
@@ -162,9 +170,14 @@ pub struct ExportStream {
 impl ExportStream {
     /// Renders the header and reads the first page, so a store that cannot answer fails here,
     /// before a status line has been sent.
-    pub fn new(cursor: VoucherCursor, offset: UtcOffset) -> Result<ExportStream, ApiError> {
+    pub fn new(
+        cursor: VoucherCursor,
+        pins: Option<Db>,
+        offset: UtcOffset,
+    ) -> Result<ExportStream, ApiError> {
         let mut stream = ExportStream {
             cursor,
+            pins,
             offset,
             buf: Vec::new(),
             pos: 0,
@@ -192,7 +205,11 @@ impl ExportStream {
             csv.write_record(COLUMNS).map_err(failed)?;
         }
         for v in &page {
-            write_voucher(&mut csv, v, self.offset).map_err(failed)?;
+            let pin = match &self.pins {
+                Some(conn) => pins::voucher_pin(conn, &v.id)?,
+                None => None,
+            };
+            write_voucher(&mut csv, v, pin.as_deref(), self.offset).map_err(failed)?;
         }
         self.rows += page.len() as u64;
         self.buf = csv
@@ -251,7 +268,12 @@ pub fn export_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     }
     let conn = ctx.app.store.reader()?;
     let cursor = VoucherCursor::open(conn, &tenant_of(&token), &filters)?;
-    let stream = ExportStream::new(cursor, ctx.app.offset)?;
+    // PIN hashes only for a client that may import them back (and create vouchers anyway).
+    let pins = match token.scopes.contains(VOUCHERS_WRITE) {
+        true => Some(ctx.app.store.reader()?),
+        false => None,
+    };
+    let stream = ExportStream::new(cursor, pins, ctx.app.offset)?;
     if by_code && stream.rows() == 0 {
         ctx.app.guesses.fail(&token.client_id);
     }

@@ -4,7 +4,8 @@
 //! Each row becomes the JSON object a client would send (typed by column: numbers, booleans,
 //! a nested `discount`) and goes through [`read_voucher`]; only what an export carries beyond
 //! a create body is read here: the `id`, the balance (`remaining_amount`), a discount's `uses`
-//! and `used_at`, and `created_at`. An empty cell is a value left out. Every cell first loses
+//! and `used_at`, `created_at`, and a PIN's hash (`pin_hash`, stored once the rows are in).
+//! An empty cell is a value left out. Every cell first loses
 //! one leading `'`, the escape an export puts before cells that start like a formula.
 
 use super::export::{unescape_cell, COLUMNS};
@@ -13,12 +14,15 @@ use super::idempotency::{self, finish_write};
 use super::native::{read_code, read_voucher, Issuer};
 use super::Ctx;
 use crate::auth::scope::VOUCHERS_WRITE;
+use crate::auth::secret;
 use crate::domain::clock::{self, DayEnd};
 use crate::domain::code::{new_id, CodeShape, ID_ALPHABET, ID_LEN};
 use crate::domain::voucher::Voucher;
 use crate::error::{ApiError, FieldError};
 use crate::http::response::Reply;
 use crate::store::bulk::{self, ImportRow};
+use crate::store::pins;
+use crate::store::Db;
 use serde_json::{json, Map, Value};
 use std::io::Read;
 
@@ -38,6 +42,9 @@ pub struct ImportReader<R: Read> {
     now: i64,
     row: u64,
     pub failure: Option<ApiError>,
+    /// `(voucher id, PIN hash)` of the rows read so far that carry a `pin_hash`: stored by
+    /// [`set_pins`] once the rows are inserted.
+    pub pins: Vec<(String, String)>,
 }
 
 impl<R: Read> ImportReader<R> {
@@ -61,6 +68,7 @@ impl<R: Read> ImportReader<R> {
             now,
             row: 0,
             failure: None,
+            pins: Vec::new(),
         })
     }
 }
@@ -76,7 +84,28 @@ impl<R: Read> Iterator for ImportReader<R> {
             Ok(record) => {
                 self.row += 1;
                 let cells = self.columns.iter().map(String::as_str).zip(record.iter());
-                let (voucher, code_generated) = read_row(cells, &self.issuer, self.now);
+                let pin = cells
+                    .clone()
+                    .find(|(column, _)| *column == "pin_hash")
+                    .map(|(_, cell)| unescape_cell(cell))
+                    .filter(|cell| !cell.is_empty());
+                let (mut voucher, code_generated) = read_row(cells, &self.issuer, self.now);
+                match (pin, &mut voucher) {
+                    (Some(hash), Ok(v)) if secret::is_secret_hash(hash) => {
+                        self.pins.push((v.id.clone(), hash.to_string()));
+                    }
+                    (Some(hash), result) if !secret::is_secret_hash(hash) => {
+                        let error = FieldError::new(
+                            "pin_hash",
+                            "must be an argon2id hash, as an export writes it",
+                        );
+                        match result {
+                            Ok(_) => voucher = Err(vec![error]),
+                            Err(errors) => errors.push(error),
+                        }
+                    }
+                    _ => {}
+                }
                 Some(ImportRow {
                     row: self.row,
                     voucher,
@@ -168,6 +197,7 @@ pub fn read_row<'a>(
             "discount_value" => discount.insert("value".into(), value),
             c if CARRIED.contains(&c) => carried.insert(c.into(), value),
             c if IGNORED.contains(&c) => None,
+            "pin_hash" => None,
             c => body.insert(c.into(), value),
         };
     }
@@ -224,6 +254,14 @@ pub fn read_row<'a>(
     }
 }
 
+/// Stores the PIN hashes an import carried, on the vouchers just inserted with `conn`.
+pub fn set_pins(conn: &Db, pin_hashes: &[(String, String)]) -> Result<(), ApiError> {
+    for (id, hash) in pin_hashes {
+        pins::set_voucher_pin(conn, id, Some(hash))?;
+    }
+    Ok(())
+}
+
 fn is_id(text: &str) -> bool {
     text.len() == ID_LEN && text.bytes().all(|b| ID_ALPHABET.contains(&b))
 }
@@ -277,6 +315,7 @@ pub fn import_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         if let Some(failure) = reader.failure {
             return Err(failure);
         }
+        let pin_hashes = reader.pins;
         ctx.app.store.write(move |conn| {
             finish_write(
                 conn,
@@ -286,6 +325,7 @@ pub fn import_vouchers(ctx: &mut Ctx) -> Result<Reply, ApiError> {
                     bulk::import(c, rows, now, |v| {
                         made.push(json!({"id": v.id, "code": v.code.as_str()}))
                     })?;
+                    set_pins(c, &pin_hashes)?;
                     Ok(made)
                 },
                 |made| Reply::json(201, &json!({"imported": made.len(), "data": made})),
@@ -339,7 +379,7 @@ mod tests {
         let mut w = csv_writer(Vec::new());
         w.write_record(COLUMNS).expect("header");
         for v in vouchers {
-            write_voucher(&mut w, v, UtcOffset::UTC).expect("row");
+            write_voucher(&mut w, v, None, UtcOffset::UTC).expect("row");
         }
         String::from_utf8(w.into_inner().expect("flush")).expect("UTF-8")
     }

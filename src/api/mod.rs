@@ -52,10 +52,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Checks the bearer token and that it holds `scope`.
+    /// Checks the bearer token and that it holds `scope`. A token issued by a dialect's own
+    /// token endpoint (JTL's) works on that dialect only: its scope split would mean nothing
+    /// if the vouchd scopes behind it opened the native, POS and CareCloud routes.
     pub fn authorize(&self, scope: &'static str) -> Result<TokenInfo, ApiError> {
         let info = self.authenticate()?;
-        if !info.scopes.contains(scope) {
+        if info.dialect_scopes.is_some() || !info.scopes.contains(scope) {
             return Err(ApiError::InsufficientScope(scope));
         }
         Ok(info)

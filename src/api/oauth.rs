@@ -9,6 +9,7 @@ use crate::auth::scope::Scopes;
 use crate::auth::secret;
 use crate::auth::token::{hash_token, new_token, TokenInfo, TOKEN_LIFETIME};
 use crate::domain::clock;
+use crate::domain::code::ID_LEN;
 use crate::error::ApiError;
 use crate::http::request::{decode_pairs, percent_decode};
 use crate::http::response::Reply;
@@ -154,6 +155,15 @@ fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
             ))
         }
     };
+    // Every client id is 16 characters: a longer one is refused before it becomes a key of
+    // the throttle, whose memory would otherwise grow with whatever a stranger sends.
+    if client_id.len() > ID_LEN {
+        return Err(oauth_error(
+            401,
+            "invalid_client",
+            "Unknown client or wrong secret.",
+        ));
+    }
     // Each attempt is counted before its secret is checked, so parallel logins get no more
     // checks than the limit. Attempts count per address and per (client, address): strangers
     // who lock a client out lock it out only from their own address.

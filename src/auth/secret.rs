@@ -39,6 +39,12 @@ pub fn hash_secret(secret: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// [`hash_secret`] under the same cap as verification, for routes a stranger can call.
+pub fn hash_secret_capped(secret: &str) -> Result<String, ApiError> {
+    let _slot = Slot::acquire()?;
+    hash_secret(secret).map_err(|e| ApiError::internal("hash a secret", e))
+}
+
 /// Verifies `secret` against a stored hash, waiting for one of the few verification slots.
 pub fn verify_secret(secret: &str, stored: &str) -> Result<bool, ApiError> {
     let _slot = Slot::acquire()?;
@@ -46,6 +52,12 @@ pub fn verify_secret(secret: &str, stored: &str) -> Result<bool, ApiError> {
         return Ok(false);
     };
     Ok(argon2().verify_password(secret.as_bytes(), &hash).is_ok())
+}
+
+/// Whether `text` is an argon2id hash as [`hash_secret`] writes it (a PHC string), e.g. a
+/// voucher PIN's carried through a CSV export.
+pub fn is_secret_hash(text: &str) -> bool {
+    PasswordHash::new(text).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
 }
 
 /// A hash of a random secret, verified against when the client is unknown so that an unknown

@@ -141,13 +141,6 @@ fn random_chars<'a>(
 /// Leading characters of an id that encode its creation time.
 const ID_TIME_LEN: usize = 10;
 
-/// A fresh server-assigned id: 16 characters `[A-Z0-9]`: the microseconds since the Unix epoch
-/// in base 36 (10 characters, good until the year 2084), then 6 random characters (31 bits).
-/// Ids made later sort later, so inserts land at the end of their unique index instead of on
-/// a random page, which keeps each write transaction's dirty pages few.
-/// Within one process the time part strictly increases (a later id never reuses a
-/// microsecond, even if the clock steps back), so ids made here cannot clash; the random part
-/// separates them from ids another process (the CLI) makes at the same moment.
 /// Whether `text` has the shape of an id ([`new_id`]): 16 characters of `A–Z` and `0–9`.
 pub fn looks_like_id(text: &str) -> bool {
     text.len() == 16
@@ -156,6 +149,13 @@ pub fn looks_like_id(text: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// A fresh server-assigned id: 16 characters `[A-Z0-9]`: the microseconds since the Unix epoch
+/// in base 36 (10 characters, good until the year 2084), then 6 random characters (31 bits).
+/// Ids made later sort later, so inserts land at the end of their unique index instead of on
+/// a random page, which keeps each write transaction's dirty pages few.
+/// Within one process the time part strictly increases (a later id never reuses a
+/// microsecond, even if the clock steps back), so ids made here cannot clash; the random part
+/// separates them from ids another process (the CLI) makes at the same moment.
 pub fn new_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST: AtomicU64 = AtomicU64::new(0);

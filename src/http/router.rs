@@ -79,7 +79,7 @@ pub fn route(
         (Delete, "/v1/webhooks/{id}",                            [_, _, id]           ) => webhooks::delete(ctx, id),
         (Get,    "/v1/webhooks/{id}/deliveries",                 [_, _, id, _]        ) => webhooks::deliveries(ctx, id),
         (Post,   "/v1/webhook-events/{event_id}/redeliver",      [_, _, id, _]        ) => webhooks::redeliver(ctx, id),
-        (method, _,                                      ["jtl", rest @ ..]   ) => Ok(jtl::route(ctx, method, rest)),
+        (method, _,                                      ["jtl", rest @ ..]   ) => Ok(jtl::route(ctx, method, rest, template)),
         _ if template == UNMATCHED                                                     => Err(ApiError::NotFound),
         _ => Err(ApiError::MethodNotAllowed(allow)),
     };
@@ -92,7 +92,7 @@ pub fn route(
         (reply, _) => reply,
     };
     if carecloud::serves(&segs) {
-        return Ok(carecloud::in_vendor_shape(reply, req));
+        return Ok(carecloud::in_vendor_shape(reply, req, template));
     }
     reply
 }

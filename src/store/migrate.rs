@@ -203,6 +203,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX webhook_deliveries_pending
          ON webhook_deliveries(endpoint_id, event_seq) WHERE state = 'pending';
      CREATE INDEX reservations_expiry ON reservations(expires_at) WHERE status = 'held';",
+    // 10: JTL's "one live reservation per voucher" replaces only JTL's own holds: a hold another
+    // integration took through the native API stays until it is captured, released or expires.
+    "ALTER TABLE reservations ADD COLUMN dialect TEXT;",
 ];
 
 /// The version `schema.sql` is: the last step's.

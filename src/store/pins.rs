@@ -22,6 +22,17 @@ pub fn voucher_pin(conn: &Db, voucher_id: &str) -> Result<Option<String>, StoreE
         .flatten())
 }
 
+/// Whether a connection PIN with this hash could be redeemed at `now` (unused, not expired).
+pub fn connect_pin_live(conn: &Db, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM connect_pins WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+        )?
+        .query_row(params![&hash[..], now], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Stores a new connection PIN's hash: redeemed once before `expires_at`, it makes a client
 /// named `name` in the group.
 pub fn insert_connect_pin(

@@ -256,6 +256,18 @@ pub fn list(
     Ok((vouchers, total as u64))
 }
 
+/// Starts a read transaction on a connection of the caller's own, so that the pages of
+/// [`list`] read on it one after another see one snapshot; [`end_snapshot`] ends it.
+pub fn begin_snapshot(conn: &Db) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN")?;
+    Ok(())
+}
+
+pub fn end_snapshot(conn: &Db) -> Result<(), StoreError> {
+    conn.execute_batch("COMMIT")?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

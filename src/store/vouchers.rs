@@ -9,7 +9,7 @@ use crate::domain::voucher::{
     Changes, Discount, DiscountKind, Medium, Restrictions, Status, Tenant, Voucher,
 };
 use crate::store::error::{Conflict, Invalid, StoreError};
-pub use crate::store::voucher_list::{list, where_clause, Scan};
+pub use crate::store::voucher_list::{begin_snapshot, end_snapshot, list, where_clause, Scan};
 use crate::store::Db;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, ErrorCode, OptionalExtension, Row, Statement};

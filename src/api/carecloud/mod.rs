@@ -5,6 +5,7 @@
 
 mod params;
 mod shape;
+mod stream;
 
 use super::ledger::check_guessing;
 use super::{tenant_of, Ctx};
@@ -46,6 +47,16 @@ fn list(ctx: &mut Ctx, operation: Operation, scope: Filter) -> Result<Reply, Api
     query.filters.push(scope);
     if params.by_code {
         check_guessing(ctx, &token)?;
+    }
+    if query.per_page > stream::PAGE {
+        let conn = ctx.app.store.reader()?;
+        let (offset, tenant) = (ctx.app.offset, tenant_of(&token));
+        let (body, total) =
+            stream::CareStream::new(conn, tenant, query, offset, params.with_stores)?;
+        if params.by_code && total == 0 {
+            ctx.app.guesses.fail(&token.client_id);
+        }
+        return Ok(Reply::stream(200, "application/json", body));
     }
     let (items, total) = vouchers::list(ctx.conn, &tenant_of(&token), &query)?;
     if params.by_code && total == 0 {
@@ -111,14 +122,15 @@ fn invalid_params(invalid: &[InvalidParam]) -> Reply {
 
 /// Renders an error of a dialect path in the vendor's shape, keeping the headers vouchd sends
 /// with it (`WWW-Authenticate`, `Allow`, `Retry-After`). Internal errors are logged here, as the
-/// server logs the errors it renders itself.
-pub fn in_vendor_shape(result: Result<Reply, ApiError>, req: &Request) -> Reply {
+/// server logs the errors it renders itself, under the route's template `route`.
+pub fn in_vendor_shape(result: Result<Reply, ApiError>, req: &Request, route: &str) -> Reply {
     let err = match result {
         Ok(reply) => return reply,
         Err(err) => err,
     };
     if let Some(cause) = err.log_message() {
-        eprintln!("vouchd: {} {}: {cause}", req.method.as_str(), req.path);
+        // The route template, never the path: customer and purchase ids stay out of the log.
+        eprintln!("vouchd: {} {route}: {cause}", req.method.as_str());
     }
     let data = match &err {
         ApiError::InsufficientScope(_) => Some(json!({

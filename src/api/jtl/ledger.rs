@@ -5,21 +5,22 @@
 use super::error::JtlError;
 use super::scopes::{READ, READ_LISTS, RECHARGE, USE};
 use super::wire::{self, Body};
-use super::{authorize, find_voucher, list_pairs, served, tenant};
-use crate::api::ledger::check_guessing;
+use super::{authorize, find_voucher, list_pairs, served};
+use crate::api::ledger::{check_guessing, Sale};
+use crate::api::tenant_of as tenant;
 use crate::api::Ctx;
 use crate::auth::secret;
 use crate::auth::token::TokenInfo;
-use crate::domain::clock;
 use crate::domain::code::Code;
-use crate::domain::ledger::{Entry, EntryKind, Redemption};
+use crate::domain::ledger::{Entry, EntryKind};
 use crate::domain::money::Currency;
 use crate::domain::query::{parse_list, ListKind};
-use crate::domain::voucher::{Context, Tenant, Voucher};
+use crate::domain::voucher::{Context, Voucher};
 use crate::error::ApiError;
 use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
 use crate::store::ledger;
+use crate::store::StoreError;
 use crate::store::{holds, pins, vouchers};
 use serde_json::Value;
 
@@ -29,26 +30,15 @@ pub const RESERVATION_SECS: i64 = 30 * 60;
 /// The charges list's filters, as JTL names them.
 const FILTERS: &[&str] = &["created_from", "created_to", "order_number", "amount"];
 
-/// A redemption by `token` with JTL's context: the currency the request names.
-fn redemption<'a>(
-    token: &'a TokenInfo,
-    tenant: &'a Tenant,
-    order_number: Option<&'a str>,
-    context: &'a Context,
-) -> Redemption<'a> {
-    Redemption {
-        client_id: &token.client_id,
-        tenant,
+/// A sale by `token` with JTL's context: the currency the request names, if any.
+fn sale(token: &TokenInfo, order_number: Option<String>, currency: Option<Currency>) -> Sale {
+    Sale {
+        token: token.clone(),
         order_number,
-        context,
-        now: clock::now(),
-    }
-}
-
-fn currency_context(currency: Option<Currency>) -> Context {
-    Context {
-        currency,
-        ..Context::default()
+        context: Context {
+            currency,
+            ..Context::default()
+        },
     }
 }
 
@@ -93,7 +83,8 @@ fn check_pin(ctx: &Ctx, token: &TokenInfo, v: &Voucher, pin: Option<&str>) -> Re
 }
 
 /// `POST /v1/reservations`: hold an amount of the voucher with this code for 30 minutes,
-/// replacing a live reservation it had.
+/// replacing a live JTL reservation it had; a native hold stays, and the new one must fit
+/// beside it.
 pub fn reserve(ctx: &Ctx) -> Result<Reply, JtlError> {
     let token = authorize(ctx, USE)?;
     let mut b = Body::read(ctx, "RESERVATION.CREATE")?;
@@ -108,12 +99,13 @@ pub fn reserve(ctx: &Ctx) -> Result<Reply, JtlError> {
     let v = voucher_by_code(ctx, &token, &code)?;
     check_pin(ctx, &token, &v, pin.as_deref())?;
     let (offset, voucher_id, tenant) = (ctx.app.offset, v.id.clone(), tenant(&token));
-    let writer_token = token.clone();
+    let sale = sale(&token, None, currency);
     let hold = ctx.app.store.write(move |c| {
-        let context = currency_context(currency);
-        let r = redemption(&writer_token, &tenant, None, &context);
+        let r = sale.redemption(&tenant);
         holds::release_live(c, &voucher_id, r.now)?;
-        ledger::reserve(c, &voucher_id, amount, RESERVATION_SECS, &r)
+        let hold = ledger::reserve(c, &voucher_id, amount, RESERVATION_SECS, &r)?;
+        holds::mark_jtl(c, &hold.id)?;
+        Ok::<_, StoreError>(hold)
     })?;
     Ok(Reply::json(
         200,
@@ -128,22 +120,21 @@ pub fn charge_reservation(ctx: &Ctx, hold_id: &str) -> Result<Reply, JtlError> {
     let order_number = b.string("order_number", 255, true);
     b.finish()?;
     let not_found = || JtlError::not_found("RESERVATION");
-    let record = holds::find(ctx.conn, hold_id)?.ok_or_else(not_found)?;
+    let hold = holds::find(ctx.conn, hold_id)?.ok_or_else(not_found)?;
     let tenant = tenant(&token);
-    match find_voucher(ctx.conn, &record.hold.voucher_id, &tenant) {
+    match find_voucher(ctx.conn, &hold.voucher_id, &tenant) {
         Ok(_) => {}
         Err(ApiError::NotFound) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     }
     let (offset, hold_id) = (ctx.app.offset, hold_id.to_string());
-    let writer_token = token.clone();
+    let sale = sale(&token, order_number, None);
     let entry = ctx
         .app
         .store
         .write(move |c| {
-            let context = Context::default();
-            let r = redemption(&writer_token, &tenant, order_number.as_deref(), &context);
-            ledger::capture(c, &record.hold.voucher_id, &hold_id, None, &r)
+            let r = sale.redemption(&tenant);
+            ledger::capture(c, &hold.voucher_id, &hold_id, None, &r)
         })
         .map_err(|e| JtlError::from_api(e.into(), "RESERVATION"))?;
     counted(ctx, ChargeKind::Capture, &entry);
@@ -176,19 +167,13 @@ pub fn refund(ctx: &Ctx, charge_id: &str) -> Result<Reply, JtlError> {
         ));
     }
     let offset = ctx.app.offset;
-    let writer_token = token.clone();
+    let sale = sale(&token, charge.order_number.clone(), currency);
     let entry = ctx
         .app
         .store
         .write(move |c| {
             let v = vouchers::get(c, &charge.voucher_id, &tenant)?;
-            let context = currency_context(currency);
-            let r = redemption(
-                &writer_token,
-                &tenant,
-                charge.order_number.as_deref(),
-                &context,
-            );
+            let r = sale.redemption(&tenant);
             ledger::refund_on(c, &v, &charge.id, amount, &r)
         })
         .map_err(|e| JtlError::from_api(e.into(), "CHARGE"))?;
@@ -229,11 +214,10 @@ pub fn recharge(ctx: &Ctx) -> Result<Reply, JtlError> {
     let amount =
         amount.ok_or_else(|| ApiError::internal("recharge", "fields passed but incomplete"))?;
     let (offset, voucher_id, tenant) = (ctx.app.offset, v.id, tenant(&token));
-    let writer_token = token.clone();
+    let sale = sale(&token, order_number, currency);
     let entry = ctx.app.store.write(move |c| {
         let v = vouchers::get(c, &voucher_id, &tenant)?;
-        let context = currency_context(currency);
-        let r = redemption(&writer_token, &tenant, order_number.as_deref(), &context);
+        let r = sale.redemption(&tenant);
         ledger::recharge_on(c, &v, amount, wire::MAX_MINOR, &r)
     })?;
     counted(ctx, ChargeKind::Recharge, &entry);

@@ -10,7 +10,7 @@ pub(crate) mod scopes;
 pub(crate) mod vouchers;
 pub(crate) mod wire;
 
-use super::{tenant_of, Ctx};
+use super::Ctx;
 use crate::auth::token::TokenInfo;
 use crate::domain::query::{ParamError, PER_PAGE_MAX};
 use crate::domain::voucher::{Tenant, Voucher};
@@ -21,8 +21,8 @@ use crate::store::vouchers as store_vouchers;
 use error::JtlError;
 
 /// Runs the JTL route for `segments` (the path after `/jtl`), answering every failure in
-/// JTL's error body.
-pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str]) -> Reply {
+/// JTL's error body; `template` is the path's template, what a logged failure names.
+pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str], template: &str) -> Reply {
     use Method::*;
     let ctx = &*ctx;
     #[rustfmt::skip]
@@ -51,7 +51,8 @@ pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str]) -> Reply {
     };
     result.unwrap_or_else(|err| {
         if let Some(cause) = &err.log {
-            eprintln!("vouchd: {} {}: {cause}", method.as_str(), ctx.req.path);
+            // The route template, never the path: ids do not belong in the log.
+            eprintln!("vouchd: {} {template}: {cause}", method.as_str());
         }
         err.to_reply()
     })
@@ -201,11 +202,6 @@ fn shape_error(name: &str, value: &str) -> Option<&'static str> {
         _ => true,
     };
     (!ok).then_some("is not in the form JTL documents for it")
-}
-
-/// The tenant a token speaks for.
-fn tenant(token: &TokenInfo) -> Tenant {
-    tenant_of(token)
 }
 
 #[cfg(test)]

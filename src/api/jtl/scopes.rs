@@ -1,7 +1,9 @@
 //! JTL's seven scopes and how they map onto vouchd's: a client may be granted a JTL scope when
 //! its own scopes (its group's, or the subset it was created with) hold every vouchd scope that
-//! JTL scope needs. A JTL token keeps the JTL names it was granted; a native token is taken to
-//! hold every JTL scope its vouchd scopes allow.
+//! JTL scope needs. A JTL token keeps the JTL names it was granted and works on `/jtl` only; a
+//! native token is taken to hold every JTL scope its vouchd scopes allow. Adding credit
+//! (`recharge`) and changing a voucher's status (under `use`) need `vouchers:write`, as on the
+//! native API, so a till credential holding only `charges:write` gains neither.
 
 use crate::api::oauth::Grant;
 use crate::auth::scope::{Scopes, CHARGES_READ, CHARGES_WRITE, VOUCHERS_READ, VOUCHERS_WRITE};
@@ -15,7 +17,7 @@ pub const MAPPING: [(&str, &[&str]); 7] = [
     ("use", &[CHARGES_WRITE]),
     ("manage", &[VOUCHERS_WRITE]),
     ("update", &[VOUCHERS_WRITE]),
-    ("recharge", &[CHARGES_WRITE]),
+    ("recharge", &[CHARGES_WRITE, VOUCHERS_WRITE]),
 ];
 
 pub const READ: &str = "read";
@@ -45,7 +47,8 @@ pub fn allowed_by(scopes: Scopes) -> Vec<&'static str> {
 
 /// The token endpoint's rule: the JTL scopes asked for (space- or comma-separated), each
 /// allowed by the client's scopes, or all it is allowed when none are asked for. The token
-/// holds the vouchd scopes those JTL scopes need, so native routes see the same rights.
+/// holds the vouchd scopes those JTL scopes need, plus `vouchers:write` with `use` when the
+/// client has it (the status change); it is refused on the native routes all the same.
 pub fn grant(asked: Option<&str>, client: Scopes) -> Option<Grant> {
     let names: Vec<&'static str> = match asked {
         Some(list) => {
@@ -68,7 +71,11 @@ pub fn grant(asked: Option<&str>, client: Scopes) -> Option<Grant> {
     };
     let mut scopes = Scopes::default();
     for name in &names {
-        let needed = needs(name)?;
+        let mut needed = needs(name)?;
+        if *name == USE && client.contains(VOUCHERS_WRITE) {
+            needed = Scopes::from_names(needed.names().into_iter().chain([VOUCHERS_WRITE]))
+                .unwrap_or(needed);
+        }
         scopes =
             Scopes::from_names(scopes.names().into_iter().chain(needed.names())).unwrap_or(scopes);
     }
@@ -78,6 +85,12 @@ pub fn grant(asked: Option<&str>, client: Scopes) -> Option<Grant> {
         dialect_scopes: Some(list.clone()),
         scope: list,
     })
+}
+
+/// Whether the token may activate or deactivate vouchers: JTL's `use`, and `vouchers:write`
+/// as a status change needs on the native API.
+pub fn may_change_status(token: &TokenInfo) -> bool {
+    holds(token, USE) && token.scopes.contains(VOUCHERS_WRITE)
 }
 
 /// Whether the token holds the JTL scope `jtl`.
@@ -99,9 +112,10 @@ mod tests {
     #[test]
     fn a_till_group_gets_the_till_scopes_and_not_the_issuing_ones() {
         let till = scopes("vouchers:read charges:read charges:write");
-        assert_eq!(
-            allowed_by(till),
-            vec!["read", "read-lists", "use", "recharge"]
+        assert_eq!(allowed_by(till), vec!["read", "read-lists", "use"]);
+        assert!(
+            grant(Some("recharge"), till).is_none(),
+            "recharge adds credit"
         );
         let g = grant(Some("read use"), till).expect("allowed");
         assert_eq!(g.scope, "read use");
@@ -135,8 +149,17 @@ mod tests {
         };
         assert!(holds(&token, USE));
         assert!(!holds(&token, RECHARGE), "same vouchd scope, not granted");
+        assert!(!may_change_status(&token), "use without vouchers:write");
         token.dialect_scopes = None;
-        assert!(holds(&token, RECHARGE));
+        assert!(
+            !holds(&token, RECHARGE),
+            "charges:write alone adds no credit"
+        );
         assert!(!holds(&token, READ));
+        token.scopes = scopes("charges:write vouchers:write");
+        assert!(holds(&token, RECHARGE));
+        assert!(may_change_status(&token));
+        let g = grant(Some("use"), scopes("charges:write vouchers:write")).expect("allowed");
+        assert_eq!(g.scopes, scopes("charges:write vouchers:write"));
     }
 }

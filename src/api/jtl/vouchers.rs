@@ -2,19 +2,21 @@
 //! and batch, delete with a reason, read with secrets, and activate or deactivate.
 
 use super::error::{violation, JtlError};
-use super::scopes::{MANAGE, READ, READ_LISTS, READ_SECRETS, UPDATE, USE};
+use super::scopes::{self, MANAGE, READ, READ_LISTS, READ_SECRETS, UPDATE, USE};
 use super::wire::{self, Body, Extra};
-use super::{authorize, find_voucher, list_pairs, tenant};
+use super::{authorize, find_voucher, list_pairs};
 use crate::api::ledger::{check_guessing, looks_up_code};
 use crate::api::native::generated_code;
+use crate::api::tenant_of as tenant;
 use crate::api::Ctx;
+use crate::auth::scope::VOUCHERS_WRITE;
 use crate::auth::secret;
 use crate::domain::clock::{self, Interval};
 use crate::domain::code::{new_id, Code};
 use crate::domain::money::parse_decimal;
 use crate::domain::query::{parse_list, Filter, ListKind};
 use crate::domain::voucher::{
-    valid_until_on_activation, Changes, Medium, Refusal, Status, Tenant, Voucher, PERCENT_MAX,
+    valid_until_on_activation, Changes, Medium, Refusal, Status, Voucher, PERCENT_MAX,
     PERCENT_SCALE,
 };
 use crate::error::ApiError;
@@ -48,8 +50,6 @@ const FILTERS: &[&str] = &[
 const DEFAULT_VALIDITY: (i64, Interval) = (3, Interval::Years);
 /// Digits of a PIN made for a printed voucher.
 const PIN_DIGITS: usize = 8;
-/// Ids that name JTL routes below `/vouchers`, or the native API's.
-const RESERVED_IDS: &[&str] = &["recharge", "batch", "import", "export.csv"];
 
 /// `GET /v1/vouchers`: the paginated list, vouchers with their balance.
 pub fn list(ctx: &Ctx) -> Result<Reply, JtlError> {
@@ -74,15 +74,6 @@ pub fn list(ctx: &Ctx) -> Result<Reply, JtlError> {
         .map(|v| wire::voucher(v, offset, Extra::Balance))
         .collect();
     Ok(ctx.page_reply(views, total, &query))
-}
-
-/// A custom voucher id: 1–255 URL-safe characters, not the name of a route.
-fn valid_custom_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-        && !RESERVED_IDS.contains(&id)
 }
 
 /// A tax rate as JTL writes it (`"19"`, `"7.5"`), in hundredths of a percent.
@@ -117,32 +108,19 @@ pub fn create(ctx: &Ctx) -> Result<Reply, JtlError> {
         "remaining_amount",
         "deletable",
     ]);
-    let custom_id = b.string("id", 255, false);
-    if custom_id.as_deref().is_some_and(|id| !valid_custom_id(id)) {
+    // Ids are vouchd's own: a client's id would be unique across every group, so its clash
+    // would tell one shop another's ids (docs/jtl.md).
+    if b.string("id", 255, false).is_some() {
         b.fail(
             "id",
-            "regex",
-            "The id may hold only letters, digits and - . _ ~, and not name a route.".into(),
+            "prohibited",
+            "vouchd assigns voucher ids; leave the id out.".into(),
         );
     }
     let code = b
         .string("code", 255, false)
         .and_then(|text| match Code::parse(&text) {
-            Ok(code)
-                if text
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-') =>
-            {
-                Some(code)
-            }
-            Ok(_) => {
-                b.fail(
-                    "code",
-                    "regex",
-                    "The code format is invalid: letters, digits, spaces and dashes only.".into(),
-                );
-                None
-            }
+            Ok(code) => Some(code),
             Err(e) => {
                 b.fail("code", "regex", format!("The code format is invalid: {e}."));
                 None
@@ -217,7 +195,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply, JtlError> {
     };
     let now = clock::now();
     let voucher = Voucher {
-        id: custom_id.clone().unwrap_or_else(new_id),
+        id: new_id(),
         code: code.unwrap_or_else(generated_code),
         sku,
         batch,
@@ -239,16 +217,11 @@ pub fn create(ctx: &Ctx) -> Result<Reply, JtlError> {
     };
     let pin = pin.or_else(|| (medium == Medium::Print).then(new_pin));
     let pin_hash = match &pin {
-        Some(pin) => {
-            Some(secret::hash_secret(pin).map_err(|e| ApiError::internal("hash a PIN", e))?)
-        }
+        Some(pin) => Some(secret::hash_secret_capped(pin)?),
         None => None,
     };
     let offset = ctx.app.offset;
     let written = ctx.app.store.write(move |c| {
-        if custom_id.is_some() && vouchers::get(c, &voucher.id, &Tenant::All).is_ok() {
-            return Err(ApiError::Conflict("duplicate_id", String::new()));
-        }
         vouchers::insert(c, &voucher)?;
         pins::set_voucher_pin(c, &voucher.id, pin_hash.as_deref())?;
         Ok(voucher)
@@ -266,11 +239,6 @@ pub fn create(ctx: &Ctx) -> Result<Reply, JtlError> {
     };
     let voucher = match written {
         Ok(v) => v,
-        Err(ApiError::Conflict("duplicate_id", _)) => {
-            let mut e = taken("id", "id");
-            e.errors[0].code = "VOUCHER.CREATE.CUSTOM_ID.UNIQUE".into();
-            return Err(e);
-        }
         Err(ApiError::Conflict("duplicate_code", _)) => return Err(taken("code", "code")),
         Err(e) => return Err(e.into()),
     };
@@ -362,6 +330,12 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply, JtlError> {
 /// pair, counted from now, if it has none yet) or deactivate.
 pub fn set_status(ctx: &Ctx, id: &str) -> Result<Reply, JtlError> {
     let token = authorize(ctx, USE)?;
+    if !scopes::may_change_status(&token) {
+        return Err(JtlError::from_api(
+            ApiError::InsufficientScope(VOUCHERS_WRITE),
+            "",
+        ));
+    }
     let mut b = Body::read(ctx, "VOUCHER.STATUS")?;
     let status = b
         .choice("status", &["active", "inactive"], true)

@@ -2,7 +2,7 @@
 //! rules, and its voucher, charge and reservation objects built from vouchd's.
 
 use super::error::{violation, JtlError, Violation};
-use crate::api::Ctx;
+use crate::api::{json, Ctx};
 use crate::domain::clock::format_rfc3339;
 use crate::domain::ledger::{Entry, Reservation};
 use crate::domain::money::{format_decimal, format_decimal_trimmed, Currency};
@@ -56,16 +56,9 @@ impl Body {
                     "The body must be application/json.",
                 ));
             }
-            match serde_json::from_slice::<Value>(&ctx.req.body) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(JtlError::new(
-                        400,
-                        "REQUEST.MALFORMED",
-                        "The body must be a JSON object.",
-                    ))
-                }
-            }
+            // The one reader of JSON bodies, which refuses a key given twice.
+            json::parse_object(&ctx.req.body)
+                .map_err(|e| JtlError::new(400, "REQUEST.MALFORMED", e.detail()))?
         };
         Ok(Body {
             operation,
