@@ -49,6 +49,8 @@ pub struct ServeConfig {
     /// The server's own URL as clients reach it (`--public-url`): links are built on it
     /// instead of the request's `Host`.
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug)]
@@ -157,7 +159,7 @@ fn split(args: &[String], spec: &Spec) -> Result<Split, String> {
                 _ => return Err(format!("--{name} needs a value")),
             },
         };
-        if options.iter().any(|(n, _)| n == name) {
+        if options.iter().any(|(n, _)| n == name) && !spec::REPEATABLE.contains(&name) {
             return Err(format!("--{name} given twice"));
         }
         options.push((name.to_string(), value));
@@ -175,6 +177,15 @@ fn option(options: &[(String, String)], name: &str) -> Option<String> {
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
+}
+
+/// Every value of a repeatable option, in the order given.
+fn options_all(options: &[(String, String)], name: &str) -> Vec<String> {
+    options
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 fn listen_address(options: &[(String, String)]) -> String {
@@ -451,6 +462,11 @@ fn parse_serve(opts: &[(String, String)]) -> Result<Command, String> {
         public_url: option(opts, "public-url")
             .map(|url| crate::http::host::parse_public_url(&url))
             .transpose()?,
+        trusted_proxies: options_all(opts, "trusted-proxy")
+            .iter()
+            .map(|text| crate::http::proxy::parse_trusted(text))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat(),
     }))
 }
 

@@ -58,6 +58,9 @@ const CURRENCY: Flag = Flag {
     default: "EUR",
 };
 
+/// Flags that may be given more than once (their values add up).
+pub const REPEATABLE: &[&str] = &["trusted-proxy"];
+
 /// Every command, in the order the general help lists them.
 pub const COMMANDS: &[Spec] = &[
     Spec {
@@ -126,6 +129,12 @@ pub const COMMANDS: &[Spec] = &[
                 value: "URL",
                 help: "the server's URL as clients reach it (behind a proxy); links are built on it",
                 default: "the request's Host",
+            },
+            Flag {
+                name: "trusted-proxy",
+                value: "ADDR,...",
+                help: "reverse proxies (IP addresses; repeatable) whose connections name the client in the last X-Forwarded-For entry: the login throttles and the access log use it, and the per-address cap does not count them",
+                default: "none",
             },
         ],
         required: &[],

@@ -196,3 +196,23 @@ fn serve_help_shows_the_defaults_the_parser_applies() {
     assert_eq!(c.max_connections_per_ip, DEFAULT_MAX_CONNECTIONS_PER_IP);
     assert_eq!(c.idle_timeout.as_secs(), DEFAULT_IDLE_TIMEOUT_SECS);
 }
+
+#[test]
+fn trusted_proxies_add_up_over_repeats_and_comma_lists() {
+    let Ok(Command::Serve(c)) = parse(&args(
+        "serve --trusted-proxy 10.0.0.1,10.0.0.2 --trusted-proxy ::1",
+    )) else {
+        panic!("serve should parse");
+    };
+    let want: Vec<std::net::IpAddr> = ["10.0.0.1", "10.0.0.2", "::1"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(c.trusted_proxies, want);
+    let Ok(Command::Serve(c)) = parse(&args("serve")) else {
+        panic!("serve should parse");
+    };
+    assert!(c.trusted_proxies.is_empty());
+    assert!(parse(&args("serve --trusted-proxy proxy.example")).is_err());
+    assert!(parse(&args("serve --threads 2 --threads 3")).is_err());
+}

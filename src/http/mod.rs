@@ -7,6 +7,7 @@ pub mod body;
 pub mod conn;
 pub mod host;
 pub mod poll;
+pub mod proxy;
 pub mod request;
 pub mod response;
 pub mod router;
