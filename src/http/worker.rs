@@ -14,7 +14,7 @@ use super::wire::{self, Fault, Framing, HeadScan, Parsed};
 use super::write::{fault_bytes, send_some, DateCache, Exchange, Outgoing, Progress, MIN_RATE};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::ops::Trace;
+use crate::ops::{Answered, Trace};
 use std::io::ErrorKind;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
@@ -318,19 +318,19 @@ impl Worker {
             Err(err) => err.to_reply(),
         };
         let status = reply.status;
-        let out = Outgoing::reply(
+        let mut out = Outgoing::reply(
             std::mem::take(&mut self.out),
             &mut self.date,
             reply,
             &mut exchange,
         );
-        let next = self.send(conn, out);
-        // Until the reply is sent, or the rest of it waits for the client to read.
-        let elapsed = started.elapsed();
-        app.metrics
-            .observe(trace.method.as_str(), trace.route, status, elapsed);
-        app.access_log.write(&trace, status, elapsed);
-        next
+        out.answered = Some(Answered {
+            app: Arc::clone(&shared.app),
+            trace,
+            status,
+            started,
+        });
+        self.send(conn, out)
     }
 }
 

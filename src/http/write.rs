@@ -5,6 +5,7 @@
 
 use super::response::{Body, Reply};
 use super::wire::{reason, Fault};
+use crate::ops::Answered;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -89,6 +90,8 @@ pub struct Outgoing {
     queued: u64,
     /// Whether the connection stays open once the reply is sent.
     pub keep_alive: bool,
+    /// The request's record, written when the reply is done with (sent or cut off).
+    pub answered: Option<Answered>,
 }
 
 impl Outgoing {
@@ -170,6 +173,7 @@ impl Outgoing {
             chunked: false,
             started: Instant::now(),
             keep_alive,
+            answered: None,
         }
     }
 
@@ -228,8 +232,8 @@ impl Outgoing {
     }
 
     /// The buffer back, for the next reply.
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.buf
+    pub fn into_buffer(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
     }
 }
 

@@ -9,9 +9,12 @@ pub mod log;
 pub mod metrics;
 pub mod signals;
 
+use crate::app::App;
 use crate::http::request::Method;
 use crate::http::router;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// What the metrics and the access log learn about one request while it is handled.
 #[derive(Debug)]
@@ -20,6 +23,7 @@ pub struct Trace {
     /// The template of the route the path matched (`/v1/vouchers/{id}`), never the raw path:
     /// ids and voucher codes stay out of the log, and the metrics keep a fixed set of series.
     pub route: &'static str,
+    /// The client's address: the peer's, or the one a trusted proxy forwards.
     pub remote: Option<IpAddr>,
     /// The client a valid bearer token (or a successful login) spoke for.
     pub client_id: Option<String>,
@@ -34,5 +38,27 @@ impl Trace {
             remote: Some(remote),
             client_id: None,
         }
+    }
+}
+
+/// A request whose reply is on its way: its metrics and access-log line are written when this
+/// is dropped, which is when the last byte of the reply went out, or the reply was cut off
+/// (a reply may wait for a slow client long after its handler returned).
+pub struct Answered {
+    pub app: Arc<App>,
+    pub trace: Trace,
+    pub status: u16,
+    /// When a worker took the request.
+    pub started: Instant,
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let method = self.trace.method.as_str();
+        self.app
+            .metrics
+            .observe(method, self.trace.route, self.status, elapsed);
+        self.app.access_log.write(&self.trace, self.status, elapsed);
     }
 }
