@@ -145,6 +145,40 @@ fn slow_readers_on_every_worker_leave_healthz_prompt_and_still_get_their_replies
 }
 
 #[test]
+fn a_streamed_reply_the_client_stops_reading_is_cut_off_at_its_deadline() {
+    let s = TestServer::start_with(&["--threads", "2"]);
+    let t = s.tenant(CASHIER);
+    let batch = s.post(
+        "/v1/vouchers/batch",
+        &t.token,
+        &json!({"count": 3000, "amount": "5.00", "batch": "never-read"}),
+    );
+    assert_eq!(batch.status, 201, "{}", batch.body);
+    let whole = s.get("/v1/vouchers/export.csv", &t.token).body.len();
+    let mut stream = narrow_connection(s.host());
+    stream
+        .write_all(
+            format!(
+                "GET /v1/vouchers/export.csv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+                t.token
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    let asked = Instant::now();
+    // Not a byte is read: past 10 s and what was sent at the minimum rate, the server gives up
+    // the reply (and the read snapshot behind it) and closes.
+    std::thread::sleep(Duration::from_secs(14));
+    let got = read_slowly(stream, 64 * 1024, Duration::ZERO);
+    assert!(
+        got.len() < whole / 2,
+        "{} of {whole} bytes: the reply was not cut off",
+        got.len()
+    );
+    assert!(asked.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
 fn a_body_trickling_in_gets_408_at_its_whole_body_deadline_however_often_bytes_come() {
     let s = TestServer::start();
     let mut stream = TcpStream::connect(s.host()).expect("connect");
