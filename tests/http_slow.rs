@@ -298,3 +298,45 @@ fn a_trusted_proxy_is_not_held_to_the_per_address_connection_cap() {
     assert_eq!(r.status, 200, "{}", r.body);
     drop(held);
 }
+
+#[test]
+fn sigterm_still_sends_a_streamed_reply_waiting_for_a_slow_reader_in_full_then_exits_0() {
+    let mut s = TestServer::start_with(&["--threads", "2"]);
+    let t = s.tenant(CASHIER);
+    let batch = s.post(
+        "/v1/vouchers/batch",
+        &t.token,
+        &json!({"count": 3000, "amount": "5.00", "batch": "stop-midway"}),
+    );
+    assert_eq!(batch.status, 201, "{}", batch.body);
+    let export = s.get("/v1/vouchers/export.csv", &t.token).body;
+    let mut stream = narrow_connection(s.host());
+    stream
+        .write_all(
+            format!(
+                "GET /v1/vouchers/export.csv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+                t.token
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    let reader = std::thread::spawn(move || read_slowly(stream, 4096, Duration::from_millis(20)));
+    // Most of the export is still to come when the stop arrives.
+    std::thread::sleep(Duration::from_millis(300));
+    s.signal("TERM");
+    let status = s.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{}", s.output());
+    let bytes = reader.join().expect("reader");
+    // The bytes are all here; the socket only fills the parser's slot.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut wire = Wire {
+        stream: TcpStream::connect(listener.local_addr().expect("address")).expect("connect"),
+        pending: bytes,
+    };
+    let answer = wire.answer(false).expect("the reply");
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.body == export.as_bytes(),
+        "the export was cut short at the stop"
+    );
+}
