@@ -52,6 +52,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// `--webhook-retry-for` and `--webhook-first-retry`.
     pub webhooks: crate::ops::webhooks::Settings,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug)]
@@ -162,7 +164,7 @@ fn split(args: &[String], spec: &Spec) -> Result<Split, String> {
                 _ => return Err(format!("--{name} needs a value")),
             },
         };
-        if options.iter().any(|(n, _)| n == name) {
+        if options.iter().any(|(n, _)| n == name) && !spec::REPEATABLE.contains(&name) {
             return Err(format!("--{name} given twice"));
         }
         options.push((name.to_string(), value));
@@ -180,6 +182,15 @@ fn option(options: &[(String, String)], name: &str) -> Option<String> {
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
+}
+
+/// Every value of a repeatable option, in the order given.
+fn options_all(options: &[(String, String)], name: &str) -> Vec<String> {
+    options
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 fn listen_address(options: &[(String, String)]) -> String {
@@ -458,6 +469,11 @@ fn parse_serve(opts: &[(String, String)]) -> Result<Command, String> {
             .map(|url| crate::http::host::parse_public_url(&url))
             .transpose()?,
         webhooks: webhook::serve_settings(opts)?,
+        trusted_proxies: options_all(opts, "trusted-proxy")
+            .iter()
+            .map(|text| crate::http::proxy::parse_trusted(text))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat(),
     }))
 }
 

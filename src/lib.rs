@@ -49,6 +49,7 @@ pub fn serve(config: &cli::ServeConfig, listener: TcpListener) -> Result<Running
         max_connections: config.max_connections,
         max_connections_per_ip: config.max_connections_per_ip,
         idle_timeout: config.idle_timeout,
+        trusted_proxies: config.trusted_proxies.clone(),
     };
     http::server::start(app, listener, &settings)
         .map_err(|e| format!("cannot start the server: {e}"))

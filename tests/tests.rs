@@ -18,6 +18,7 @@ mod hardening;
 mod http;
 mod http_clients;
 mod http_load;
+mod http_slow;
 mod jtl;
 mod layers;
 mod list;

@@ -24,7 +24,6 @@ use crate::auth::token::{hash_token, TokenInfo};
 use crate::domain::clock;
 use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
-use crate::http::host::is_authority;
 use crate::http::request::Request;
 use crate::store::{clients, Db};
 use serde_json::{Map, Value};
@@ -143,11 +142,7 @@ impl<'a> Ctx<'a> {
         if let Some(url) = &self.app.public_url {
             return url.clone();
         }
-        let host = self
-            .req
-            .header("host")
-            .filter(|h| is_authority(h))
-            .unwrap_or("localhost");
+        let host = self.req.header("host").unwrap_or("localhost");
         format!("http://{host}")
     }
 }

@@ -58,6 +58,9 @@ const CURRENCY: Flag = Flag {
     default: "EUR",
 };
 
+/// Flags that may be given more than once (their values add up).
+pub const REPEATABLE: &[&str] = &["trusted-proxy"];
+
 /// Every command, in the order the general help lists them.
 pub const COMMANDS: &[Spec] = &[
     Spec {
@@ -138,6 +141,12 @@ pub const COMMANDS: &[Spec] = &[
                 value: "DURATION",
                 help: "the wait before a webhook's first retry; each later one doubles it, with jitter, up to 1h",
                 default: "5s",
+            },
+            Flag {
+                name: "trusted-proxy",
+                value: "ADDR,...",
+                help: "reverse proxies (IP addresses; repeatable) whose connections name the client in the last X-Forwarded-For entry: the login throttles and the access log use it, and the per-address cap does not count them",
+                default: "none",
             },
         ],
         required: &[],

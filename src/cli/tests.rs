@@ -169,3 +169,50 @@ fn an_unknown_scope_names_the_valid_ones() {
         assert!(text.contains(scope), "{text}");
     }
 }
+
+#[test]
+fn serve_help_shows_the_defaults_the_parser_applies() {
+    let serve = spec::find(&args("serve")).expect("serve is listed");
+    let default = |name: &str| serve.flag(name).expect(name).default;
+    assert_eq!(default("rate-limit"), DEFAULT_RATE_LIMIT.to_string());
+    assert_eq!(
+        default("max-connections"),
+        DEFAULT_MAX_CONNECTIONS.to_string()
+    );
+    assert_eq!(
+        default("max-connections-per-ip"),
+        DEFAULT_MAX_CONNECTIONS_PER_IP.to_string()
+    );
+    assert_eq!(
+        default("idle-timeout"),
+        DEFAULT_IDLE_TIMEOUT_SECS.to_string()
+    );
+    assert!(default("listen").ends_with(DEFAULT_LISTEN));
+    let Ok(Command::Serve(c)) = parse(&args("serve")) else {
+        panic!("serve should parse");
+    };
+    assert_eq!(c.rate_limit, DEFAULT_RATE_LIMIT);
+    assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(c.max_connections_per_ip, DEFAULT_MAX_CONNECTIONS_PER_IP);
+    assert_eq!(c.idle_timeout.as_secs(), DEFAULT_IDLE_TIMEOUT_SECS);
+}
+
+#[test]
+fn trusted_proxies_add_up_over_repeats_and_comma_lists() {
+    let Ok(Command::Serve(c)) = parse(&args(
+        "serve --trusted-proxy 10.0.0.1,10.0.0.2 --trusted-proxy ::1",
+    )) else {
+        panic!("serve should parse");
+    };
+    let want: Vec<std::net::IpAddr> = ["10.0.0.1", "10.0.0.2", "::1"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(c.trusted_proxies, want);
+    let Ok(Command::Serve(c)) = parse(&args("serve")) else {
+        panic!("serve should parse");
+    };
+    assert!(c.trusted_proxies.is_empty());
+    assert!(parse(&args("serve --trusted-proxy proxy.example")).is_err());
+    assert!(parse(&args("serve --threads 2 --threads 3")).is_err());
+}

@@ -2,7 +2,8 @@
 //! yet complete, where it stands, when it must be closed, and its place under the caps.
 
 use super::body::BodyReader;
-use super::wire::Head;
+use super::wire::{Head, HeadScan};
+use super::write::Outgoing;
 use crate::app::App;
 use std::collections::HashMap;
 use std::io;
@@ -31,10 +32,13 @@ pub struct Conn {
 pub enum Phase {
     /// Between requests.
     Idle,
-    /// A head is arriving; it must be whole within the head deadline of `since`.
-    Head { since: Instant },
+    /// A head is arriving; it must be whole within the head deadline of `since`. `scan` keeps
+    /// how far it was checked, so a head arriving in pieces is not checked again from its start.
+    Head { since: Instant, scan: HeadScan },
     /// The head is in and accepted; the body is arriving.
     Body(Box<BodyState>),
+    /// A reply is going out and the client's socket is full; nothing more is read meanwhile.
+    Writing(Box<Outgoing>),
     /// A refusal was sent and the write side shut; what the client still sends is read and
     /// dropped, so closing does not reset the connection under the refusal before it is read.
     Lingering,
@@ -45,6 +49,9 @@ pub struct BodyState {
     pub reader: BodyReader,
     /// Whether `100 Continue` went out.
     pub continued: bool,
+    /// When the whole body must be in, fixed when the head was accepted: a body trickling in
+    /// cannot hold its buffer for longer.
+    pub deadline: Instant,
 }
 
 impl Conn {
@@ -101,19 +108,22 @@ pub fn send_now(stream: &TcpStream, bytes: &[u8]) {
 }
 
 /// Open connections, in all and per remote address, against their caps; the open count is
-/// the `/metrics` gauge.
+/// the `/metrics` gauge. A trusted proxy carries many clients' connections: only the total caps
+/// it.
 pub struct Counts {
     max: usize,
     max_per_ip: usize,
+    trusted: Vec<IpAddr>,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
     app: Arc<App>,
 }
 
 impl Counts {
-    pub fn new(app: Arc<App>, max: usize, max_per_ip: usize) -> Arc<Counts> {
+    pub fn new(app: Arc<App>, max: usize, max_per_ip: usize, trusted: Vec<IpAddr>) -> Arc<Counts> {
         Arc::new(Counts {
             max: max.max(1),
             max_per_ip: max_per_ip.max(1),
+            trusted,
             open: Mutex::new((0, HashMap::new())),
             app,
         })
@@ -124,7 +134,8 @@ impl Counts {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
         let mine = per_ip.entry(peer).or_insert(0);
-        if *total >= self.max || *mine >= self.max_per_ip {
+        let capped = *mine >= self.max_per_ip && !self.trusted.contains(&peer.to_canonical());
+        if *total >= self.max || capped {
             if *mine == 0 {
                 per_ip.remove(&peer);
             }

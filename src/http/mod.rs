@@ -1,12 +1,13 @@
 //! HTTP: vouchd's own HTTP/1.1 server on `httparse` — framing and limits ([`wire`], [`body`]), the
 //! connections and their caps ([`conn`]), epoll ([`poll`]), the workers that read and answer
-//! ([`worker`], [`write`]), the accept loop and shutdown ([`server`]) — then the route table,
-//! request decoding and replies.
+//! ([`worker`], [`write`]), the accept loop and shutdown ([`server`]), the client's address
+//! behind a trusted proxy ([`proxy`]) — then the route table, request decoding and replies.
 
 pub mod body;
 pub mod conn;
 pub mod host;
 pub mod poll;
+pub mod proxy;
 pub mod request;
 pub mod response;
 pub mod router;

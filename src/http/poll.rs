@@ -1,6 +1,7 @@
-//! Linux's epoll, just what the server needs: connections registered one-shot under a key, so
-//! each readiness goes to exactly one of the workers waiting in [`Poller::wait`] at once, and a
-//! level-triggered stop event that wakes every one of them.
+//! Linux's epoll, just what the server needs: connections registered one-shot under a key (for
+//! reading, or for writing while a reply waits for room), so each readiness goes to exactly one
+//! of the workers waiting in [`Poller::wait`] at once, and a level-triggered stop event that
+//! wakes every one of them.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -60,6 +61,13 @@ impl Poller {
     /// Watches an added `fd` again after its readiness was reported.
     pub fn rearm(&self, fd: RawFd, key: u64) -> io::Result<()> {
         self.control(libc::EPOLL_CTL_MOD, fd, key, Self::ONE_SHOT)
+    }
+
+    /// Watches an added `fd` for room to write (a reply the client is slow to take), reported
+    /// once under `key`. Not for the peer's half-close: a client may shut its side and still read.
+    pub fn rearm_write(&self, fd: RawFd, key: u64) -> io::Result<()> {
+        let events = (libc::EPOLLOUT | libc::EPOLLONESHOT) as u32;
+        self.control(libc::EPOLL_CTL_MOD, fd, key, events)
     }
 
     /// Blocks until a watched descriptor is ready and returns its key ([`STOP`] after a stop).

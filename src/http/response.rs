@@ -1,9 +1,10 @@
 //! A rendered reply: status, content type, extra headers and body.
 //!
-//! Handlers and the idempotency store speak in `Reply`s; only the server turns them into
-//! tiny_http responses, so a stored reply replays byte for byte. A body is either bytes held in
-//! memory or a stream read while it is sent (an export too large to hold), which tiny_http sends
-//! chunked because its length is not known in advance.
+//! Handlers and the idempotency store speak in `Reply`s; only the server's writer
+//! ([`super::write`]) puts them on the wire, so a stored reply replays byte for byte. A body is
+//! either bytes held in memory, sent with `Content-Length`, or a stream read while it is sent
+//! (an export too large to hold), sent chunked to HTTP/1.1 clients and up to the close to
+//! HTTP/1.0 ones, because its length is not known in advance.
 
 use serde::Serialize;
 use std::fmt;

@@ -3,10 +3,14 @@
 //! holds no thread; when bytes arrive one worker takes it, reads, handles and answers on the
 //! spot, and parks it again.
 //!
+//! A reply the client is slow to take waits the same way, in epoll for room to write: no worker
+//! waits on a client.
+//!
 //! Limits: `--max-connections` in all and `--max-connections-per-ip` per remote address (past
 //! them a connection gets 503 and is closed), idle connections closed after `--idle-timeout`,
-//! a head due within 10 s of its first byte, a reply write that stalls for 10 s ends the
-//! connection. Framing limits are in [`super::wire`].
+//! a head due within 10 s of its first byte, a body and a reply each due within 10 s plus
+//! their size at a minimum rate (else the connection ends). Framing limits are in
+//! [`super::wire`].
 
 use super::conn::{send_now, Conn, Counts, Phase};
 use super::poll::Poller;
@@ -16,15 +20,13 @@ use super::write::{fault_bytes, DateCache};
 use crate::app::App;
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long a reply's write may stall before the connection is given up.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the accepting thread looks for connections past their deadlines.
 const SWEEP: Duration = Duration::from_millis(250);
 /// A pause after an `accept` that failed for want of descriptors or memory.
@@ -37,6 +39,8 @@ pub struct Settings {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub idle_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// What the accepting thread and the workers share.
@@ -47,6 +51,7 @@ pub struct Shared {
     parked: Mutex<HashMap<u64, Conn>>,
     pub stopping: AtomicBool,
     pub idle_timeout: Duration,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Shared {
@@ -59,16 +64,34 @@ impl Shared {
         self.parked().remove(&key)
     }
 
-    /// Parks `conn` until its next bytes. Armed under the lock: the sweep cannot close the
-    /// descriptor between the two, so a reused descriptor number never gets a stale key.
+    /// Parks `conn` until its next bytes, or until its socket has room for the rest of its
+    /// reply. Armed under the lock: the sweep cannot close the descriptor between the two, so a
+    /// reused descriptor number never gets a stale key. Once the server stops, only replies
+    /// are kept (the workers finish them before they exit).
     pub fn park(&self, conn: Conn) {
-        if self.stopping.load(Ordering::SeqCst) {
-            return;
-        }
+        let writing = matches!(conn.phase, Phase::Writing(_));
         let mut parked = self.parked();
-        if self.poller.rearm(conn.stream.as_raw_fd(), conn.key).is_ok() {
+        let fd = conn.stream.as_raw_fd();
+        let armed = if self.stopping.load(Ordering::SeqCst) {
+            writing
+        } else if writing {
+            self.poller.rearm_write(fd, conn.key).is_ok()
+        } else {
+            self.poller.rearm(fd, conn.key).is_ok()
+        };
+        if armed {
             parked.insert(conn.key, conn);
         }
+    }
+
+    /// A parked connection whose reply is not yet sent, if there is one (at the stop).
+    pub fn take_writing(&self) -> Option<Conn> {
+        let mut parked = self.parked();
+        let key = parked
+            .values()
+            .find(|conn| matches!(conn.phase, Phase::Writing(_)))
+            .map(|conn| conn.key)?;
+        parked.remove(&key)
     }
 }
 
@@ -110,8 +133,6 @@ impl Running {
 
 pub fn start(app: Arc<App>, listener: TcpListener, settings: &Settings) -> io::Result<Running> {
     raise_descriptor_limit();
-    // Accepted sockets inherit the send timeout from the listening socket on Linux.
-    socket2::SockRef::from(&listener).set_write_timeout(Some(IO_TIMEOUT))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     app.tokens.watch(&app.store)?;
@@ -122,6 +143,7 @@ pub fn start(app: Arc<App>, listener: TcpListener, settings: &Settings) -> io::R
         parked: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
         idle_timeout: settings.idle_timeout,
+        trusted_proxies: settings.trusted_proxies.clone(),
     });
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
@@ -137,6 +159,7 @@ pub fn start(app: Arc<App>, listener: TcpListener, settings: &Settings) -> io::R
         app,
         settings.max_connections,
         settings.max_connections_per_ip,
+        settings.trusted_proxies.clone(),
     );
     let accepting = listener.try_clone()?;
     let acceptor = {
@@ -215,7 +238,7 @@ fn accept_loop(shared: &Shared, listener: &TcpListener, counts: &Arc<Counts>) {
 }
 
 /// Closes the parked connections past their deadlines; a head or body that did not arrive in
-/// time gets a 408 first.
+/// time gets a 408 first, a reply not taken in time is cut off.
 fn sweep(shared: &Shared, date: &mut DateCache) {
     let now = Instant::now();
     let expired: Vec<Conn> = {
@@ -228,8 +251,10 @@ fn sweep(shared: &Shared, date: &mut DateCache) {
         keys.iter().filter_map(|key| parked.remove(key)).collect()
     };
     for conn in expired {
-        if matches!(conn.phase, Phase::Head { .. } | Phase::Body(_)) {
-            send_now(&conn.stream, &fault_bytes(&Fault::TIMEOUT, date));
+        match conn.phase {
+            Phase::Head { .. } => send_now(&conn.stream, &fault_bytes(&Fault::TIMEOUT, date)),
+            Phase::Body(_) => send_now(&conn.stream, &fault_bytes(&Fault::BODY_TIMEOUT, date)),
+            _ => {}
         }
     }
 }

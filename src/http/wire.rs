@@ -46,6 +46,11 @@ impl Fault {
         "request_timeout",
         "The request's head did not arrive in time.",
     );
+    pub const BODY_TIMEOUT: Fault = Fault::new(
+        408,
+        "request_timeout",
+        "The request's body did not arrive in time.",
+    );
     pub const TOO_MANY_CONNECTIONS: Fault = Fault::new(
         503,
         "too_many_connections",
@@ -102,12 +107,23 @@ pub enum Parsed {
 /// Parses the request head at the start of `buf`, enforcing the limits first so a head that
 /// can never be accepted is refused as soon as the bytes that break a limit are in.
 pub fn parse_head(buf: &[u8]) -> Result<Parsed, Fault> {
-    check_limits(buf)?;
+    parse_head_from(&mut HeadScan::default(), buf)
+}
+
+/// [`parse_head`] for a head arriving in pieces: `scan` remembers how far `buf` (which starts
+/// with the head and grows) was checked, so each byte is looked at once, and the head is parsed
+/// once it is whole.
+pub fn parse_head_from(scan: &mut HeadScan, buf: &[u8]) -> Result<Parsed, Fault> {
+    let Some(end) = scan.scan(buf)? else {
+        return Ok(Parsed::Partial);
+    };
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut fields);
-    let used = match parsed.parse(buf) {
+    let used = match parsed.parse(&buf[..end]) {
         Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Ok(httparse::Status::Partial) => {
+            return Err(Fault::malformed("The request head is malformed."))
+        }
         Err(httparse::Error::TooManyHeaders) => {
             return Err(Fault::new(
                 431,
@@ -156,56 +172,70 @@ pub fn parse_head(buf: &[u8]) -> Result<Parsed, Fault> {
     ))
 }
 
-/// The request line, every header line and the whole head within their limits, also while
-/// they are still arriving.
-fn check_limits(buf: &[u8]) -> Result<(), Fault> {
-    let mut start = 0;
-    let mut first = true;
-    // Empty lines before the request line are allowed (RFC 9112 §2.2) and skipped by httparse.
-    while buf.get(start..start + 2) == Some(b"\r\n") {
-        start += 2;
+/// How far a head has been checked against the limits (the request line, every header line
+/// and the whole head), also while it is still arriving.
+#[derive(Debug, Default)]
+pub struct HeadScan {
+    /// Where the first line not yet complete starts.
+    line_start: usize,
+    /// Where the search for that line's end goes on.
+    searched: usize,
+    /// Whether the request line is behind.
+    past_first: bool,
+    /// Bytes looked at so far, for the tests that hold the work linear.
+    #[cfg(test)]
+    examined: usize,
+}
+
+impl HeadScan {
+    /// Checks what `buf` holds beyond what was checked; the head's length once it is whole.
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, Fault> {
+        loop {
+            let from = self.searched.min(buf.len());
+            let found = buf[from..].iter().position(|&b| b == b'\n');
+            #[cfg(test)]
+            {
+                self.examined += found.map_or(buf.len() - from, |at| at + 1);
+            }
+            let end = found.map_or(buf.len(), |at| from + at);
+            let line = end - self.line_start;
+            if !self.past_first && line > MAX_REQUEST_LINE {
+                return Err(Fault::new(
+                    414,
+                    "uri_too_long",
+                    "The request line is longer than 8 KiB.",
+                ));
+            }
+            if self.past_first && line > MAX_HEADER_LINE {
+                return Err(Fault::new(
+                    431,
+                    "header_fields_too_large",
+                    "A header line is longer than 8 KiB.",
+                ));
+            }
+            let next = found.map_or(buf.len(), |_| end + 1);
+            if next > MAX_HEAD {
+                return Err(Fault::new(
+                    431,
+                    "header_fields_too_large",
+                    "The request head is larger than 64 KiB.",
+                ));
+            }
+            if found.is_none() {
+                self.searched = buf.len();
+                return Ok(None);
+            }
+            // An empty line ends the head; before the request line it is skipped (RFC 9112
+            // §2.2), as httparse does.
+            let empty = line == 0 || (line == 1 && buf[self.line_start] == b'\r');
+            if empty && self.past_first {
+                return Ok(Some(next));
+            }
+            self.past_first |= !empty;
+            self.line_start = next;
+            self.searched = next;
+        }
     }
-    loop {
-        let end = buf[start..].iter().position(|&b| b == b'\n');
-        let line = end.map_or(buf.len() - start, |e| e);
-        if first && line > MAX_REQUEST_LINE {
-            return Err(Fault::new(
-                414,
-                "uri_too_long",
-                "The request line is longer than 8 KiB.",
-            ));
-        }
-        if !first && line > MAX_HEADER_LINE {
-            return Err(Fault::new(
-                431,
-                "header_fields_too_large",
-                "A header line is longer than 8 KiB.",
-            ));
-        }
-        let Some(end) = end else { break };
-        let next = start + end + 1;
-        if next > MAX_HEAD {
-            return Err(Fault::new(
-                431,
-                "header_fields_too_large",
-                "The request head is larger than 64 KiB.",
-            ));
-        }
-        // The empty line ends the head.
-        if !first && (line == 0 || (line == 1 && buf[start] == b'\r')) {
-            return Ok(());
-        }
-        first = false;
-        start = next;
-    }
-    if buf.len() > MAX_HEAD {
-        return Err(Fault::new(
-            431,
-            "header_fields_too_large",
-            "The request head is larger than 64 KiB.",
-        ));
-    }
-    Ok(())
 }
 
 /// The path and query of an origin-form or absolute-form target.
@@ -460,6 +490,32 @@ mod tests {
         assert_eq!(
             parse_head(many.as_bytes()).err().map(|f| f.status),
             Some(431)
+        );
+    }
+
+    #[test]
+    fn a_head_arriving_a_byte_at_a_time_is_checked_once_not_from_its_start_each_time() {
+        let mut text = String::from("GET / HTTP/1.1\r\nHost: h\r\n");
+        while text.len() < 60 * 1024 {
+            text.push_str(&format!("X-{}: {}\r\n", text.len(), "v".repeat(4000)));
+        }
+        text.push_str("\r\n");
+        let bytes = text.as_bytes();
+        let mut scan = HeadScan::default();
+        for end in 1..bytes.len() {
+            let parsed = parse_head_from(&mut scan, &bytes[..end]).expect("within the limits");
+            assert!(matches!(parsed, Parsed::Partial), "whole at {end}");
+        }
+        let Ok(Parsed::Complete(head, used)) = parse_head_from(&mut scan, bytes) else {
+            panic!("the head is whole");
+        };
+        assert_eq!(used, bytes.len());
+        assert_eq!(head.headers.len(), text.matches("\r\n").count() - 2);
+        assert!(
+            scan.examined <= 2 * bytes.len(),
+            "{} bytes looked at for a head of {}",
+            scan.examined,
+            bytes.len()
         );
     }
 }

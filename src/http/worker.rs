@@ -1,27 +1,31 @@
 //! A worker: takes a connection whose bytes have arrived, reads and frames what is there,
 //! answers every complete request in order on this same thread (pipelined ones too), and hands
-//! the connection back to the poller when it has to wait for more.
+//! the connection back to the poller when it has to wait for more: for the client's next bytes,
+//! or for room in its socket while a reply is only partly sent.
 
 use super::body::BodyReader;
 use super::conn::{recv_now, BodyState, Conn, Phase};
-use super::request::{Method, Request};
+use super::proxy::client_address;
+use super::request::{Method, Request, MAX_BODY};
 use super::response::Reply;
 use super::router;
 use super::server::Shared;
-use super::wire::{self, Fault, Parsed};
-use super::write::{fault_bytes, write_reply, DateCache, Exchange};
+use super::wire::{self, Fault, Framing, HeadScan, Parsed};
+use super::write::Answered;
+use super::write::{fault_bytes, send_some, DateCache, Exchange, Outgoing, Progress, MIN_RATE};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ops::Trace;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A request's head must be whole within this time of its first byte, and a body must not
-/// pause longer between reads.
+/// A request's head must be whole within this time of its first byte, and a body within this
+/// time plus its length at the minimum rate of the head's acceptance.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a refused client's remaining bytes are read and dropped before the close.
 const LINGER: Duration = Duration::from_secs(2);
@@ -65,6 +69,7 @@ impl Worker {
                 }
             };
             if key == super::poll::STOP {
+                self.finish_replies();
                 return;
             }
             if let Some(conn) = self.shared.take(key) {
@@ -75,10 +80,39 @@ impl Worker {
         }
     }
 
-    /// Serves what has arrived on `conn`; the connection back if it waits for more.
+    /// At the stop: sends the replies still waiting for their clients' sockets, each until it
+    /// is sent or its deadline passes, so every request taken is answered in full.
+    fn finish_replies(&mut self) {
+        while let Some(mut conn) = self.shared.take_writing() {
+            while let Phase::Writing(out) = &mut conn.phase {
+                let wait = out.deadline().saturating_duration_since(Instant::now());
+                if wait.is_zero() || !matches!(out.advance(&conn.stream), Progress::Blocked) {
+                    break;
+                }
+                let mut room = libc::pollfd {
+                    fd: conn.stream.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+                // SAFETY: one live pollfd.
+                if unsafe { libc::poll(&mut room, 1, millis.max(1)) } <= 0 {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Serves what has arrived on `conn`, or sends more of its waiting reply; the connection
+    /// back if it waits for more.
     fn serve(&mut self, mut conn: Conn) -> Option<Conn> {
         if let Phase::Lingering = conn.phase {
             return drain(conn);
+        }
+        if let Phase::Writing(_) = conn.phase {
+            if let Some(next) = self.resume(&mut conn) {
+                return self.after(conn, next);
+            }
         }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
@@ -88,6 +122,31 @@ impl Worker {
         if buf.capacity() <= KEEP_BUFFER {
             self.buf = buf;
         }
+        self.after(conn, next)
+    }
+
+    /// Sends more of the reply `conn` waits with; `None` once it is sent and the connection
+    /// goes on with the next request.
+    fn resume(&mut self, conn: &mut Conn) -> Option<Next> {
+        let Phase::Writing(mut out) = std::mem::replace(&mut conn.phase, Phase::Idle) else {
+            return None;
+        };
+        match out.advance(&conn.stream) {
+            Progress::Done if out.keep_alive && !self.shared.stopping.load(Ordering::SeqCst) => {
+                None
+            }
+            Progress::Done => Some(Next::Linger),
+            Progress::Blocked => {
+                conn.deadline = out.deadline();
+                conn.phase = Phase::Writing(out);
+                Some(Next::Park)
+            }
+            Progress::Failed => Some(Next::Close),
+        }
+    }
+
+    /// What becomes of `conn` once nothing more can be done for it now.
+    fn after(&mut self, mut conn: Conn, next: Next) -> Option<Conn> {
         match next {
             Next::Park => Some(conn),
             Next::Close => None,
@@ -117,29 +176,32 @@ impl Worker {
                             };
                             let BodyState { head, reader, .. } = *state;
                             if let Some(next) = self.answer(conn, head, reader.body) {
-                                return next;
+                                return keep_rest(conn, next, &buf[start..]);
                             }
                             continue;
                         }
                     }
                 }
             } else if start < buf.len() {
-                match wire::parse_head(&buf[start..]) {
+                if let Phase::Idle = conn.phase {
+                    conn.phase = Phase::Head {
+                        since: Instant::now(),
+                        scan: HeadScan::default(),
+                    };
+                }
+                let Phase::Head { scan, .. } = &mut conn.phase else {
+                    return Next::Close;
+                };
+                match wire::parse_head_from(scan, &buf[start..]) {
                     Err(fault) => return self.refuse(conn, &fault),
-                    Ok(Parsed::Partial) => {
-                        if let Phase::Idle = conn.phase {
-                            conn.phase = Phase::Head {
-                                since: Instant::now(),
-                            };
-                        }
-                    }
+                    Ok(Parsed::Partial) => {}
                     Ok(Parsed::Complete(head, used)) => {
                         start += used;
                         match head.framing {
                             None => {
                                 conn.phase = Phase::Idle;
                                 if let Some(next) = self.answer(conn, head, Vec::new()) {
-                                    return next;
+                                    return keep_rest(conn, next, &buf[start..]);
                                 }
                             }
                             Some(framing) => {
@@ -147,6 +209,7 @@ impl Worker {
                                     head,
                                     reader: BodyReader::new(framing),
                                     continued: false,
+                                    deadline: body_deadline(framing),
                                 }));
                             }
                         }
@@ -158,10 +221,10 @@ impl Worker {
             if let Phase::Body(state) = &mut conn.phase {
                 if state.head.expect_continue && !state.continued {
                     state.continued = true;
-                    if (&conn.stream)
-                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                        .is_err()
-                    {
+                    // Nothing else is unsent at this point: a socket without room for these
+                    // few bytes belongs to a client that does not read.
+                    const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+                    if !send_some(&conn.stream, CONTINUE).is_ok_and(|n| n == CONTINUE.len()) {
                         return Next::Close;
                     }
                 }
@@ -178,9 +241,10 @@ impl Worker {
                         return Next::Close;
                     }
                     conn.pending.extend_from_slice(buf);
-                    conn.deadline = match conn.phase {
+                    conn.deadline = match &conn.phase {
                         Phase::Idle => Instant::now() + self.shared.idle_timeout,
-                        Phase::Head { since } => since + REQUEST_DEADLINE,
+                        Phase::Head { since, .. } => *since + REQUEST_DEADLINE,
+                        Phase::Body(state) => state.deadline,
                         _ => Instant::now() + REQUEST_DEADLINE,
                     };
                     return Next::Park;
@@ -192,32 +256,55 @@ impl Worker {
     }
 
     /// Sends a protocol refusal; the connection ends after it.
-    fn refuse(&mut self, conn: &Conn, fault: &Fault) -> Next {
+    fn refuse(&mut self, conn: &mut Conn, fault: &Fault) -> Next {
         let bytes = fault_bytes(fault, &mut self.date);
-        match (&conn.stream).write_all(&bytes) {
-            Ok(()) => Next::Linger,
-            Err(_) => Next::Close,
+        self.send(conn, Outgoing::bytes(bytes, false))
+            .unwrap_or(Next::Close)
+    }
+
+    /// Sends what the socket takes of `out` now; `None` if it is all sent and the connection
+    /// goes on, else what becomes of the connection (parked with the rest of the reply when the
+    /// client's socket is full).
+    fn send(&mut self, conn: &mut Conn, mut out: Outgoing) -> Option<Next> {
+        match out.advance(&conn.stream) {
+            Progress::Done => {
+                let keep_alive = out.keep_alive;
+                let buf = out.into_buffer();
+                if buf.capacity() <= KEEP_BUFFER {
+                    self.out = buf;
+                }
+                (!keep_alive).then_some(Next::Linger)
+            }
+            Progress::Blocked => {
+                conn.deadline = out.deadline();
+                conn.phase = Phase::Writing(Box::new(out));
+                Some(Next::Park)
+            }
+            Progress::Failed => Some(Next::Close),
         }
     }
 
     /// Handles one complete request and writes its reply; `None` if the connection goes on.
     /// A connection that ends after its reply lingers: the client may have sent more already,
     /// and closing on unread bytes would reset the connection under the reply.
-    fn answer(&mut self, conn: &Conn, head: wire::Head, body: Vec<u8>) -> Option<Next> {
+    fn answer(&mut self, conn: &mut Conn, head: wire::Head, body: Vec<u8>) -> Option<Next> {
         let started = Instant::now();
-        let app = &*self.shared.app;
+        let shared = Arc::clone(&self.shared);
+        let app = &*shared.app;
         let _in_flight = app.metrics.in_flight.hold();
         let mut exchange = Exchange {
             minor: head.minor,
             head_only: head.method == Method::Head,
             keep_alive: head.keep_alive && !self.shared.stopping.load(Ordering::SeqCst),
         };
-        let mut trace = Trace::new(
-            head.method.as_str(),
-            router::template(&head.target),
-            conn.peer,
-        );
-        let reply = match Request::new(head, body, conn.remote.clone()) {
+        let client = client_address(conn.peer, &head.headers, &shared.trusted_proxies);
+        let remote = if client == conn.peer {
+            conn.remote.clone()
+        } else {
+            client.to_string()
+        };
+        let mut trace = Trace::new(head.method.as_str(), router::template(&head.target), client);
+        let reply = match Request::new(head, body, remote) {
             Ok(request) => catch_unwind(AssertUnwindSafe(|| {
                 handle(app, &self.db, &request, &mut trace)
             }))
@@ -231,22 +318,19 @@ impl Worker {
             Err(err) => err.to_reply(),
         };
         let status = reply.status;
-        let written = write_reply(
-            &conn.stream,
-            &mut self.out,
+        let mut out = Outgoing::reply(
+            std::mem::take(&mut self.out),
             &mut self.date,
             reply,
             &mut exchange,
         );
-        let elapsed = started.elapsed();
-        app.metrics
-            .observe(trace.method, trace.route, status, elapsed);
-        app.access_log.write(&trace, status, elapsed);
-        match (written, exchange.keep_alive) {
-            (Ok(()), true) => None,
-            (Ok(()), false) => Some(Next::Linger),
-            (Err(_), _) => Some(Next::Close),
-        }
+        out.answered = Some(Answered {
+            app: Arc::clone(&shared.app),
+            trace,
+            status,
+            started,
+        });
+        self.send(conn, out)
     }
 }
 
@@ -273,6 +357,27 @@ fn handle(app: &App, conn: &crate::store::Db, req: &Request, trace: &mut Trace) 
         reply.headers.push(("Cache-Control", "no-store".into()));
     }
     reply
+}
+
+/// `next` for a connection whose reply was just sent or parked: what `rest` holds (requests
+/// pipelined behind it) waits with a parked reply, to be answered once the reply is out.
+fn keep_rest(conn: &mut Conn, next: Next, rest: &[u8]) -> Next {
+    if let Next::Park = next {
+        conn.pending.extend_from_slice(rest);
+    }
+    next
+}
+
+/// When a body framed as `framing` must be whole: the head deadline plus its length (the
+/// largest allowed for a chunked one) at the minimum rate.
+fn body_deadline(framing: Framing) -> Instant {
+    let length = match framing {
+        Framing::Length(length) => length,
+        Framing::Chunked => MAX_BODY as u64,
+    };
+    Instant::now()
+        + REQUEST_DEADLINE
+        + Duration::from_millis(length.saturating_mul(1000) / MIN_RATE)
 }
 
 /// Reads and drops what a refused client still sends; closes at its end or on an error.

@@ -1,10 +1,12 @@
 //! The access log: one line per answered request on stderr, as logfmt-style text or as JSON
 //! (`serve --log-format text|json`).
 //!
-//! A line holds the time, the peer address, the method, the route template, the status, the
-//! duration and the client id. It is built only from values the server made or checked: never
-//! the raw path (ids and voucher codes), never a header, a token, a secret or a body. Each line
-//! is written with one `write` call, so lines from different workers do not interleave.
+//! A line holds the time, the client's address (the peer's, or behind a `--trusted-proxy` the
+//! one it forwards, parsed as an IP address), the method, the route template, the status, the
+//! duration (until the last byte of the reply went out) and the client id. It is built only
+//! from values the server made or checked: never the raw path (ids and voucher codes), never a
+//! header's text, a token, a secret or a body. Each line is written with one `write` call, so
+//! lines from different workers do not interleave.
 
 use super::Trace;
 use std::io::Write;

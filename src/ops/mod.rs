@@ -20,6 +20,7 @@ pub struct Trace {
     /// The template of the route the path matched (`/v1/vouchers/{id}`), never the raw path:
     /// ids and voucher codes stay out of the log, and the metrics keep a fixed set of series.
     pub route: &'static str,
+    /// The client's address: the peer's, or the one a trusted proxy forwards.
     pub remote: Option<IpAddr>,
     /// The client a valid bearer token (or a successful login) spoke for.
     pub client_id: Option<String>,
