@@ -292,16 +292,6 @@ pub fn fault_bytes(fault: &Fault, date: &mut DateCache) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_imf_fixdates() {
-        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-    }
-}
-
 /// A request whose reply is on its way: its metrics and access-log line are written when this
 /// is dropped, which is when the last byte of the reply went out, or the reply was cut off
 /// (a reply may wait for a slow client long after its handler returned).
@@ -320,5 +310,15 @@ impl Drop for Answered {
             .metrics
             .observe(self.trace.method, self.trace.route, self.status, elapsed);
         self.app.access_log.write(&self.trace, self.status, elapsed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_imf_fixdates() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 }
