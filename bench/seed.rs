@@ -57,21 +57,27 @@ fn main() {
         .expect("cache");
     let conn = Db::new(conn);
 
-    conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-    let group = clients::create_group(
-        &conn,
-        "bench",
-        Scopes::parse("vouchers:read vouchers:write charges:read charges:write").expect("scopes"),
-    )
-    .expect("group");
-    let client = clients::create_client(
-        &conn,
-        "bench",
-        &group,
-        None,
-        &hash_secret(SECRET).expect("hash"),
-    )
-    .expect("client");
+    // The store's SAVEPOINT outside a transaction is one (committed by its RELEASE): the
+    // seed's writes go in chunks of that.
+    let (group, client) = in_savepoint(&conn, |conn| {
+        let group = clients::create_group(
+            conn,
+            "bench",
+            Scopes::parse("vouchers:read vouchers:write charges:read charges:write")
+                .expect("scopes"),
+        )
+        .expect("group");
+        let client = clients::create_client(
+            conn,
+            "bench",
+            &group,
+            None,
+            &hash_secret(SECRET).expect("hash"),
+        )
+        .expect("client");
+        Ok::<_, StoreError>((group, client))
+    })
+    .expect("the bench client");
     let now = vouchd::domain::clock::now();
     let eur = Currency::parse("EUR").expect("EUR");
     let shape = CodeShape::new(None, None).expect("shape");
@@ -79,80 +85,86 @@ fn main() {
     let mut codes = String::with_capacity(count as usize * 9);
     let mut ids = String::with_capacity(count as usize * 17);
     let mut chargeable = Vec::new();
-    for i in 0..count {
-        let b = i / BATCH;
-        let created = now - (count - i) as i64 * 30;
-        let mut v = Voucher {
-            batch: Some(format!("B{b:05}")),
-            order_number: Some(format!("O{:07}", i / 2)),
-            purchase_id: Some(format!("P{:07}", i / 2)),
-            status: match b % 20 {
-                18 => Status::Inactive,
-                19 => Status::Cancelled,
-                _ => Status::Active,
-            },
-            ..Voucher::blank(client.id.clone(), group.id.clone(), eur, created)
-        };
-        if i % 4 == 1 {
-            v.restrictions.customer_id = Some(format!("C{:06}", i / 20));
-        }
-        if b % 10 == 5 {
-            v.discount = Some(Discount {
-                kind: DiscountKind::Percentage,
-                value: 1000,
-            });
-            v.max_uses = Some(1);
-        } else {
-            let amount = rng.gen_range(10..=500) * 100;
-            v.amount = Some(amount);
-            v.remaining = Some(amount);
-        }
-        loop {
-            v.id = new_id();
-            v.code = shape.generate(&mut rng);
-            match vouchers::insert(&conn, &v) {
-                Ok(()) => break,
-                Err(StoreError::Conflict(Conflict::DuplicateCode(_))) => continue,
-                Err(e) => panic!("insert: {e:?}"),
+    let chunks: Vec<u64> = (0..count).step_by(50_000).collect();
+    for start in chunks {
+        in_savepoint(&conn, |conn| {
+            for i in start..count.min(start + 50_000) {
+                let b = i / BATCH;
+                let created = now - (count - i) as i64 * 30;
+                let mut v = Voucher {
+                    batch: Some(format!("B{b:05}")),
+                    order_number: Some(format!("O{:07}", i / 2)),
+                    purchase_id: Some(format!("P{:07}", i / 2)),
+                    status: match b % 20 {
+                        18 => Status::Inactive,
+                        19 => Status::Cancelled,
+                        _ => Status::Active,
+                    },
+                    ..Voucher::blank(client.id.clone(), group.id.clone(), eur, created)
+                };
+                if i % 4 == 1 {
+                    v.restrictions.customer_id = Some(format!("C{:06}", i / 20));
+                }
+                if b % 10 == 5 {
+                    v.discount = Some(Discount {
+                        kind: DiscountKind::Percentage,
+                        value: 1000,
+                    });
+                    v.max_uses = Some(1);
+                } else {
+                    let amount = rng.gen_range(10..=500) * 100;
+                    v.amount = Some(amount);
+                    v.remaining = Some(amount);
+                }
+                loop {
+                    v.id = new_id();
+                    v.code = shape.generate(&mut rng);
+                    match vouchers::insert(conn, &v) {
+                        Ok(()) => break,
+                        Err(StoreError::Conflict(Conflict::DuplicateCode(_))) => continue,
+                        Err(e) => panic!("insert: {e:?}"),
+                    }
+                }
+                codes.push_str(v.code.as_str());
+                codes.push('\n');
+                ids.push_str(&v.id);
+                ids.push('\n');
+                if v.amount.is_some() && v.status == Status::Active && i % 4 != 1 {
+                    chargeable.push((v.id, created));
+                }
             }
-        }
-        codes.push_str(v.code.as_str());
-        codes.push('\n');
-        ids.push_str(&v.id);
-        ids.push('\n');
-        if v.amount.is_some() && v.status == Status::Active && i % 4 != 1 {
-            chargeable.push((v.id, created));
-        }
-        if i % 50_000 == 49_999 {
-            conn.execute_batch("COMMIT; BEGIN IMMEDIATE")
-                .expect("commit");
-        }
+            Ok::<_, StoreError>(())
+        })
+        .expect("vouchers");
     }
 
     let tenant = Tenant::Group(group.id.clone());
     let context = Context::default();
     let mut entries = 0u64;
-    for (n, (id, created)) in chargeable.iter().enumerate().step_by(5) {
-        let r = Redemption {
-            client_id: &client.id,
-            tenant: &tenant,
-            order_number: Some("history"),
-            context: &context,
-            now: created + 3600,
-        };
-        let charge = in_savepoint(&conn, |c| ledger::charge(c, id, 500, &r)).expect("charge");
-        entries += 1;
-        if n % 50 == 0 {
-            in_savepoint(&conn, |c| ledger::refund(c, id, &charge.id, Some(250), &r))
-                .expect("refund");
-            entries += 1;
-        }
-        if n % 50_000 == 0 {
-            conn.execute_batch("COMMIT; BEGIN IMMEDIATE")
-                .expect("commit");
-        }
+    let charged: Vec<(usize, &(String, i64))> = chargeable.iter().enumerate().step_by(5).collect();
+    for chunk in charged.chunks(10_000) {
+        in_savepoint(&conn, |conn| {
+            for &(n, (id, created)) in chunk {
+                let r = Redemption {
+                    client_id: &client.id,
+                    tenant: &tenant,
+                    order_number: Some("history"),
+                    context: &context,
+                    now: created + 3600,
+                };
+                let charge = ledger::charge(conn, id, 500, &r).expect("charge");
+                entries += 1;
+                if n % 50 == 0 {
+                    ledger::refund(conn, id, &charge.id, Some(250), &r).expect("refund");
+                    entries += 1;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("history");
     }
-    conn.execute_batch("COMMIT").expect("commit");
+    drop(conn);
+    let conn = rusqlite::Connection::open(&path).expect("reopen");
 
     let peer = dir.join("peer.db");
     let _ = std::fs::remove_file(&peer);

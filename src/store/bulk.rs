@@ -8,17 +8,15 @@
 
 use super::ledger;
 use super::vouchers::{
-    count_in, insert_row, is_duplicate, stored_columns, voucher_from_row, where_clause, Scan,
-    INSERT,
+    clash, count_in, insert_row, stored_columns, voucher_from_row, where_clause, Scan,
 };
 use crate::domain::code::CodeShape;
 use crate::domain::field::FieldError;
 use crate::domain::query::Filter;
 use crate::domain::voucher::{Status, Tenant, Voucher};
 use crate::store::error::StoreError;
+use crate::store::sql::{args, Value};
 use crate::store::Db;
-use rusqlite::params_from_iter;
-use rusqlite::types::Value;
 use std::collections::HashMap;
 
 /// Vouchers read per page of an export.
@@ -46,8 +44,8 @@ impl VoucherCursor {
         tenant: &Tenant,
         filters: &[Filter],
     ) -> Result<VoucherCursor, StoreError> {
-        let (sql, args) = page_sql(tenant, filters);
-        conn.execute_batch("BEGIN")?;
+        let (sql, args) = page_sql(tenant, filters, !conn.is_postgres());
+        conn.begin_read()?;
         Ok(VoucherCursor {
             conn,
             sql,
@@ -62,33 +60,30 @@ impl VoucherCursor {
         if self.done {
             return Ok(Vec::new());
         }
-        let mut args = self.args.clone();
-        args.push(Value::Integer(self.after));
-        args.push(Value::Integer(PAGE as i64));
-        let rows = self
-            .conn
-            .prepare_cached(&self.sql)?
-            .query_map(params_from_iter(args.iter()), |row| {
-                Ok((voucher_from_row(row)?, row.get::<_, i64>(35)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut values = self.args.clone();
+        values.push(Value::Int(self.after));
+        values.push(Value::Int(PAGE as i64));
+        let rows = self.conn.query_map(&self.sql, &args(&values), |row| {
+            Ok((voucher_from_row(row)?, row.get::<i64>(35)?))
+        })?;
         if let Some((_, seq)) = rows.last() {
             self.after = *seq;
         }
         if rows.len() < PAGE {
             self.done = true;
-            self.conn.execute_batch("COMMIT")?;
+            self.conn.end_read()?;
         }
         Ok(rows.into_iter().map(|(v, _)| v).collect())
     }
 }
 
-/// The statement of one page after `seq` `?`, `?` vouchers long, and its filter arguments.
-fn page_sql(tenant: &Tenant, filters: &[Filter]) -> (String, Vec<Value>) {
-    let (where_sql, args) = where_clause(tenant, filters, Scan::InSeqOrder);
+/// The statement of one page after `seq` `?`, `?` vouchers long, and its filter arguments
+/// (`hints`: SQLite's planner hints, see [`where_clause`]).
+fn page_sql(tenant: &Tenant, filters: &[Filter], hints: bool) -> (String, Vec<Value>) {
+    let (where_sql, args) = where_clause(tenant, filters, Scan::InSeqOrder, hints);
     // Live holds are not exported: 0 stands in for `held`, and `seq` follows.
     let sql = format!(
-        "SELECT {}, 0, v.seq FROM vouchers v {where_sql} AND v.seq > ? ORDER BY v.seq LIMIT ?",
+        "SELECT {}, CAST(0 AS BIGINT), v.seq FROM vouchers v {where_sql} AND v.seq > ? ORDER BY v.seq LIMIT ?",
         stored_columns!()
     );
     (sql, args)
@@ -116,10 +111,7 @@ pub fn import(
 ) -> Result<u64, StoreError> {
     // Rows this import inserts get a `seq` above this, which tells a clash with an earlier row
     // from a clash with what was there before.
-    let before: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM vouchers")?
-        .query_row([], |r| r.get(0))?;
-    let mut stmt = conn.prepare_cached(INSERT)?;
+    let before: i64 = conn.query_value("SELECT COALESCE(MAX(seq), 0) FROM vouchers", &[])?;
     let mut errors: Vec<FieldError> = Vec::new();
     let mut count = 0;
     let mut counted: HashMap<(String, Status), i64> = HashMap::new();
@@ -137,9 +129,11 @@ pub fn import(
         };
         let mut attempts = 0;
         let clash = loop {
-            match insert_row(&mut stmt, &v) {
-                Ok(_) => break None,
-                Err(e) if is_duplicate(&e, "code") && item.code_generated => {
+            if insert_row(conn, &v)? {
+                break None;
+            }
+            match clash(conn, &v)? {
+                "code" if item.code_generated => {
                     attempts += 1;
                     if attempts >= CODE_ATTEMPTS {
                         break Some(FieldError::new("code", "no free code was found"));
@@ -148,10 +142,7 @@ pub fn import(
                         .map(|s| s.generate(&mut rng))
                         .unwrap_or(v.code);
                 }
-                Err(e) => match ["code", "id"].into_iter().find(|c| is_duplicate(&e, c)) {
-                    Some(column) => break Some(clash_error(conn, column, &v, before)?),
-                    None => return Err(e.into()),
-                },
+                column => break Some(clash_error(conn, column, &v, before)?),
             }
         };
         match clash {
@@ -190,13 +181,14 @@ fn clash_error(
     // A code clashes only within the row's own group (codes are unique per group).
     let (seq, value): (i64, &str) = match column {
         "code" => (
-            conn.prepare_cached("SELECT seq FROM vouchers WHERE code = ?1 AND group_id = ?2")?
-                .query_row([v.code.as_str(), v.group_id.as_str()], |r| r.get(0))?,
+            conn.query_value(
+                "SELECT seq FROM vouchers WHERE code = ?1 AND group_id = ?2",
+                &[&v.code.as_str(), &v.group_id],
+            )?,
             v.code.as_str(),
         ),
         _ => (
-            conn.prepare_cached("SELECT seq FROM vouchers WHERE id = ?1")?
-                .query_row([v.id.as_str()], |r| r.get(0))?,
+            conn.query_value("SELECT seq FROM vouchers WHERE id = ?1", &[&v.id])?,
             v.id.as_str(),
         ),
     };
@@ -219,6 +211,7 @@ mod tests {
     fn export_pages_never_sort() {
         let mut conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
         super::super::migrate::migrate(&mut conn).expect("schema");
+        let conn = Db::new(conn);
         let group = Tenant::Group("G".into());
         let cases: Vec<(Tenant, Vec<Filter>)> = vec![
             (Tenant::All, vec![]),
@@ -233,15 +226,13 @@ mod tests {
             (Tenant::All, vec![Filter::CustomerId("c".into())]),
         ];
         for (tenant, filters) in cases {
-            let (sql, mut args) = page_sql(&tenant, &filters);
-            args.extend([Value::Integer(0), Value::Integer(PAGE as i64)]);
+            let (sql, mut values) = page_sql(&tenant, &filters, true);
+            values.extend([Value::Int(0), Value::Int(PAGE as i64)]);
             let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .expect("plan")
-                .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
-                .expect("plan rows")
-                .collect::<rusqlite::Result<_>>()
-                .expect("plan text");
+                .query_map(&format!("EXPLAIN QUERY PLAN {sql}"), &args(&values), |r| {
+                    r.get::<String>(3)
+                })
+                .expect("plan rows");
             assert!(
                 plan.iter().all(|step| !step.contains("TEMP B-TREE")),
                 "{tenant:?} {filters:?}: {plan:?}"

@@ -3,8 +3,8 @@
 use crate::domain::scope::{Scopes, TokenHash, TokenInfo};
 use crate::domain::{clock, code};
 use crate::store::error::{Conflict, StoreError};
+use crate::store::sql::{DbError, Row, ToArg};
 use crate::store::Db;
-use rusqlite::{params, OptionalExtension, Row};
 
 #[derive(Clone, Debug)]
 pub struct Group {
@@ -33,18 +33,12 @@ pub struct Login {
     pub scopes: Scopes,
 }
 
-fn scopes_column(row: &Row, idx: usize) -> rusqlite::Result<Scopes> {
+fn scopes_column(row: &Row, idx: usize) -> Result<Scopes, DbError> {
     let text: String = row.get(idx)?;
-    Scopes::parse(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            format!("unknown scope {e}").into(),
-        )
-    })
+    Scopes::parse(&text).map_err(|e| DbError::column(idx, &format!("unknown scope {e}")))
 }
 
-fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
+fn group_from_row(row: &Row) -> Result<Group, DbError> {
     Ok(Group {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -64,40 +58,38 @@ pub fn create_group_at(
     scopes: Scopes,
     created_at: i64,
 ) -> Result<Group, StoreError> {
-    let exists: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM client_groups WHERE name = ?1)")?
-        .query_row([name], |r| r.get(0))?;
-    if exists {
-        return Err(StoreError::Conflict(Conflict::DuplicateGroupName(
-            name.to_string(),
-        )));
-    }
     let group = Group {
         id: code::new_id(),
         name: name.to_string(),
         scopes,
         created_at,
     };
-    conn.prepare_cached(
-        "INSERT INTO client_groups (id, name, scopes, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        group.id,
-        group.name,
-        scopes.to_space_list(),
-        group.created_at
-    ])?;
+    // A name taken (also by another vouchd on the same PostgreSQL database meanwhile) inserts
+    // nothing.
+    let inserted = conn.execute(
+        "INSERT INTO client_groups (id, name, scopes, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO NOTHING",
+        &[
+            &group.id,
+            &group.name,
+            &scopes.to_space_list(),
+            &group.created_at,
+        ],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(Conflict::DuplicateGroupName(
+            name.to_string(),
+        )));
+    }
     Ok(group)
 }
 
 pub fn list_groups(conn: &Db) -> Result<Vec<Group>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    Ok(conn.query_map(
         "SELECT id, name, scopes, created_at FROM client_groups ORDER BY created_at, id",
-    )?;
-    let groups = stmt
-        .query_map([], group_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(groups)
+        &[],
+        group_from_row,
+    )?)
 }
 
 /// A group by its id or its name: text shaped like an id is an id, anything else a name (a
@@ -108,17 +100,13 @@ pub fn find_group(conn: &Db, id_or_name: &str) -> Result<Option<Group>, StoreErr
     } else {
         "SELECT id, name, scopes, created_at FROM client_groups WHERE name = ?1"
     };
-    let group = conn
-        .prepare_cached(sql)?
-        .query_row([id_or_name], group_from_row)
-        .optional()?;
-    Ok(group)
+    Ok(conn.query_opt(sql, &[&id_or_name], group_from_row)?)
 }
 
 const CLIENT_COLUMNS: &str =
     "c.id, c.name, c.group_id, g.name, COALESCE(c.scopes, g.scopes), c.revoked_at, c.created_at";
 
-fn client_from_row(row: &Row) -> rusqlite::Result<Client> {
+fn client_from_row(row: &Row) -> Result<Client, DbError> {
     Ok(Client {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -151,78 +139,66 @@ pub fn create_client_at(
     created_at: i64,
 ) -> Result<Client, StoreError> {
     let id = code::new_id();
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO clients (id, name, group_id, scopes, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![id, name, group.id, scopes.map(Scopes::to_space_list), secret_hash, created_at])?;
+        &[&id, &name, &group.id, &scopes.map(Scopes::to_space_list), &secret_hash, &created_at],
+    )?;
     find_client(conn, &id)?.ok_or(StoreError::Bug("client vanished after insert"))
 }
 
 pub fn find_client(conn: &Db, id: &str) -> Result<Option<Client>, StoreError> {
     let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id WHERE c.id = ?1");
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([id], client_from_row)
-        .optional()?)
+    Ok(conn.query_opt(&sql, &[&id], client_from_row)?)
 }
 
 pub fn list_clients(conn: &Db) -> Result<Vec<Client>, StoreError> {
     let sql = format!(
         "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_groups g ON g.id = c.group_id ORDER BY c.created_at, c.id"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let clients = stmt
-        .query_map([], client_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(clients)
+    Ok(conn.query_map(&sql, &[], client_from_row)?)
 }
 
 pub fn count_clients(conn: &Db) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM clients")?
-        .query_row([], |r| r.get(0))?)
+    Ok(conn.query_value("SELECT COUNT(*) FROM clients", &[])?)
 }
 
 /// Revokes a client: its tokens are deleted and the auth epoch moves so caches notice.
 /// Returns false when there is no such live client.
 pub fn revoke_client(conn: &Db, id: &str) -> Result<bool, StoreError> {
-    let changed = conn
-        .prepare_cached("UPDATE clients SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
-        .execute(params![id, clock::now()])?;
+    let changed = conn.execute(
+        "UPDATE clients SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        &[&id, &clock::now()],
+    )?;
     if changed == 0 {
         return Ok(false);
     }
-    conn.prepare_cached("DELETE FROM tokens WHERE client_id = ?1")?
-        .execute([id])?;
-    conn.prepare_cached(
-        "UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'auth_epoch'",
-    )?
-    .execute([])?;
+    conn.execute("DELETE FROM tokens WHERE client_id = ?1", &[&id])?;
+    conn.execute(
+        "UPDATE settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'auth_epoch'",
+        &[],
+    )?;
     Ok(true)
 }
 
 pub fn auth_epoch(conn: &Db) -> Result<i64, StoreError> {
-    let value: String = conn
-        .prepare_cached("SELECT value FROM settings WHERE key = 'auth_epoch'")?
-        .query_row([], |r| r.get(0))?;
+    let value: String =
+        conn.query_value("SELECT value FROM settings WHERE key = 'auth_epoch'", &[])?;
     Ok(value.parse().unwrap_or(0))
 }
 
 pub fn find_login(conn: &Db, client_id: &str) -> Result<Option<Login>, StoreError> {
-    let login = conn
-        .prepare_cached(
-            "SELECT c.secret_hash, c.group_id, COALESCE(c.scopes, g.scopes) FROM clients c
-             JOIN client_groups g ON g.id = c.group_id WHERE c.id = ?1 AND c.revoked_at IS NULL",
-        )?
-        .query_row([client_id], |row| {
+    Ok(conn.query_opt(
+        "SELECT c.secret_hash, c.group_id, COALESCE(c.scopes, g.scopes) FROM clients c
+         JOIN client_groups g ON g.id = c.group_id WHERE c.id = ?1 AND c.revoked_at IS NULL",
+        &[&client_id],
+        |row| {
             Ok(Login {
                 secret_hash: row.get(0)?,
                 group_id: row.get(1)?,
                 scopes: scopes_column(row, 2)?,
             })
-        })
-        .optional()?;
-    Ok(login)
+        },
+    )?)
 }
 
 /// Live tokens a client may hold at once; a login beyond it ends the client's oldest token.
@@ -239,41 +215,60 @@ pub fn insert_token(
     client_type: Option<&str>,
 ) -> Result<Option<Vec<TokenHash>>, StoreError> {
     let now = clock::now();
-    let inserted = conn
-        .prepare_cached(
+    let args: [&dyn ToArg; 7] = [
+        hash,
+        &info.client_id,
+        &info.scopes.to_space_list(),
+        &client_type,
+        &info.expires_at,
+        &now,
+        &info.dialect_scopes,
+    ];
+    let inserted = if conn.locks_rows() {
+        // PostgreSQL: the client's row is locked (shared) while its token goes in, so a
+        // revocation (which updates that row) comes wholly before (no row: refused) or after
+        // (and deletes the token).
+        let live = conn
+            .query_opt(
+                "SELECT 1 FROM clients WHERE id = ?1 AND revoked_at IS NULL FOR SHARE",
+                &[&info.client_id],
+                |_| Ok(()),
+            )?
+            .is_some();
+        live && conn.execute(
+            "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at,
+                                 dialect_scopes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &args,
+        )? > 0
+    } else {
+        conn.execute(
             "INSERT INTO tokens (hash, client_id, scopes, client_type, expires_at, created_at,
                                  dialect_scopes)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
              WHERE EXISTS (SELECT 1 FROM clients WHERE id = ?2 AND revoked_at IS NULL)",
-        )?
-        .execute(params![
-            &hash[..],
-            info.client_id,
-            info.scopes.to_space_list(),
-            client_type,
-            info.expires_at,
-            now,
-            info.dialect_scopes
-        ])?;
-    if inserted == 0 {
+            &args,
+        )? > 0
+    };
+    if !inserted {
         return Ok(None);
     }
     // Keep the table small: expired tokens go, a few at a time.
-    conn.prepare_cached(
+    conn.execute(
         "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at <= ?1 LIMIT 64)",
-    )?
-    .execute([now])?;
-    let mut stmt = conn.prepare_cached(
+        &[&now],
+    )?;
+    let blobs = conn.query_map(
         "DELETE FROM tokens WHERE hash IN (
              SELECT hash FROM tokens WHERE client_id = ?1
-             ORDER BY expires_at DESC, created_at DESC LIMIT -1 OFFSET ?2)
+             ORDER BY expires_at DESC, created_at DESC LIMIT 9223372036854775807 OFFSET ?2)
          RETURNING hash",
+        &[&info.client_id, &MAX_LIVE_TOKENS],
+        |row| row.get::<Vec<u8>>(0),
     )?;
     let mut ended = Vec::new();
-    for blob in stmt.query_map(params![info.client_id, MAX_LIVE_TOKENS], |row| {
-        row.get::<_, Vec<u8>>(0)
-    })? {
-        if let Ok(hash) = TokenHash::try_from(blob?.as_slice()) {
+    for blob in blobs {
+        if let Ok(hash) = TokenHash::try_from(blob.as_slice()) {
             ended.push(hash);
         }
     }
@@ -282,12 +277,11 @@ pub fn insert_token(
 
 /// A live token of a live client.
 pub fn find_token(conn: &Db, hash: &TokenHash, now: i64) -> Result<Option<TokenInfo>, StoreError> {
-    let info = conn
-        .prepare_cached(
-            "SELECT t.client_id, c.group_id, t.scopes, t.expires_at, t.dialect_scopes FROM tokens t JOIN clients c ON c.id = t.client_id
-             WHERE t.hash = ?1 AND t.expires_at > ?2 AND c.revoked_at IS NULL",
-        )?
-        .query_row(params![&hash[..], now], |row| {
+    Ok(conn.query_opt(
+        "SELECT t.client_id, c.group_id, t.scopes, t.expires_at, t.dialect_scopes FROM tokens t JOIN clients c ON c.id = t.client_id
+         WHERE t.hash = ?1 AND t.expires_at > ?2 AND c.revoked_at IS NULL",
+        &[hash, &now],
+        |row| {
             Ok(TokenInfo {
                 client_id: row.get(0)?,
                 group_id: row.get(1)?,
@@ -295,7 +289,6 @@ pub fn find_token(conn: &Db, hash: &TokenHash, now: i64) -> Result<Option<TokenI
                 expires_at: row.get(3)?,
                 dialect_scopes: row.get(4)?,
             })
-        })
-        .optional()?;
-    Ok(info)
+        },
+    )?)
 }

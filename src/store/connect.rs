@@ -2,8 +2,11 @@
 //! and direct (CLI) use of the file without the writer thread.
 
 use super::migrate;
+use super::pg::{PgDb, Pool};
+use super::sql::Engine;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `PRAGMA synchronous`: FULL makes a commit durable before it returns.
@@ -52,54 +55,91 @@ pub fn connect(path: &Path, sync: SyncMode, read_only: bool) -> rusqlite::Result
 
 /// A connection to the database as the store's operations take it: a worker's reader, the
 /// writer's transaction, or the CLI's own. Callers hold it and hand it to the operations; only
-/// the store runs statements on it.
-pub struct Db(Connection);
+/// the store runs statements on it (through `sql`'s methods, on either engine).
+pub struct Db {
+    pub(super) engine: Engine,
+}
 
 impl Db {
-    /// Wraps a connection opened with [`connect`] (and migrated) for the operations.
+    /// Wraps a SQLite connection opened with [`connect`] (and migrated) for the operations.
     pub fn new(conn: Connection) -> Db {
-        Db(conn)
+        Db {
+            engine: Engine::Sqlite(conn),
+        }
+    }
+
+    /// A PostgreSQL `Db` that takes a pooled connection for each statement.
+    pub(super) fn pooled(pool: Arc<Pool>) -> Db {
+        Db {
+            engine: Engine::Postgres(Box::new(PgDb::pooled(pool))),
+        }
     }
 }
 
-// The operations' bodies run statements on `&Db` as on the connection it wraps.
-impl std::ops::Deref for Db {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        &self.0
-    }
-}
-
-/// Opens (creating and migrating if needed) a database for direct use by the CLI.
+/// Opens (creating and migrating if needed) a database for direct use by the CLI: a SQLite
+/// file, or a PostgreSQL database named by a `postgres://` URL.
 pub fn open_direct(path: &Path) -> Result<Db, String> {
+    if let Some(url) = pg_url(path) {
+        return Ok(Db::pooled(Pool::open(url)?));
+    }
     let mut conn = connect(path, SyncMode::Full, false)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     migrate::migrate(&mut conn).map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
-    Ok(Db(conn))
+    Ok(Db::new(conn))
 }
 
-/// Runs `op` in one `BEGIN IMMEDIATE` transaction on a direct (CLI) connection: committed when
-/// it returns `Ok`, rolled back otherwise. IMMEDIATE takes the write lock first, so a running
-/// server's writer waits (up to its busy timeout) instead of interleaving with `op`.
+/// The URL, when `path` names a PostgreSQL database.
+pub fn pg_url(path: &Path) -> Option<&str> {
+    path.to_str().filter(|p| super::pg::is_url(p))
+}
+
+/// Runs `op` in one transaction on a direct (CLI) connection: committed when it returns
+/// `Ok`, rolled back otherwise. On SQLite `BEGIN IMMEDIATE` takes the write lock first, so a
+/// running server's writer waits (up to its busy timeout) instead of interleaving with `op`;
+/// on PostgreSQL it is a transaction like a server's writes.
 pub fn write_direct<T>(
     db: &mut Db,
     op: impl FnOnce(&Db) -> Result<T, String>,
 ) -> Result<T, String> {
-    db.0.execute_batch("BEGIN IMMEDIATE")
+    if let Engine::Postgres(pg) = &db.engine {
+        return super::pg::transaction(pg.pool(), |tx| op(tx).map_err(Failed::Op))
+            .map_err(|e| e.into_text());
+    }
+    db.batch("BEGIN IMMEDIATE")
         .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
     let value = match op(db) {
         Ok(value) => value,
         Err(err) => {
-            let _ = db.0.execute_batch("ROLLBACK");
+            let _ = db.batch("ROLLBACK");
             return Err(err);
         }
     };
-    if let Err(e) = db.0.execute_batch("COMMIT") {
-        let _ = db.0.execute_batch("ROLLBACK");
+    if let Err(e) = db.batch("COMMIT") {
+        let _ = db.batch("ROLLBACK");
         return Err(format!("cannot commit: {e}"));
     }
     Ok(value)
+}
+
+/// What failed in a CLI write on PostgreSQL: the operation, or the transaction around it.
+enum Failed {
+    Op(String),
+    Store(super::StoreError),
+}
+
+impl From<super::StoreError> for Failed {
+    fn from(err: super::StoreError) -> Failed {
+        Failed::Store(err)
+    }
+}
+
+impl Failed {
+    fn into_text(self) -> String {
+        match self {
+            Failed::Op(text) => text,
+            Failed::Store(err) => format!("the write failed: {err}"),
+        }
+    }
 }
 
 /// How long a connection waits on a lock held by another process (the CLI, a backup).

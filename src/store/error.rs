@@ -7,6 +7,7 @@
 use crate::domain::field::FieldError;
 use crate::domain::ledger::{Breach, HoldStatus};
 use crate::domain::voucher::Refusal;
+use crate::store::sql::DbError;
 use std::fmt;
 
 #[derive(Debug)]
@@ -31,7 +32,7 @@ pub enum StoreError {
     /// The engine failed; `context` says at what.
     Engine {
         context: &'static str,
-        source: rusqlite::Error,
+        source: DbError,
     },
     /// A broken invariant of the store's own (a bug), with what broke.
     Bug(&'static str),
@@ -78,18 +79,23 @@ pub enum Invalid {
 }
 
 impl StoreError {
-    pub(crate) fn engine(context: &'static str, source: rusqlite::Error) -> StoreError {
-        match source.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                StoreError::Busy
-            }
-            _ => StoreError::Engine { context, source },
+    pub(crate) fn engine(context: &'static str, source: impl Into<DbError>) -> StoreError {
+        let source = source.into();
+        if source.is_busy() {
+            return StoreError::Busy;
         }
+        StoreError::Engine { context, source }
     }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
+        StoreError::engine("database", err)
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(err: DbError) -> StoreError {
         StoreError::engine("database", err)
     }
 }

@@ -3,7 +3,6 @@
 use crate::domain::clock;
 use crate::store::error::StoreError;
 use crate::store::Db;
-use rusqlite::{params, OptionalExtension};
 
 pub const KEEP_SECS: i64 = 24 * 3600;
 
@@ -26,44 +25,39 @@ pub struct Stored {
 
 /// The stored reply for `key`, if one was saved in the last 24 hours.
 pub fn find(conn: &Db, key: &Key) -> Result<Option<Stored>, StoreError> {
-    let stored = conn
-        .prepare_cached(
-            "SELECT request_hash, status, content_type, body FROM idempotency
-             WHERE client_id = ?1 AND key = ?2 AND created_at > ?3",
-        )?
-        .query_row(
-            params![key.client_id, key.key, clock::now() - KEEP_SECS],
-            |row| {
-                Ok(Stored {
-                    request_hash: row.get(0)?,
-                    status: row.get(1)?,
-                    meta: row.get(2)?,
-                    body: row.get(3)?,
-                })
-            },
-        )
-        .optional()?;
-    Ok(stored)
+    Ok(conn.query_opt(
+        "SELECT request_hash, status, content_type, body FROM idempotency
+         WHERE client_id = ?1 AND key = ?2 AND created_at > ?3",
+        &[&key.client_id, &key.key, &(clock::now() - KEEP_SECS)],
+        |row| {
+            Ok(Stored {
+                request_hash: row.get(0)?,
+                status: row.get(1)?,
+                meta: row.get(2)?,
+                body: row.get(3)?,
+            })
+        },
+    )?)
 }
 
 /// Saves the reply for `key` (see [`Stored`]), replacing one older than 24 hours; fails on a
 /// live duplicate so that an effect whose reply cannot be kept is rolled back with it.
 pub fn save(conn: &Db, key: &Key, status: u16, meta: &str, body: &[u8]) -> Result<(), StoreError> {
     let now = clock::now();
-    conn.prepare_cached(
+    conn.execute(
         "DELETE FROM idempotency WHERE client_id = ?1 AND key = ?2 AND created_at <= ?3",
-    )?
-    .execute(params![key.client_id, key.key, now - KEEP_SECS])?;
-    conn.prepare_cached(
+        &[&key.client_id, &key.key, &(now - KEEP_SECS)],
+    )?;
+    conn.execute(
         "INSERT INTO idempotency (client_id, key, request_hash, status, content_type, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![key.client_id, key.key, &key.request_hash[..], status, meta, body, now])?;
+        &[&key.client_id, &key.key, &key.request_hash, &status, &meta, &body, &now],
+    )?;
     // Expired keys go a few at a time, so the table stays at about a day of keys.
-    conn.prepare_cached(
+    conn.execute(
         "DELETE FROM idempotency WHERE (client_id, key) IN
          (SELECT client_id, key FROM idempotency WHERE created_at <= ?1 LIMIT 16)",
-    )?
-    .execute([now - KEEP_SECS])?;
+        &[&(now - KEEP_SECS)],
+    )?;
     Ok(())
 }

@@ -16,9 +16,8 @@ use crate::domain::voucher::{
     check_charge, check_recharge, check_usable, check_use, Context, Refusal, Tenant, Voucher,
 };
 use crate::store::error::{Conflict, Invalid, StoreError};
+use crate::store::sql::{args, DbError, Row, Value};
 use crate::store::Db;
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 /// Live holds of a voucher `?1`, as an SQL expression.
 macro_rules! live_holds {
@@ -48,21 +47,21 @@ fn insert_entry(
         created_at: r.now,
         currency: v.currency.as_str().to_string(),
     };
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO ledger (id, voucher_id, client_id, type, amount, order_number, refers_to, ticket_total, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        entry.id,
-        entry.voucher_id,
-        entry.client_id,
-        entry.kind.as_str(),
-        entry.amount,
-        entry.order_number,
-        entry.refers_to,
-        ticket_total,
-        entry.created_at
-    ])?;
+        &[
+            &entry.id,
+            &entry.voucher_id,
+            &entry.client_id,
+            &entry.kind.as_str(),
+            &entry.amount,
+            &entry.order_number,
+            &entry.refers_to,
+            &ticket_total,
+            &entry.created_at,
+        ],
+    )?;
     outbox::record(conn, &v.group_id, Event::Entry(&entry))?;
     Ok(entry)
 }
@@ -95,8 +94,10 @@ pub fn insert_opening_charge(conn: &Db, v: &Voucher, now: i64) -> Result<(), Sto
         None,
         None,
     )?;
-    conn.prepare_cached("UPDATE vouchers SET entries = entries + 1 WHERE id = ?1")?
-        .execute([&v.id])?;
+    conn.execute(
+        "UPDATE vouchers SET entries = entries + 1 WHERE id = ?1",
+        &[&v.id],
+    )?;
     Ok(())
 }
 
@@ -108,9 +109,7 @@ fn debit(conn: &Db, voucher_id: &str, amount: i64, now: i64) -> Result<(), Store
         live_holds!(),
         " >= ?2"
     );
-    let changed = conn
-        .prepare_cached(SQL)?
-        .execute(params![voucher_id, amount, now])?;
+    let changed = conn.execute(SQL, &[&voucher_id, &amount, &now])?;
     if changed == 0 {
         return Err(Refusal::InsufficientFunds.into());
     }
@@ -155,13 +154,12 @@ pub fn use_discount_on(
     r: &Redemption,
 ) -> Result<Entry, StoreError> {
     let granted = check_use(v, ticket_total, r.now, r.context)?;
-    let changed = conn
-        .prepare_cached(
-            "UPDATE vouchers SET uses = uses + 1, entries = entries + 1, updated_at = ?2,
-                 used_at = CASE WHEN uses + 1 >= max_uses THEN ?2 ELSE used_at END
-             WHERE id = ?1 AND discount_type IS NOT NULL AND uses < max_uses",
-        )?
-        .execute(params![v.id, r.now])?;
+    let changed = conn.execute(
+        "UPDATE vouchers SET uses = uses + 1, entries = entries + 1, updated_at = ?2,
+             used_at = CASE WHEN uses + 1 >= max_uses THEN ?2 ELSE used_at END
+         WHERE id = ?1 AND discount_type IS NOT NULL AND uses < max_uses",
+        &[&v.id, &r.now],
+    )?;
     if changed == 0 {
         return Err(Refusal::Used.into());
     }
@@ -199,23 +197,21 @@ pub fn refund_on(
     if r.context.currency.is_some_and(|c| c != v.currency) {
         return Err(Refusal::CurrencyMismatch.into());
     }
-    let refundable: Option<i64> = conn
-        .prepare_cached(
-            "SELECT c.amount - (SELECT COALESCE(SUM(f.amount), 0) FROM ledger f WHERE f.refers_to = c.id AND f.type = 'refund')
-             FROM ledger c WHERE c.id = ?1 AND c.voucher_id = ?2 AND c.type = 'charge'",
-        )?
-        .query_row(params![refers_to, v.id], |row| row.get(0))
-        .optional()?;
+    let refundable: Option<i64> = conn.query_opt(
+        "SELECT c.amount - (SELECT CAST(COALESCE(SUM(f.amount), 0) AS BIGINT) FROM ledger f WHERE f.refers_to = c.id AND f.type = 'refund')
+         FROM ledger c WHERE c.id = ?1 AND c.voucher_id = ?2 AND c.type = 'charge'",
+        &[&refers_to, &v.id],
+        |row| row.get(0),
+    )?;
     let Some(refundable) = refundable else {
         return Err(StoreError::Invalid(Invalid::NotAChargeOfThisVoucher));
     };
     let amount = refund_amount(refundable, amount)?;
-    let changed = conn
-        .prepare_cached(
-            "UPDATE vouchers SET remaining = remaining + ?2, entries = entries + 1, updated_at = ?3
-             WHERE id = ?1 AND remaining IS NOT NULL AND remaining + ?2 <= amount",
-        )?
-        .execute(params![v.id, amount, r.now])?;
+    let changed = conn.execute(
+        "UPDATE vouchers SET remaining = remaining + ?2, entries = entries + 1, updated_at = ?3
+         WHERE id = ?1 AND remaining IS NOT NULL AND remaining + ?2 <= amount",
+        &[&v.id, &amount, &r.now],
+    )?;
     if changed == 0 {
         return Err(StoreError::Conflict(Conflict::RefundExceedsAmount));
     }
@@ -233,13 +229,12 @@ pub fn recharge_on(
     r: &Redemption,
 ) -> Result<Entry, StoreError> {
     check_recharge(v, amount, r.now, r.context, max)?;
-    let changed = conn
-        .prepare_cached(
-            "UPDATE vouchers SET amount = amount + ?2, remaining = remaining + ?2,
-                 entries = entries + 1, updated_at = ?3
-             WHERE id = ?1 AND remaining IS NOT NULL AND amount + ?2 <= ?4",
-        )?
-        .execute(params![v.id, amount, r.now, max])?;
+    let changed = conn.execute(
+        "UPDATE vouchers SET amount = amount + ?2, remaining = remaining + ?2,
+             entries = entries + 1, updated_at = ?3
+         WHERE id = ?1 AND remaining IS NOT NULL AND amount + ?2 <= ?4",
+        &[&v.id, &amount, &r.now, &max],
+    )?;
     if changed == 0 {
         return Err(Refusal::CreditLimit.into());
     }
@@ -248,13 +243,12 @@ pub fn recharge_on(
 
 /// One ledger entry by its id, with its voucher's currency.
 pub fn find_entry(conn: &Db, entry_id: &str) -> Result<Option<Entry>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
-             FROM ledger l JOIN vouchers v ON v.id = l.voucher_id WHERE l.id = ?1",
-        )?
-        .query_row([entry_id], entry_from_row)
-        .optional()?)
+    Ok(conn.query_opt(
+        "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
+         FROM ledger l JOIN vouchers v ON v.id = l.voucher_id WHERE l.id = ?1",
+        &[&entry_id],
+        entry_from_row,
+    )?)
 }
 
 /// Holds `amount` of a value voucher's balance for `expires_in` seconds.
@@ -278,20 +272,23 @@ pub fn reserve(
     };
     const SQL: &str = concat!(
         "INSERT INTO reservations (id, voucher_id, client_id, amount, order_number, status, expires_at, created_at, updated_at)
-         SELECT ?2, ?1, ?3, ?4, ?5, 'held', ?6, ?7, ?7 FROM vouchers
+         SELECT ?2, ?1, ?3, CAST(?4 AS BIGINT), ?5, 'held', CAST(?6 AS BIGINT), CAST(?7 AS BIGINT), CAST(?7 AS BIGINT) FROM vouchers
          WHERE id = ?1 AND remaining IS NOT NULL AND remaining - ",
         live_holds!(),
         " >= ?4"
     );
-    let inserted = conn.prepare_cached(SQL)?.execute(params![
-        v.id,
-        hold.id,
-        r.client_id,
-        amount,
-        hold.order_number,
-        hold.expires_at,
-        r.now
-    ])?;
+    let inserted = conn.execute(
+        SQL,
+        &[
+            &v.id,
+            &hold.id,
+            &r.client_id,
+            &amount,
+            &hold.order_number,
+            &hold.expires_at,
+            &r.now,
+        ],
+    )?;
     if inserted == 0 {
         return Err(Refusal::InsufficientFunds.into());
     }
@@ -303,32 +300,27 @@ pub fn reserve(
     Ok(hold)
 }
 
-pub(super) fn hold_from_row(row: &Row) -> rusqlite::Result<Reservation> {
+pub(super) fn hold_from_row(row: &Row) -> Result<Reservation, DbError> {
     let status: String = row.get(4)?;
     Ok(Reservation {
         id: row.get(0)?,
         voucher_id: row.get(1)?,
         amount: row.get(2)?,
         order_number: row.get(3)?,
-        status: HoldStatus::parse(&status).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                4,
-                rusqlite::types::Type::Text,
-                "unknown reservation status".into(),
-            )
-        })?,
+        status: HoldStatus::parse(&status)
+            .ok_or_else(|| DbError::column(4, "unknown reservation status"))?,
         expires_at: row.get(5)?,
         created_at: row.get(6)?,
     })
 }
 
 fn find_hold(conn: &Db, voucher_id: &str, hold_id: &str) -> Result<Reservation, StoreError> {
-    conn.prepare_cached(
+    conn.query_opt(
         "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at FROM reservations
          WHERE id = ?1 AND voucher_id = ?2",
+        &[&hold_id, &voucher_id],
+        hold_from_row,
     )?
-    .query_row(params![hold_id, voucher_id], hold_from_row)
-    .optional()?
     .ok_or(StoreError::NotFound)
 }
 
@@ -342,15 +334,15 @@ pub fn list_holds(
 ) -> Result<(Vec<Reservation>, u64), StoreError> {
     const LIVE: &str =
         "FROM reservations WHERE voucher_id = ? AND status = 'held' AND expires_at > ?";
-    let args = vec![Value::Text(voucher_id.to_string()), Value::Integer(now)];
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) {LIVE}"))?
-        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let values = vec![Value::Text(voucher_id.to_string()), Value::Int(now)];
+    let total: i64 = conn.query_value(&format!("SELECT COUNT(*) {LIVE}"), &args(&values))?;
+    // Ties in the order they were taken: SQLite's rowid, a `seq` column on PostgreSQL.
+    let tie = if conn.is_postgres() { "seq" } else { "rowid" };
     let sql = format!(
         "SELECT id, voucher_id, amount, order_number, status, expires_at, created_at {LIVE}
-         ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+         ORDER BY created_at DESC, {tie} DESC LIMIT ? OFFSET ?"
     );
-    let holds = super::fetch_page(conn, &sql, args, query, hold_from_row)?;
+    let holds = super::fetch_page(conn, &sql, values, query, hold_from_row)?;
     Ok((holds, total as u64))
 }
 
@@ -376,12 +368,11 @@ pub fn capture(
         r.now,
         r.context,
     )?;
-    let ended = conn
-        .prepare_cached(
-            "UPDATE reservations SET status = 'captured', updated_at = ?2
-             WHERE id = ?1 AND status = 'held' AND expires_at > unixepoch()",
-        )?
-        .execute(params![hold.id, r.now])?;
+    let ended = conn.execute(
+        "UPDATE reservations SET status = 'captured', updated_at = ?2
+         WHERE id = ?1 AND status = 'held' AND expires_at > unixepoch()",
+        &[&hold.id, &r.now],
+    )?;
     if ended == 0 {
         return Err(not_live(&hold, r.now).into());
     }
@@ -399,9 +390,10 @@ pub fn release(
 ) -> Result<(), StoreError> {
     let v = vouchers::get(conn, voucher_id, tenant)?;
     let hold = find_hold(conn, &v.id, hold_id)?;
-    let ended = conn
-        .prepare_cached("UPDATE reservations SET status = 'released', updated_at = ?2 WHERE id = ?1 AND status = 'held'")?
-        .execute(params![hold.id, now])?;
+    let ended = conn.execute(
+        "UPDATE reservations SET status = 'released', updated_at = ?2 WHERE id = ?1 AND status = 'held'",
+        &[&hold.id, &now],
+    )?;
     if ended == 0 {
         return Err(not_live(&hold, now).into());
     }
@@ -413,19 +405,13 @@ pub fn release(
     Ok(())
 }
 
-fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
+fn entry_from_row(row: &Row) -> Result<Entry, DbError> {
     let kind: String = row.get(3)?;
     Ok(Entry {
         id: row.get(0)?,
         voucher_id: row.get(1)?,
         client_id: row.get(2)?,
-        kind: EntryKind::parse(&kind).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                3,
-                rusqlite::types::Type::Text,
-                "unknown entry type".into(),
-            )
-        })?,
+        kind: EntryKind::parse(&kind).ok_or_else(|| DbError::column(3, "unknown entry type"))?,
         amount: row.get(4)?,
         order_number: row.get(5)?,
         refers_to: row.get(6)?,
@@ -441,14 +427,14 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Entry>, u64), StoreError> {
     let mut where_sql = String::from("WHERE l.voucher_id = ?");
-    let mut args: Vec<Value> = vec![Value::Text(voucher.id.clone())];
+    let mut values: Vec<Value> = vec![Value::Text(voucher.id.clone())];
     for filter in &query.filters {
         match filter {
             Filter::CreatedFrom(t) => where_sql.push_str(&format!(" AND l.created_at >= {t}")),
             Filter::CreatedTo(t) => where_sql.push_str(&format!(" AND l.created_at <= {t}")),
             Filter::OrderNumber(o) => {
                 where_sql.push_str(" AND l.order_number = ?");
-                args.push(Value::Text(o.clone()));
+                values.push(Value::Text(o.clone()));
             }
             Filter::Amount(candidates) => {
                 let exp = voucher.currency.exponent();
@@ -461,9 +447,10 @@ pub fn list(
             _ => return Err(StoreError::Bug("a voucher filter reached the ledger list")),
         }
     }
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM ledger l {where_sql}"))?
-        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let total: i64 = conn.query_value(
+        &format!("SELECT COUNT(*) FROM ledger l {where_sql}"),
+        &args(&values),
+    )?;
     let column = |field| match field {
         SortField::Amount => "l.amount",
         _ => "l.created_at",
@@ -473,6 +460,6 @@ pub fn list(
         "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
          FROM ledger l JOIN vouchers v ON v.id = l.voucher_id {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"
     );
-    let entries = super::fetch_page(conn, &sql, args, query, entry_from_row)?;
+    let entries = super::fetch_page(conn, &sql, values, query, entry_from_row)?;
     Ok((entries, total as u64))
 }

@@ -209,7 +209,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The version `schema.sql` is: the last step's.
-const LATEST: i64 = MIGRATIONS.len() as i64 + 1;
+pub(super) const LATEST: i64 = MIGRATIONS.len() as i64 + 1;
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -34,7 +34,9 @@ pub mod ledger;
 pub mod migrate;
 pub(crate) mod outbox;
 mod paging;
+mod pg;
 pub(crate) mod pins;
+mod sql;
 pub(crate) mod stats;
 #[cfg(test)]
 mod tests;
@@ -43,8 +45,11 @@ pub mod vouchers;
 pub(crate) mod webhooks;
 mod writer;
 
-pub use connect::{connect, open_direct, write_direct, Db, SyncMode, READER_CACHE_BUDGET_KIB};
+pub use connect::{
+    connect, open_direct, pg_url, write_direct, Db, SyncMode, READER_CACHE_BUDGET_KIB,
+};
 pub use paging::{fetch_page, order_by};
+pub use pg::POOL_SIZE;
 pub use writer::in_savepoint;
 
 use checkpoint::run_checkpointer;
@@ -75,6 +80,9 @@ pub struct Store {
     broken: Arc<AtomicBool>,
     /// How long a write may wait for the writer to take it ([`WRITE_TIMEOUT`]).
     write_timeout: Duration,
+    /// On PostgreSQL, the pool every reader and write takes its connections from (and no
+    /// writer thread: each write is a transaction of its own on the caller's thread).
+    pg: Option<Arc<pg::Pool>>,
 }
 
 impl Store {
@@ -101,6 +109,9 @@ impl Store {
         wal_file: Option<std::fs::File>,
         observer: Arc<dyn GroupObserver>,
     ) -> Result<Store, String> {
+        if let Some(url) = pg_url(path) {
+            return Store::open_pg(path, sync, url);
+        }
         let mut conn = connect(path, sync, false)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         migrate::migrate(&mut conn)
@@ -169,7 +180,29 @@ impl Store {
             wal_syncs,
             broken: writes_stopped,
             write_timeout: WRITE_TIMEOUT,
+            pg: None,
         })
+    }
+
+    /// Opens a PostgreSQL database (laying out its schema if it is empty).
+    fn open_pg(path: &Path, sync: SyncMode, url: &str) -> Result<Store, String> {
+        let pool =
+            pg::Pool::open(url).map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        Ok(Store {
+            path: Arc::new(path.to_path_buf()),
+            sync,
+            jobs: Arc::new(Mutex::new(None)),
+            writer: Arc::new(Mutex::new(None)),
+            wal_syncs: Arc::new(AtomicU64::new(0)),
+            broken: Arc::new(AtomicBool::new(false)),
+            write_timeout: WRITE_TIMEOUT,
+            pg: Some(pool),
+        })
+    }
+
+    /// True when the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 
     /// True once a sync of the WAL failed: committed writes may then not be on disk, so no
@@ -189,6 +222,9 @@ impl Store {
 
     /// A new query-only connection for one worker thread.
     pub fn reader(&self) -> Result<Db, StoreError> {
+        if let Some(pool) = &self.pg {
+            return Ok(Db::pooled(Arc::clone(pool)));
+        }
         Ok(Db::new(connect(&self.path, self.sync, true)?))
     }
 
@@ -196,10 +232,12 @@ impl Store {
     /// [`READER_CACHE_BUDGET_KIB`] (between 256 KiB and 4 MiB), so the readers together stay
     /// within the budget however many there are.
     pub fn worker_reader(&self, workers: usize) -> Result<Db, StoreError> {
-        let conn = self.reader()?;
-        let kib = (READER_CACHE_BUDGET_KIB / workers.max(1)).clamp(256, 4096);
-        conn.pragma_update(None, "cache_size", -(kib as i64))?;
-        Ok(conn)
+        let db = self.reader()?;
+        if let Some(conn) = db.sqlite() {
+            let kib = (READER_CACHE_BUDGET_KIB / workers.max(1)).clamp(256, 4096);
+            conn.pragma_update(None, "cache_size", -(kib as i64))?;
+        }
+        Ok(db)
     }
 
     /// Stops taking writes, lets the writer finish what is queued, and waits for it.

@@ -7,6 +7,7 @@
 
 use super::error::StoreError;
 use super::ledger::hold_from_row;
+use super::sql::ToArg;
 use super::Db;
 use crate::domain::clock;
 use crate::domain::code::new_id;
@@ -14,7 +15,6 @@ use crate::domain::ledger::{Entry, EntryKind, Reservation};
 use crate::domain::money::Currency;
 use crate::domain::voucher::{Status, Voucher};
 use crate::domain::webhook::EventType;
-use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -85,15 +85,12 @@ pub fn record(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError>
     let Some(kind) = event.kind() else {
         return Ok(());
     };
-    let endpoints: Vec<String> = conn
-        .prepare_cached(
-            "SELECT id FROM webhook_endpoints
-             WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2",
-        )?
-        .query_map(params![group_id, format!("% {} %", kind.as_str())], |r| {
-            r.get(0)
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let endpoints: Vec<String> = conn.query_map(
+        "SELECT id FROM webhook_endpoints
+         WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2",
+        &[&group_id, &format!("% {} %", kind.as_str())],
+        |r| r.get(0),
+    )?;
     if endpoints.is_empty() {
         return Ok(());
     }
@@ -108,19 +105,18 @@ pub fn record(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError>
         created_at,
         event: &event,
     });
-    conn.prepare_cached(
+    let seq: i64 = conn.query_value(
         "INSERT INTO webhook_events (id, group_id, type, created_at, body)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![id, group_id, kind.as_str(), created_at, body])?;
-    let seq = conn.last_insert_rowid();
-    let now = now_ms();
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
-         VALUES (?1, ?2, 'pending', ?3)",
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq",
+        &[&id, &group_id, &kind.as_str(), &created_at, &body],
     )?;
+    let now = now_ms();
     for endpoint in endpoints {
-        insert.execute(params![endpoint, seq, now])?;
+        conn.execute(
+            "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
+             VALUES (?1, ?2, 'pending', ?3)",
+            &[&endpoint, &seq, &now],
+        )?;
     }
     Ok(())
 }
@@ -146,7 +142,7 @@ pub fn record_live_releases(conn: &Db, voucher_id: &str, now: i64) -> Result<(),
     let holds = holds_where(
         conn,
         "r.voucher_id = ?1 AND r.status = 'held' AND r.expires_at > ?2",
-        params![voucher_id, now],
+        &[&voucher_id, &now],
     )?;
     for (group, currency, hold) in holds {
         record(conn, &group, Event::ReservationReleased(&hold, currency))?;
@@ -156,24 +152,17 @@ pub fn record_live_releases(conn: &Db, voucher_id: &str, now: i64) -> Result<(),
 
 type HoldOf = (String, Currency, Reservation);
 
-fn holds_where(
-    conn: &Db,
-    cond: &str,
-    args: impl rusqlite::Params,
-) -> Result<Vec<HoldOf>, StoreError> {
+fn holds_where(conn: &Db, cond: &str, args: &[&dyn ToArg]) -> Result<Vec<HoldOf>, StoreError> {
     // The hold's columns first, in the order `hold_from_row` reads them.
     let sql = format!(
         "SELECT r.id, r.voucher_id, r.amount, r.order_number, r.status, r.expires_at,
                 r.created_at, v.group_id, v.currency
          FROM reservations r JOIN vouchers v ON v.id = r.voucher_id WHERE {cond}"
     );
-    let rows = conn
-        .prepare_cached(&sql)?
-        .query_map(args, |r| {
-            let hold = hold_from_row(r)?;
-            Ok((r.get::<_, String>(7)?, r.get::<_, String>(8)?, hold))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = conn.query_map(&sql, args, |r| {
+        let hold = hold_from_row(r)?;
+        Ok((r.get::<String>(7)?, r.get::<String>(8)?, hold))
+    })?;
     Ok(rows
         .into_iter()
         .filter_map(|(g, c, h)| Currency::parse(&c).map(|c| (g, c, h)))
@@ -184,21 +173,21 @@ const SWEPT_KEY: &str = "webhook_holds_swept_until";
 
 /// Up to when hold expiries were reported; `None` before the first sweep.
 pub fn swept_until(conn: &Db) -> Result<Option<i64>, StoreError> {
-    let value: Option<String> = conn
-        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
-        .query_row([SWEPT_KEY], |r| r.get(0))
-        .optional()?;
+    let value: Option<String> = conn.query_opt(
+        "SELECT value FROM settings WHERE key = ?1",
+        &[&SWEPT_KEY],
+        |r| r.get(0),
+    )?;
     Ok(value.and_then(|v| v.parse().ok()))
 }
 
 /// Whether a hold expired after `since` and by `now` (so a sweep has something to report).
 pub fn has_expired_since(conn: &Db, since: i64, now: i64) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM reservations
-             WHERE status = 'held' AND expires_at > ?1 AND expires_at <= ?2)",
-        )?
-        .query_row(params![since, now], |r| r.get(0))?)
+    Ok(conn.query_value(
+        "SELECT EXISTS (SELECT 1 FROM reservations
+         WHERE status = 'held' AND expires_at > ?1 AND expires_at <= ?2)",
+        &[&since, &now],
+    )?)
 }
 
 /// Records `reservation.expired` for each hold that expired after the last sweep and by
@@ -209,18 +198,18 @@ pub fn sweep_expired(conn: &Db, now: i64) -> Result<usize, StoreError> {
         let holds = holds_where(
             conn,
             "r.status = 'held' AND r.expires_at > ?1 AND r.expires_at <= ?2",
-            params![since, now],
+            &[&since, &now],
         )?;
         for (group, currency, hold) in &holds {
             record(conn, group, Event::ReservationExpired(hold, *currency))?;
         }
         reported = holds.len();
     }
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![SWEPT_KEY, now.to_string()])?;
+        &[&SWEPT_KEY, &now.to_string()],
+    )?;
     Ok(reported)
 }
 
@@ -235,15 +224,16 @@ mod tests {
     fn database() -> (Db, String) {
         let mut conn = Connection::open_in_memory().expect("in-memory database");
         super::super::migrate::migrate(&mut conn).expect("migrate");
+        let conn = Db::new(conn);
         let group: String = conn
-            .query_row("SELECT id FROM client_groups", [], |r| r.get(0))
+            .query_value("SELECT id FROM client_groups", &[])
             .expect("the admin group");
         set_renderer(Box::new(|env| format!("{{\"id\":\"{}\"}}", env.id)));
-        (Db::new(conn), group)
+        (conn, group)
     }
 
     fn events(conn: &Db) -> i64 {
-        conn.query_row("SELECT COUNT(*) FROM webhook_events", [], |r| r.get(0))
+        conn.query_value("SELECT COUNT(*) FROM webhook_events", &[])
             .expect("count")
     }
 

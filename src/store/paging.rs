@@ -2,6 +2,7 @@
 
 use super::StoreError;
 use crate::domain::query::{ListQuery, SortField, SortKey};
+use crate::store::sql::{args, DbError, Row, Value};
 use crate::store::Db;
 
 /// Runs a list's `… LIMIT ? OFFSET ?` statement for the query's page; `args` are the filter
@@ -9,20 +10,13 @@ use crate::store::Db;
 pub fn fetch_page<T>(
     conn: &Db,
     sql: &str,
-    mut args: Vec<rusqlite::types::Value>,
+    mut values: Vec<Value>,
     query: &ListQuery,
-    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    row: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<Vec<T>, StoreError> {
-    use rusqlite::types::Value;
-    args.push(Value::Integer(query.per_page as i64));
-    args.push(Value::Integer(
-        i64::try_from(query.offset).unwrap_or(i64::MAX),
-    ));
-    let rows = conn
-        .prepare_cached(sql)?
-        .query_map(rusqlite::params_from_iter(args.iter()), row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    values.push(Value::Int(query.per_page as i64));
+    values.push(Value::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    Ok(conn.query_map(sql, &args(&values), row)?)
 }
 
 /// `ORDER BY` for a list: the requested keys (or `default`), then `tie` in the direction of the

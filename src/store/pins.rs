@@ -4,32 +4,35 @@
 
 use crate::store::error::StoreError;
 use crate::store::Db;
-use rusqlite::{params, OptionalExtension};
 
 /// Sets the hash of a voucher's PIN (`None` removes the PIN).
 pub fn set_voucher_pin(conn: &Db, voucher_id: &str, hash: Option<&str>) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE vouchers SET pin_hash = ?2 WHERE id = ?1")?
-        .execute(params![voucher_id, hash])?;
+    conn.execute(
+        "UPDATE vouchers SET pin_hash = ?2 WHERE id = ?1",
+        &[&voucher_id, &hash],
+    )?;
     Ok(())
 }
 
 /// The hash of a voucher's PIN, if it has one.
 pub fn voucher_pin(conn: &Db, voucher_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT pin_hash FROM vouchers WHERE id = ?1")?
-        .query_row([voucher_id], |r| r.get::<_, Option<String>>(0))
-        .optional()?
+        .query_opt(
+            "SELECT pin_hash FROM vouchers WHERE id = ?1",
+            &[&voucher_id],
+            |r| r.get::<Option<String>>(0),
+        )?
         .flatten())
 }
 
 /// Whether a connection PIN with this hash could be redeemed at `now` (unused, not expired).
 pub fn connect_pin_live(conn: &Db, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached(
+        .query_opt(
             "SELECT 1 FROM connect_pins WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+            &[hash, &now],
+            |_| Ok(()),
         )?
-        .query_row(params![&hash[..], now], |_| Ok(()))
-        .optional()?
         .is_some())
 }
 
@@ -43,10 +46,10 @@ pub fn insert_connect_pin(
     expires_at: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO connect_pins (hash, group_id, name, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![&hash[..], group_id, name, expires_at, now])?;
+        &[hash, &group_id, &name, &expires_at, &now],
+    )?;
     Ok(())
 }
 
@@ -57,14 +60,13 @@ pub fn redeem_connect_pin(
     hash: &[u8; 32],
     now: i64,
 ) -> Result<Option<(String, String)>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE connect_pins SET used_at = ?2
-             WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
-             RETURNING group_id, name",
-        )?
-        .query_row(params![&hash[..], now], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+    Ok(conn.query_opt(
+        "UPDATE connect_pins SET used_at = ?2
+         WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
+         RETURNING group_id, name",
+        &[hash, &now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }
 
 /// Keeps the reason a client gave for `action` (`delete`, `status:active`, …) on a voucher.
@@ -76,9 +78,9 @@ pub fn record_comment(
     comment: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO voucher_comments (voucher_id, client_id, action, comment, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![voucher_id, client_id, action, comment, now])?;
+        &[&voucher_id, &client_id, &action, &comment, &now],
+    )?;
     Ok(())
 }

@@ -9,9 +9,8 @@
 
 use crate::domain::voucher::Tenant;
 use crate::store::error::StoreError;
+use crate::store::sql::{args, DbError, Row, Value};
 use crate::store::Db;
-use rusqlite::params_from_iter;
-use rusqlite::types::Value;
 
 /// How many vouchers exist, by kind and status, and how many were created since a moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,11 +55,16 @@ const HALF: i64 = 1 << 32;
 /// Two SQL aggregates whose results [`join_halves`] adds up to `SUM(expr)` exactly: the sums
 /// of `expr / 2^32` and of `expr % 2^32` each stay inside an i64 for fewer than 2^31 rows.
 fn exact_sum(expr: &str) -> String {
-    format!("SUM(({expr}) / {HALF}), SUM(({expr}) % {HALF})")
+    format!("CAST(SUM(({expr}) / {HALF}) AS BIGINT), CAST(SUM(({expr}) % {HALF}) AS BIGINT)")
+}
+
+/// How many rows meet `condition`, as an SQL aggregate (0 when none).
+fn count_if(condition: &str) -> String {
+    format!("CAST(COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0) AS BIGINT)")
 }
 
 /// The sum that [`exact_sum`]'s two columns, starting at `first`, stand for.
-fn join_halves(row: &rusqlite::Row, first: usize) -> rusqlite::Result<i128> {
+fn join_halves(row: &Row, first: usize) -> Result<i128, DbError> {
     let high: i64 = row.get(first)?;
     let low: i64 = row.get(first + 1)?;
     Ok(i128::from(high) * i128::from(HALF) + i128::from(low))
@@ -71,41 +75,41 @@ fn join_halves(row: &rusqlite::Row, first: usize) -> rusqlite::Result<i128> {
 /// The `+` keeps SQLite off the `(group_id, created_at)` index: every query here reads all of
 /// a group's vouchers, and a large group read through that index costs a random table
 /// lookup per voucher, many times slower than one sequential scan of the table. A scan bounds
-/// the cost by the table's size.
-fn tenancy(tenant: &Tenant) -> (&'static str, Vec<Value>) {
+/// the cost by the table's size. (PostgreSQL has no `+` on text, and plans on its own.)
+fn tenancy(conn: &Db, tenant: &Tenant) -> (&'static str, Vec<Value>) {
     match tenant {
         Tenant::All => ("", Vec::new()),
+        Tenant::Group(group) if conn.is_postgres() => {
+            (" AND v.group_id = ?", vec![Value::Text(group.clone())])
+        }
         Tenant::Group(group) => (" AND +v.group_id = ?", vec![Value::Text(group.clone())]),
     }
 }
 
 /// Counts the tenant's vouchers; `since` counts those created at or after `created_since`.
 pub fn issued(conn: &Db, tenant: &Tenant, created_since: i64) -> Result<Issued, StoreError> {
-    let (clause, mut args) = tenancy(tenant);
-    args.insert(0, Value::Integer(created_since));
+    let (clause, mut values) = tenancy(conn, tenant);
+    values.insert(0, Value::Int(created_since));
     let sql = format!(
-        "SELECT COUNT(*),
-                COALESCE(SUM(v.amount IS NOT NULL), 0),
-                COALESCE(SUM(v.discount_type IS NOT NULL), 0),
-                COALESCE(SUM(v.status = 'active'), 0),
-                COALESCE(SUM(v.status = 'inactive'), 0),
-                COALESCE(SUM(v.status = 'cancelled'), 0),
-                COALESCE(SUM(v.created_at >= ?), 0)
-         FROM vouchers v WHERE 1 = 1{clause}"
+        "SELECT COUNT(*), {}, {}, {}, {}, {}, {} FROM vouchers v WHERE 1 = 1{clause}",
+        count_if("v.amount IS NOT NULL"),
+        count_if("v.discount_type IS NOT NULL"),
+        count_if("v.status = 'active'"),
+        count_if("v.status = 'inactive'"),
+        count_if("v.status = 'cancelled'"),
+        count_if("v.created_at >= ?"),
     );
-    let issued = conn
-        .prepare_cached(&sql)?
-        .query_row(params_from_iter(args.iter()), |row| {
-            Ok(Issued {
-                total: row.get(0)?,
-                value: row.get(1)?,
-                discount: row.get(2)?,
-                active: row.get(3)?,
-                inactive: row.get(4)?,
-                cancelled: row.get(5)?,
-                since: row.get(6)?,
-            })
-        })?;
+    let issued = conn.query_row(&sql, &args(&values), |row| {
+        Ok(Issued {
+            total: row.get(0)?,
+            value: row.get(1)?,
+            discount: row.get(2)?,
+            active: row.get(3)?,
+            inactive: row.get(4)?,
+            cancelled: row.get(5)?,
+            since: row.get(6)?,
+        })
+    })?;
     Ok(issued)
 }
 
@@ -113,28 +117,24 @@ pub fn issued(conn: &Db, tenant: &Tenant, created_since: i64) -> Result<Issued, 
 /// spent or switched back on, i.e. not cancelled and not expired at `now`. Currencies with
 /// nothing outstanding are left out; the rest come in currency order.
 pub fn liability(conn: &Db, tenant: &Tenant, now: i64) -> Result<Vec<Liability>, StoreError> {
-    let (clause, mut args) = tenancy(tenant);
-    args.insert(0, Value::Integer(now));
+    let (clause, mut values) = tenancy(conn, tenant);
+    values.insert(0, Value::Int(now));
     let sql = format!(
-        "SELECT v.currency, MAX(v.exponent), SUM(v.remaining > 0), {}
+        "SELECT v.currency, MAX(v.exponent), COUNT(*), {}
          FROM vouchers v
          WHERE v.remaining > 0 AND v.status <> 'cancelled'
            AND (v.valid_until IS NULL OR v.valid_until >= ?){clause}
          GROUP BY v.currency ORDER BY v.currency",
         exact_sum("v.remaining")
     );
-    let rows = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(args.iter()), |row| {
-            Ok(Liability {
-                currency: row.get(0)?,
-                exponent: row.get(1)?,
-                vouchers: row.get(2)?,
-                amount: join_halves(row, 3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    Ok(conn.query_map(&sql, &args(&values), |row| {
+        Ok(Liability {
+            currency: row.get(0)?,
+            exponent: row.get(1)?,
+            vouchers: row.get(2)?,
+            amount: join_halves(row, 3)?,
+        })
+    })?)
 }
 
 /// Ledger entries on the tenant's vouchers from `from` (inclusive) to `until` (exclusive),
@@ -146,39 +146,37 @@ pub fn activity_per_day(
     until: i64,
     offset_secs: i64,
 ) -> Result<Vec<DayActivity>, StoreError> {
-    let (clause, tenant_args) = tenancy(tenant);
-    let mut args = vec![
-        Value::Integer(offset_secs),
-        Value::Integer(from),
-        Value::Integer(until),
-    ];
-    args.extend(tenant_args);
+    let (clause, tenant_args) = tenancy(conn, tenant);
+    let mut values = vec![Value::Int(offset_secs), Value::Int(from), Value::Int(until)];
+    values.extend(tenant_args);
     // `created_at + offset` is positive for any time the API accepts, so `/` floors.
     // CROSS JOIN reads the ledger first, in one scan (it has no index on created_at), and
     // each entry's voucher by its unique id, rather than each of a group's vouchers' ledger
-    // through an index: bounded by the ledger's size, whatever the group's.
+    // through an index: bounded by the ledger's size, whatever the group's. (SQLite's CROSS
+    // JOIN fixes the order; PostgreSQL has no CROSS JOIN with ON, and plans on its own.)
+    let join = if conn.is_postgres() {
+        "JOIN"
+    } else {
+        "CROSS JOIN"
+    };
     let sql = format!(
         "SELECT (l.created_at + ?1) / 86400 AS day, l.type, v.currency, MAX(v.exponent),
                 COUNT(*), {}
-         FROM ledger l CROSS JOIN vouchers v ON v.id = l.voucher_id
+         FROM ledger l {join} vouchers v ON v.id = l.voucher_id
          WHERE l.created_at >= ?2 AND l.created_at < ?3{clause}
          GROUP BY day, l.type, v.currency ORDER BY day, l.type, v.currency",
         exact_sum("l.amount")
     );
-    let rows = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(args.iter()), |row| {
-            Ok(DayActivity {
-                day: row.get(0)?,
-                kind: row.get(1)?,
-                currency: row.get(2)?,
-                exponent: row.get(3)?,
-                count: row.get(4)?,
-                amount: join_halves(row, 5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    Ok(conn.query_map(&sql, &args(&values), |row| {
+        Ok(DayActivity {
+            day: row.get(0)?,
+            kind: row.get(1)?,
+            currency: row.get(2)?,
+            exponent: row.get(3)?,
+            count: row.get(4)?,
+            amount: join_halves(row, 5)?,
+        })
+    })?)
 }
 
 /// [`issued`] since `from`, [`liability`] at `now` and [`activity_per_day`] from one snapshot
@@ -191,7 +189,7 @@ pub fn summary(
     now: i64,
     offset_secs: i64,
 ) -> Result<(Issued, Vec<Liability>, Vec<DayActivity>), StoreError> {
-    conn.execute_batch("BEGIN")?;
+    conn.begin_read()?;
     let read = (|| {
         Ok((
             issued(conn, tenant, from)?,
@@ -200,7 +198,7 @@ pub fn summary(
         ))
     })();
     // Only read: ending it either way lets the next request see newer commits.
-    let _ = conn.execute_batch("ROLLBACK");
+    let _ = conn.end_read();
     read
 }
 
@@ -225,8 +223,9 @@ mod tests {
             "SQLite's SUM should overflow here: {plain:?}"
         );
         let sql = format!("SELECT {} FROM t", exact_sum("x"));
-        let sum = conn
-            .query_row(&sql, [], |row| join_halves(row, 0))
+        let db = Db::new(conn);
+        let sum = db
+            .query_row(&sql, &[], |row| join_halves(row, 0))
             .expect("exact sum");
         assert_eq!(sum, values.iter().map(|&x| i128::from(x)).sum::<i128>());
     }

@@ -18,7 +18,7 @@ fn count(store: &Store) -> i64 {
     store
         .reader()
         .unwrap()
-        .query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))
+        .query_value("SELECT COUNT(*) FROM settings", &[])
         .unwrap()
 }
 
@@ -31,9 +31,7 @@ fn with_sync_full_every_answered_write_was_synced_and_with_normal_none() {
         let syncs = store.wal_syncs();
         // The writer's own connection leaves the syncing to the answering thread.
         let level: i64 = store
-            .write::<_, StoreError, _>(|conn| {
-                Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
-            })
+            .write::<_, StoreError, _>(|conn| Ok(conn.query_value("PRAGMA synchronous", &[])?))
             .unwrap();
         assert_eq!(level, 1, "NORMAL on the writer's connection");
         let writers: Vec<_> = (0..20)
@@ -46,7 +44,7 @@ fn with_sync_full_every_answered_write_was_synced_and_with_normal_none() {
                         .write::<_, StoreError, _>(move |conn| {
                             conn.execute(
                                 "INSERT INTO settings (key, value) VALUES (?1, 'x')",
-                                [format!("k{i}")],
+                                &[&format!("k{i}")],
                             )?;
                             Ok(())
                         })
@@ -77,7 +75,7 @@ fn through_a_symbolic_link_the_wal_synced_is_the_one_sqlite_writes() {
     let store = Store::open(&link, SyncMode::Full).unwrap();
     store
         .write::<_, StoreError, _>(|conn| {
-            conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
+            conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", &[])?;
             Ok(())
         })
         .unwrap();
@@ -101,7 +99,10 @@ fn a_failed_sync_fails_its_writes_and_every_write_after_it() {
     let store = Store::open_with(&path, SyncMode::Full, Some(unsyncable), Arc::new(())).unwrap();
     let insert = |key: &'static str| {
         store.write::<_, StoreError, _>(move |conn| {
-            conn.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [key])?;
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, 'x')",
+                &[&key],
+            )?;
             Ok(())
         })
     };
@@ -142,7 +143,10 @@ fn a_write_the_writer_did_not_take_in_time_is_503_and_never_runs() {
     });
     std::thread::sleep(Duration::from_millis(50));
     let waited = store.write::<_, StoreError, _>(|conn| {
-        conn.execute("INSERT INTO settings (key, value) VALUES ('late', 'x')", [])?;
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('late', 'x')",
+            &[],
+        )?;
         Ok(())
     });
     assert!(matches!(waited, Err(StoreError::Unavailable)), "{waited:?}");
@@ -153,7 +157,10 @@ fn a_write_the_writer_did_not_take_in_time_is_503_and_never_runs() {
     // … while a write the writer took is waited for, however long it takes.
     let taken = store.write::<_, StoreError, _>(|conn| {
         std::thread::sleep(Duration::from_millis(400));
-        conn.execute("INSERT INTO settings (key, value) VALUES ('slow', 'x')", [])?;
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('slow', 'x')",
+            &[],
+        )?;
         Ok(())
     });
     assert!(taken.is_ok(), "{taken:?}");
@@ -170,7 +177,7 @@ fn under_a_steady_load_the_wal_starts_over_instead_of_growing() {
     let store = Store::open(&path, SyncMode::Full).unwrap();
     store
         .write::<_, StoreError, _>(|conn| {
-            conn.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)")?;
+            conn.batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)")?;
             Ok(())
         })
         .unwrap();
@@ -196,7 +203,7 @@ fn under_a_steady_load_the_wal_starts_over_instead_of_growing() {
                         .write::<_, StoreError, _>(move |conn| {
                             conn.execute(
                                 "INSERT OR REPLACE INTO blobs (id, b) VALUES (?1, ?2)",
-                                rusqlite::params![w, blob],
+                                &[&w, &blob],
                             )?;
                             Ok(())
                         })
@@ -265,7 +272,7 @@ fn the_wal_is_copied_into_the_file_once_idle() {
     let before = count(&store);
     store
         .write::<_, StoreError, _>(|conn| {
-            conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
+            conn.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", &[])?;
             Ok(())
         })
         .unwrap();

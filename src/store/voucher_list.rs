@@ -4,9 +4,8 @@ use super::vouchers::{voucher_from_row, COLUMNS};
 use crate::domain::query::{Filter, ListQuery, SortField};
 use crate::domain::voucher::{Status, Tenant, Voucher};
 use crate::store::error::StoreError;
+use crate::store::sql::{args, Value};
 use crate::store::Db;
-use rusqlite::params_from_iter;
-use rusqlite::types::Value;
 
 /// How the rows of a `WHERE` will be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,19 +49,19 @@ fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<V
     match filter {
         Filter::CreatedFrom(t) => {
             sql.push_str(&format!(" AND {} >= ?", column("created_at", scan)));
-            args.push(Value::Integer(*t));
+            args.push(Value::Int(*t));
         }
         Filter::CreatedTo(t) => {
             sql.push_str(&format!(" AND {} <= ?", column("created_at", scan)));
-            args.push(Value::Integer(*t));
+            args.push(Value::Int(*t));
         }
         Filter::ValidUntilFrom(t) => {
             sql.push_str(" AND v.valid_until >= ?");
-            args.push(Value::Integer(*t));
+            args.push(Value::Int(*t));
         }
         Filter::ValidUntilTo(t) => {
             sql.push_str(" AND v.valid_until <= ?");
-            args.push(Value::Integer(*t));
+            args.push(Value::Int(*t));
         }
         Filter::ClientId(s) => eq("client_id", Value::Text(s.clone())),
         Filter::GroupId(s) => eq("group_id", Value::Text(s.clone())),
@@ -76,8 +75,8 @@ fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<V
         Filter::StoreId(s) => eq("store_id", Value::Text(s.clone())),
         Filter::RewardId(s) => eq("reward_id", Value::Text(s.clone())),
         Filter::OrderNumber(s) => eq("order_number", Value::Text(s.clone())),
-        Filter::Taxable(b) => eq("taxable", Value::Integer(i64::from(*b))),
-        Filter::TaxRate(r) => eq("tax_rate", Value::Integer(*r)),
+        Filter::Taxable(b) => eq("taxable", Value::Int(i64::from(*b))),
+        Filter::TaxRate(r) => eq("tax_rate", Value::Int(*r)),
         Filter::HasRemaining(true) => sql.push_str(" AND v.remaining > 0"),
         Filter::HasRemaining(false) => {
             sql.push_str(" AND (v.remaining IS NULL OR v.remaining = 0)")
@@ -93,7 +92,7 @@ fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<V
                 " AND {not}((v.valid_from IS NULL OR v.valid_from <= ?) \
                  AND (v.valid_until IS NULL OR v.valid_until >= ?))"
             ));
-            args.extend([Value::Integer(*at), Value::Integer(*at)]);
+            args.extend([Value::Int(*at), Value::Int(*at)]);
         }
         Filter::AppliedAt(at, applied) => {
             let not = if *applied { "" } else { "NOT " };
@@ -101,7 +100,7 @@ fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<V
                 " AND {not}(v.entries > 0 OR EXISTS (SELECT 1 FROM reservations r \
                  WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > ?))"
             ));
-            args.push(Value::Integer(*at));
+            args.push(Value::Int(*at));
         }
         Filter::RewardIn(ids) => {
             let marks = vec!["?"; ids.len()].join(", ");
@@ -113,15 +112,15 @@ fn filter_clause(filter: &Filter, scan: Scan, sql: &mut String, args: &mut Vec<V
         Filter::Used(false) => sql.push_str(" AND v.used_at IS NULL"),
         Filter::ValueWithExponent(exp) => {
             sql.push_str(" AND v.discount_type IS NULL AND v.exponent = ?");
-            args.push(Value::Integer(i64::from(*exp)));
+            args.push(Value::Int(i64::from(*exp)));
         }
         Filter::Amount(candidates) => {
             let alternatives =
                 vec!["(v.exponent = ? AND v.amount = ?)"; candidates.len()].join(" OR ");
             sql.push_str(&format!(" AND ({alternatives})"));
             for (exp, minor) in candidates {
-                args.push(Value::Integer(i64::from(*exp)));
-                args.push(Value::Integer(*minor));
+                args.push(Value::Int(i64::from(*exp)));
+                args.push(Value::Int(*minor));
             }
         }
     }
@@ -151,15 +150,22 @@ fn sort_column(field: SortField) -> &'static str {
 }
 
 /// `WHERE …` over `vouchers v` for what `tenant` may see narrowed by `filters`, and its
-/// arguments, for rows read as `scan` says.
-pub fn where_clause(tenant: &Tenant, filters: &[Filter], scan: Scan) -> (String, Vec<Value>) {
+/// arguments, for rows read as `scan` says. `hints`: SQLite's, `+column` where its planner
+/// must keep off an index (PostgreSQL has no unary plus on text, and plans on its own).
+pub(crate) fn where_clause(
+    tenant: &Tenant,
+    filters: &[Filter],
+    scan: Scan,
+    hints: bool,
+) -> (String, Vec<Value>) {
+    let scan = if hints { scan } else { Scan::Any };
     let mut sql = String::from("WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     // With an equality on a column with its own index, SQLite preferred walking the group's
     // whole `(group_id, created_at)` index (no sort needed) over that index's few rows, slow
     // on a large table. `+v.group_id` takes the group index
     // out of the choice, so the selective index is used and its few rows are sorted.
-    let unindexed = scan == Scan::InSeqOrder || filters.iter().any(is_selective);
+    let unindexed = hints && (scan == Scan::InSeqOrder || filters.iter().any(is_selective));
     tenant_clause(tenant, unindexed, &mut sql, &mut args);
     for filter in filters {
         filter_clause(filter, scan, &mut sql, &mut args);
@@ -199,16 +205,15 @@ fn counted_total(
         _ => return Ok(None),
     };
     let marks = vec!["?"; statuses.len()].join(", ");
-    let mut sql =
-        format!("SELECT COALESCE(SUM(n), 0) FROM voucher_counts WHERE status IN ({marks})");
-    let mut args = statuses;
+    let mut sql = format!(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM voucher_counts WHERE status IN ({marks})"
+    );
+    let mut values = statuses;
     if let Tenant::Group(group) = tenant {
         sql.push_str(" AND group_id = ?");
-        args.push(Value::Text(group.clone()));
+        values.push(Value::Text(group.clone()));
     }
-    let total = conn
-        .prepare_cached(&sql)?
-        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let total = conn.query_value(&sql, &args(&values))?;
     Ok(Some(total))
 }
 
@@ -241,17 +246,18 @@ pub fn list(
     tenant: &Tenant,
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), StoreError> {
-    let (where_sql, args) = where_clause(tenant, &query.filters, Scan::Any);
+    let (where_sql, values) = where_clause(tenant, &query.filters, Scan::Any, !conn.is_postgres());
     let sql = page_sql(&where_sql, query);
-    let vouchers = super::fetch_page(conn, &sql, args.clone(), query, voucher_from_row)?;
+    let vouchers = super::fetch_page(conn, &sql, values.clone(), query, voucher_from_row)?;
     if let Some(total) = query.total_from_page(vouchers.len()) {
         return Ok((vouchers, total));
     }
     let total: i64 = match counted_total(conn, tenant, &query.filters)? {
         Some(total) => total,
-        None => conn
-            .prepare_cached(&format!("SELECT COUNT(*) FROM vouchers v {where_sql}"))?
-            .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
+        None => conn.query_value(
+            &format!("SELECT COUNT(*) FROM vouchers v {where_sql}"),
+            &args(&values),
+        )?,
     };
     Ok((vouchers, total as u64))
 }
@@ -259,12 +265,12 @@ pub fn list(
 /// Starts a read transaction on a connection of the caller's own, so that the pages of
 /// [`list`] read on it one after another see one snapshot; [`end_snapshot`] ends it.
 pub fn begin_snapshot(conn: &Db) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN")?;
+    conn.begin_read()?;
     Ok(())
 }
 
 pub fn end_snapshot(conn: &Db) -> Result<(), StoreError> {
-    conn.execute_batch("COMMIT")?;
+    conn.end_read()?;
     Ok(())
 }
 
@@ -280,15 +286,12 @@ mod tests {
             filters,
             ..ListQuery::first(20)
         };
-        let (where_sql, mut args) = where_clause(&tenant, &query.filters, Scan::Any);
-        args.extend([Value::Integer(20), Value::Integer(0)]);
+        let (where_sql, mut values) = where_clause(&tenant, &query.filters, Scan::Any, true);
+        values.extend([Value::Int(20), Value::Int(0)]);
         let sql = format!("EXPLAIN QUERY PLAN {}", page_sql(&where_sql, &query));
-        let mut stmt = conn.prepare(&sql).expect("explain");
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
-            .expect("plan")
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .expect("rows");
+        let rows = conn
+            .query_map(&sql, &args(&values), |r| r.get::<String>(3))
+            .expect("plan");
         rows.join("; ")
     }
 

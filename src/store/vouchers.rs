@@ -9,10 +9,10 @@ use crate::domain::voucher::{
     Changes, Discount, DiscountKind, Medium, Restrictions, Status, Tenant, Voucher,
 };
 use crate::store::error::{Conflict, Invalid, StoreError};
-pub use crate::store::voucher_list::{begin_snapshot, end_snapshot, list, where_clause, Scan};
+use crate::store::sql::{args, DbError, Row, Value};
+pub(crate) use crate::store::voucher_list::where_clause;
+pub use crate::store::voucher_list::{begin_snapshot, end_snapshot, list, Scan};
 use crate::store::Db;
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, ErrorCode, OptionalExtension, Row, Statement};
 
 /// The stored columns of a [`Voucher`], in [`voucher_from_row`]'s order up to `entries`.
 /// Macros so statements can be built with `concat!` at compile time.
@@ -40,21 +40,14 @@ macro_rules! columns {
 
 pub const COLUMNS: &str = columns!();
 
-fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        idx,
-        rusqlite::types::Type::Text,
-        what.to_string().into(),
-    )
+fn bad_column(idx: usize, what: &str) -> DbError {
+    DbError::column(idx, what)
 }
 
-pub fn voucher_from_row(row: &Row) -> rusqlite::Result<Voucher> {
+pub(crate) fn voucher_from_row(row: &Row) -> Result<Voucher, DbError> {
     let currency: String = row.get(8)?;
     let currency = Currency::parse(&currency).ok_or_else(|| bad_column(8, "unknown currency"))?;
-    let discount = match (
-        row.get::<_, Option<String>>(11)?,
-        row.get::<_, Option<i64>>(12)?,
-    ) {
+    let discount = match (row.get::<Option<String>>(11)?, row.get::<Option<i64>>(12)?) {
         (Some(kind), Some(value)) => Some(Discount {
             kind: DiscountKind::parse(&kind)
                 .ok_or_else(|| bad_column(11, "unknown discount type"))?,
@@ -62,10 +55,7 @@ pub fn voucher_from_row(row: &Row) -> rusqlite::Result<Voucher> {
         }),
         _ => None,
     };
-    let validity = match (
-        row.get::<_, Option<i64>>(18)?,
-        row.get::<_, Option<String>>(19)?,
-    ) {
+    let validity = match (row.get::<Option<i64>>(18)?, row.get::<Option<String>>(19)?) {
         (Some(n), Some(unit)) => Some((
             n,
             Interval::parse(&unit).ok_or_else(|| bad_column(19, "unknown interval"))?,
@@ -118,61 +108,65 @@ pub(super) const INSERT: &str = "INSERT INTO vouchers (id, code, client_id, grou
     validity_value, validity_interval, status, type, taxable, tax_rate, order_number, customer_id, product_id, \
     store_id, purchase_id, reward_id, data, entries, created_at, updated_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-    ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, 0, ?33, ?34)";
+    ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, 0, ?33, ?34) ON CONFLICT DO NOTHING";
 
-pub(super) fn insert_row(stmt: &mut Statement, v: &Voucher) -> rusqlite::Result<usize> {
+/// Inserts `v`; false when its code (in its group) or its id is taken: the insert changes
+/// nothing then ([`clash`] says which), on PostgreSQL too without aborting the transaction.
+pub(super) fn insert_row(conn: &Db, v: &Voucher) -> Result<bool, DbError> {
     let r = &v.restrictions;
-    stmt.execute(params![
-        v.id,
-        v.code.as_str(),
-        v.client_id,
-        v.group_id,
-        v.sku,
-        v.batch,
-        v.label,
-        v.note,
-        v.currency.as_str(),
-        v.currency.exponent(),
-        v.amount,
-        v.remaining,
-        v.discount.map(|d| d.kind.as_str()),
-        v.discount.map(|d| d.value),
-        v.max_uses,
-        v.uses,
-        v.used_at,
-        v.valid_from,
-        v.valid_until,
-        v.validity.map(|(n, _)| n),
-        v.validity.map(|(_, u)| u.as_str()),
-        v.status.as_str(),
-        v.medium.as_str(),
-        v.taxable,
-        v.tax_rate,
-        v.order_number,
-        r.customer_id,
-        r.product_id,
-        r.store_id,
-        v.purchase_id,
-        v.reward_id,
-        v.data,
-        v.created_at,
-        v.updated_at,
-    ])
+    let inserted = conn.execute(
+        INSERT,
+        &[
+            &v.id,
+            &v.code.as_str(),
+            &v.client_id,
+            &v.group_id,
+            &v.sku,
+            &v.batch,
+            &v.label,
+            &v.note,
+            &v.currency.as_str(),
+            &v.currency.exponent(),
+            &v.amount,
+            &v.remaining,
+            &v.discount.map(|d| d.kind.as_str()),
+            &v.discount.map(|d| d.value),
+            &v.max_uses,
+            &v.uses,
+            &v.used_at,
+            &v.valid_from,
+            &v.valid_until,
+            &v.validity.map(|(n, _)| n),
+            &v.validity.map(|(_, u)| u.as_str()),
+            &v.status.as_str(),
+            &v.medium.as_str(),
+            &v.taxable,
+            &v.tax_rate,
+            &v.order_number,
+            &r.customer_id,
+            &r.product_id,
+            &r.store_id,
+            &v.purchase_id,
+            &v.reward_id,
+            &v.data,
+            &v.created_at,
+            &v.updated_at,
+        ],
+    )?;
+    Ok(inserted > 0)
 }
 
-/// Whether `err` is a clash on the unique `column` of `vouchers`: `id`, or `code` (unique in
-/// its group, so the clash names both columns).
-pub(super) fn is_duplicate(err: &rusqlite::Error, column: &str) -> bool {
-    let constraint = match column {
-        "code" => "vouchers.code, vouchers.group_id".to_string(),
-        _ => format!("vouchers.{column}"),
-    };
-    matches!(err, rusqlite::Error::SqliteFailure(e, Some(msg))
-        if e.code == ErrorCode::ConstraintViolation && msg.ends_with(&constraint))
-}
-
-fn is_duplicate_code(err: &rusqlite::Error) -> bool {
-    is_duplicate(err, "code")
+/// Which unique column of `vouchers` an insert of `v` that changed nothing clashed on: `code`
+/// (unique in its group) or `id`.
+pub(super) fn clash(conn: &Db, v: &Voucher) -> Result<&'static str, DbError> {
+    let code_taken = conn
+        .query_opt(
+            "SELECT 1 FROM vouchers WHERE code = ?1 AND group_id = ?2",
+            &[&v.code.as_str(), &v.group_id],
+            |_| Ok(()),
+        )?
+        .is_some();
+    Ok(if code_taken { "code" } else { "id" })
 }
 
 /// Adds `delta` to the number of `group_id`'s vouchers in `status` (`voucher_counts`, which the
@@ -183,29 +177,28 @@ pub(super) fn count_in(
     group_id: &str,
     status: Status,
     delta: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     if delta != 0 {
-        conn.prepare_cached(
+        conn.execute(
             "INSERT INTO voucher_counts (group_id, status, n) VALUES (?1, ?2, ?3)
-             ON CONFLICT (group_id, status) DO UPDATE SET n = n + excluded.n",
-        )?
-        .execute(params![group_id, status.as_str(), delta])?;
+             ON CONFLICT (group_id, status) DO UPDATE SET n = voucher_counts.n + excluded.n",
+            &[&group_id, &status.as_str(), &delta],
+        )?;
     }
     Ok(())
 }
 
 pub fn insert(conn: &Db, v: &Voucher) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(INSERT)?;
-    match insert_row(&mut stmt, v) {
-        Ok(_) => {
-            outbox::record(conn, &v.group_id, Event::VoucherCreated(v))?;
-            Ok(count_in(conn, &v.group_id, v.status, 1)?)
-        }
-        Err(e) if is_duplicate_code(&e) => Err(StoreError::Conflict(Conflict::DuplicateCode(
-            v.code.as_str().to_string(),
-        ))),
-        Err(e) => Err(e.into()),
+    if !insert_row(conn, v)? {
+        return match clash(conn, v)? {
+            "code" => Err(StoreError::Conflict(Conflict::DuplicateCode(
+                v.code.as_str().to_string(),
+            ))),
+            _ => Err(StoreError::Bug("a fresh voucher id was taken")),
+        };
     }
+    outbox::record(conn, &v.group_id, Event::VoucherCreated(v))?;
+    Ok(count_in(conn, &v.group_id, v.status, 1)?)
 }
 
 /// Inserts `count` copies of `template`, each with a fresh id and a fresh code of `shape`.
@@ -220,15 +213,17 @@ pub fn insert_batch(
     // (kept in voucher_counts) bounds the codes of this shape already taken; only when that
     // bound leaves too little room is the exact number counted, a scan of the code index.
     let group = &template.group_id;
-    let all: u64 = conn
-        .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM voucher_counts WHERE group_id = ?1")?
-        .query_row([group], |r| r.get(0))?;
+    let all: u64 = conn.query_value(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM voucher_counts WHERE group_id = ?1",
+        &[group],
+    )?;
     let taken: u64 = if fits_in_space(count, shape.space(), all) {
         all
     } else {
-        conn
-            .prepare_cached("SELECT COUNT(*) FROM vouchers WHERE code >= ?1 AND code < ?1 || '~' AND length(code) = ?2 AND group_id = ?3")?
-            .query_row(params![shape.prefix, shape.length as i64, group], |r| r.get(0))?
+        conn.query_value(
+            "SELECT COUNT(*) FROM vouchers WHERE code >= ?1 AND code < ?1 || '~' AND length(code) = ?2 AND group_id = ?3",
+            &[&shape.prefix, &(shape.length as i64), group],
+        )?
     };
     if !fits_in_space(count, shape.space(), taken) {
         let room = shape.space().saturating_sub(taken) / 2;
@@ -238,7 +233,6 @@ pub fn insert_batch(
             prefix: shape.prefix.clone(),
         }));
     }
-    let mut stmt = conn.prepare_cached(INSERT)?;
     let mut rng = rand::thread_rng();
     // The codes are made first and inserted in order: random codes inserted as they come
     // touch a random leaf of the code index each, which on a large table spilled the writer's
@@ -254,14 +248,16 @@ pub fn insert_batch(
         loop {
             v.id = crate::domain::code::new_id();
             v.code = code.take().unwrap_or_else(|| shape.generate(&mut rng));
-            match insert_row(&mut stmt, &v) {
-                Ok(_) => break,
-                Err(e) if is_duplicate_code(&e) && attempts < 64 => attempts += 1,
-                Err(e) if is_duplicate_code(&e) => {
-                    return Err(StoreError::Conflict(Conflict::CodeSpaceExhausted))
-                }
-                Err(e) => return Err(e.into()),
+            if insert_row(conn, &v)? {
+                break;
             }
+            if clash(conn, &v)? != "code" {
+                return Err(StoreError::Bug("a fresh voucher id was taken"));
+            }
+            if attempts >= 64 {
+                return Err(StoreError::Conflict(Conflict::CodeSpaceExhausted));
+            }
+            attempts += 1;
         }
         made.push((v.id.clone(), v.code.as_str().to_string()));
         outbox::record(conn, &v.group_id, Event::VoucherCreated(&v))?;
@@ -271,18 +267,24 @@ pub fn insert_batch(
 }
 
 /// A voucher by id, if the tenant may see it.
+///
+/// In a write on PostgreSQL the voucher's row stays locked until the write ends, so that what
+/// the write decides from it holds as under SQLite's single writer.
 pub fn get(conn: &Db, id: &str, tenant: &Tenant) -> Result<Voucher, StoreError> {
     const SQL: &str = concat!("SELECT ", columns!(), " FROM vouchers v WHERE v.id = ?1");
-    let v = conn
-        .prepare_cached(SQL)?
-        .query_row([id], voucher_from_row)
-        .optional()?;
+    const LOCKING: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM vouchers v WHERE v.id = ?1 FOR UPDATE OF v"
+    );
+    let sql = if conn.locks_rows() { LOCKING } else { SQL };
+    let v = conn.query_opt(sql, &[&id], voucher_from_row)?;
     v.filter(|v| tenant.may_see(v)).ok_or(StoreError::NotFound)
 }
 
 /// A voucher by normalised code, if the tenant may see it. Codes are unique per group: a
 /// group looks among its own only, and `admin` (every group) gets 409 `ambiguous_code` when
-/// several groups hold the code.
+/// several groups hold the code. Locked as [`get`] locks in a write on PostgreSQL.
 pub fn find_by_code(conn: &Db, code: &str, tenant: &Tenant) -> Result<Option<Voucher>, StoreError> {
     let mut found = match tenant {
         Tenant::Group(group) => {
@@ -291,9 +293,13 @@ pub fn find_by_code(conn: &Db, code: &str, tenant: &Tenant) -> Result<Option<Vou
                 columns!(),
                 " FROM vouchers v WHERE v.code = ?1 AND v.group_id = ?2"
             );
-            conn.prepare_cached(SQL)?
-                .query_map(params![code, group], voucher_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?
+            const LOCKING: &str = concat!(
+                "SELECT ",
+                columns!(),
+                " FROM vouchers v WHERE v.code = ?1 AND v.group_id = ?2 FOR UPDATE OF v"
+            );
+            let sql = if conn.locks_rows() { LOCKING } else { SQL };
+            conn.query_map(sql, &[&code, group], voucher_from_row)?
         }
         Tenant::All => {
             const SQL: &str = concat!(
@@ -301,9 +307,13 @@ pub fn find_by_code(conn: &Db, code: &str, tenant: &Tenant) -> Result<Option<Vou
                 columns!(),
                 " FROM vouchers v WHERE v.code = ?1 LIMIT 2"
             );
-            conn.prepare_cached(SQL)?
-                .query_map([code], voucher_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?
+            const LOCKING: &str = concat!(
+                "SELECT ",
+                columns!(),
+                " FROM vouchers v WHERE v.code = ?1 LIMIT 2 FOR UPDATE OF v"
+            );
+            let sql = if conn.locks_rows() { LOCKING } else { SQL };
+            conn.query_map(sql, &[&code], voucher_from_row)?
         }
     };
     if found.len() > 1 {
@@ -333,12 +343,13 @@ pub fn update_at(
 ) -> Result<Voucher, StoreError> {
     let current = get(conn, id, tenant)?;
     let mut sets: Vec<&str> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
     let mut set = |column: &'static str, value: Value| {
         sets.push(column);
-        args.push(value);
+        values.push(value);
     };
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    let int = |v: i64| Value::Int(v);
     if let Some(v) = &changes.label {
         set("label", text(v))
     }
@@ -349,7 +360,7 @@ pub fn update_at(
         set("status", Value::Text(v.as_str().into()))
     }
     if let Some(v) = changes.valid_until {
-        set("valid_until", v.map_or(Value::Null, Value::Integer))
+        set("valid_until", v.map_or(Value::Null, int))
     }
     if let Some(v) = &changes.sku {
         set("sku", text(v))
@@ -371,19 +382,24 @@ pub fn update_at(
     }
     if let Some(d) = discount_change(&current, changes.discount)? {
         set("discount_type", Value::Text(d.kind.as_str().into()));
-        set("discount_value", Value::Integer(d.value));
+        set("discount_value", int(d.value));
     }
-    set("updated_at", Value::Integer(now));
+    set("updated_at", int(now));
     let assignments: Vec<String> = sets.iter().map(|c| format!("{c} = ?")).collect();
     let sql = format!(
         "UPDATE vouchers SET {} WHERE id = ?",
         assignments.join(", ")
     );
-    args.push(Value::Text(id.to_string()));
-    conn.prepare(&sql)?.execute(params_from_iter(args))?;
+    values.push(Value::Text(id.to_string()));
+    conn.execute_once(&sql, &args(&values))?;
     if let Some(status) = changes.status.filter(|s| *s != current.status) {
-        count_in(conn, &current.group_id, current.status, -1)?;
-        count_in(conn, &current.group_id, status, 1)?;
+        // Both counts in one order (by status) whatever the change, so that two writes moving
+        // vouchers opposite ways never wait for each other's count (PostgreSQL's row locks).
+        let mut moves = [(current.status, -1), (status, 1)];
+        moves.sort_by_key(|(s, _)| s.as_str());
+        for (s, delta) in moves {
+            count_in(conn, &current.group_id, s, delta)?;
+        }
     }
     get(conn, id, tenant)
         .and_then(|v| outbox::record(conn, &v.group_id, Event::VoucherUpdated(&v)).map(|()| v))
@@ -391,9 +407,7 @@ pub fn update_at(
 
 /// How many vouchers the database holds, every group's.
 pub fn count_all(conn: &Db) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM vouchers")?
-        .query_row([], |r| r.get(0))?)
+    Ok(conn.query_value("SELECT COUNT(*) FROM vouchers", &[])?)
 }
 
 /// Deletes a voucher without ledger entries (and its released or expired holds).
@@ -402,11 +416,8 @@ pub fn delete(conn: &Db, id: &str, tenant: &Tenant) -> Result<(), StoreError> {
     if !v.deletable() {
         return Err(StoreError::Conflict(Conflict::NotDeletable));
     }
-    conn.prepare_cached("DELETE FROM reservations WHERE voucher_id = ?1")?
-        .execute([id])?;
-    let deleted = conn
-        .prepare_cached("DELETE FROM vouchers WHERE id = ?1 AND entries = 0")?
-        .execute([id])?;
+    conn.execute("DELETE FROM reservations WHERE voucher_id = ?1", &[&id])?;
+    let deleted = conn.execute("DELETE FROM vouchers WHERE id = ?1 AND entries = 0", &[&id])?;
     if deleted == 0 {
         return Err(StoreError::Conflict(Conflict::NotDeletable));
     }

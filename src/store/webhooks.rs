@@ -4,11 +4,11 @@
 
 use super::error::StoreError;
 use super::outbox::now_ms;
+use super::sql::{DbError, Row};
 use super::Db;
 use crate::domain::clock;
 use crate::domain::code::new_id;
 use crate::domain::webhook::EventType;
-use rusqlite::{params, OptionalExtension, Row};
 
 /// A receiver of a group's events.
 #[derive(Clone, Debug)]
@@ -23,7 +23,7 @@ pub struct Endpoint {
 
 const ENDPOINT_COLUMNS: &str = "id, url, events, created_at, disabled_at, disabled_reason";
 
-fn endpoint_from_row(row: &Row) -> rusqlite::Result<Endpoint> {
+fn endpoint_from_row(row: &Row) -> Result<Endpoint, DbError> {
     let events: String = row.get(2)?;
     Ok(Endpoint {
         id: row.get(0)?,
@@ -52,18 +52,18 @@ pub fn insert_endpoint(
         disabled_reason: None,
     };
     let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        endpoint.id,
-        group_id,
-        url,
-        names.join(" "),
-        secret,
-        endpoint.created_at
-    ])?;
+        &[
+            &endpoint.id,
+            &group_id,
+            &url,
+            &names.join(" "),
+            &secret,
+            &endpoint.created_at,
+        ],
+    )?;
     Ok(endpoint)
 }
 
@@ -73,30 +73,27 @@ pub fn list_endpoints(conn: &Db, group_id: &str) -> Result<Vec<Endpoint>, StoreE
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE group_id = ?1
          ORDER BY created_at, id"
     );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_map([group_id], endpoint_from_row)?
-        .collect::<rusqlite::Result<_>>()?)
+    Ok(conn.query_map(&sql, &[&group_id], endpoint_from_row)?)
 }
 
 /// One of the group's endpoints (another group's is not found).
 pub fn find_endpoint(conn: &Db, group_id: &str, id: &str) -> Result<Endpoint, StoreError> {
     let sql =
         format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2");
-    conn.prepare_cached(&sql)?
-        .query_row([id, group_id], endpoint_from_row)
-        .optional()?
+    conn.query_opt(&sql, &[&id, &group_id], endpoint_from_row)?
         .ok_or(StoreError::NotFound)
 }
 
 /// Removes one of the group's endpoints and its deliveries; false when there was none.
 pub fn delete_endpoint(conn: &Db, group_id: &str, id: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = (SELECT id FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2)")?
-        .execute([id, group_id])?;
-    Ok(conn
-        .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2")?
-        .execute([id, group_id])?
-        > 0)
+    conn.execute(
+        "DELETE FROM webhook_deliveries WHERE endpoint_id = (SELECT id FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2)",
+        &[&id, &group_id],
+    )?;
+    Ok(conn.execute(
+        "DELETE FROM webhook_endpoints WHERE id = ?1 AND group_id = ?2",
+        &[&id, &group_id],
+    )? > 0)
 }
 
 /// Every group's endpoints with the group's name, for the CLI.
@@ -110,20 +107,16 @@ pub fn list_all_endpoints(conn: &Db) -> Result<Vec<(Endpoint, String)>, StoreErr
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_map([], |r| Ok((endpoint_from_row(r)?, r.get(6)?)))?
-        .collect::<rusqlite::Result<_>>()?)
+    Ok(conn.query_map(&sql, &[], |r| Ok((endpoint_from_row(r)?, r.get(6)?)))?)
 }
 
 /// Removes an endpoint of any group (the CLI); false when there was none.
 pub fn delete_any_endpoint(conn: &Db, id: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
-        .execute([id])?;
-    Ok(conn
-        .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1")?
-        .execute([id])?
-        > 0)
+    conn.execute(
+        "DELETE FROM webhook_deliveries WHERE endpoint_id = ?1",
+        &[&id],
+    )?;
+    Ok(conn.execute("DELETE FROM webhook_endpoints WHERE id = ?1", &[&id])? > 0)
 }
 
 /// One event to one endpoint, as `GET /v1/webhooks/{id}/deliveries` shows it.
@@ -146,14 +139,13 @@ pub fn list_deliveries(
     endpoint_id: &str,
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT ev.id, ev.type, d.state, d.attempts, d.last_status, d.last_error,
-                    d.next_try_at, d.delivered_at, ev.created_at
-             FROM webhook_deliveries d JOIN webhook_events ev ON ev.seq = d.event_seq
-             WHERE d.endpoint_id = ?1 ORDER BY d.event_seq DESC LIMIT ?2",
-        )?
-        .query_map(params![endpoint_id, limit], |r| {
+    Ok(conn.query_map(
+        "SELECT ev.id, ev.type, d.state, d.attempts, d.last_status, d.last_error,
+                d.next_try_at, d.delivered_at, ev.created_at
+         FROM webhook_deliveries d JOIN webhook_events ev ON ev.seq = d.event_seq
+         WHERE d.endpoint_id = ?1 ORDER BY d.event_seq DESC LIMIT ?2",
+        &[&endpoint_id, &limit],
+        |r| {
             let state: String = r.get(2)?;
             Ok(Delivery {
                 event_id: r.get(0)?,
@@ -166,35 +158,36 @@ pub fn list_deliveries(
                 delivered_at: r.get(7)?,
                 created_at: r.get(8)?,
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?)
+        },
+    )?)
 }
 
 /// Queues the group's event `event_id` again for every endpoint that had it (enabling a
 /// disabled one again); false when the group has no such event.
 pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, StoreError> {
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM webhook_events WHERE id = ?1 AND group_id = ?2")?
-        .query_row([event_id, group_id], |r| r.get(0))
-        .optional()?;
+    let seq: Option<i64> = conn.query_opt(
+        "SELECT seq FROM webhook_events WHERE id = ?1 AND group_id = ?2",
+        &[&event_id, &group_id],
+        |r| r.get(0),
+    )?;
     let Some(seq) = seq else {
         return Ok(false);
     };
     // Through the group's endpoints, so the primary key finds the rows (no index on the
     // event alone: one index less to write with every event).
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, first_failed_at = NULL,
              next_try_at = ?3
          WHERE event_seq = ?1
            AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE group_id = ?2)",
-    )?
-    .execute(params![seq, group_id, now_ms()])?;
-    conn.prepare_cached(
+        &[&seq, &group_id, &now_ms()],
+    )?;
+    conn.execute(
         "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL
          WHERE group_id = ?2 AND EXISTS (SELECT 1 FROM webhook_deliveries
              WHERE endpoint_id = webhook_endpoints.id AND event_seq = ?1)",
-    )?
-    .execute(params![seq, group_id])?;
+        &[&seq, &group_id],
+    )?;
     Ok(true)
 }
 
@@ -220,7 +213,7 @@ const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.bod
      JOIN webhook_events ev ON ev.seq = d.event_seq
      WHERE e.disabled_at IS NULL";
 
-fn head_from_row(r: &Row) -> rusqlite::Result<Head> {
+fn head_from_row(r: &Row) -> Result<Head, DbError> {
     Ok(Head {
         endpoint_id: r.get(0)?,
         url: r.get(1)?,
@@ -236,18 +229,16 @@ fn head_from_row(r: &Row) -> rusqlite::Result<Head> {
 
 /// Every enabled endpoint's head delivery, due or not.
 pub fn heads(conn: &Db) -> Result<Vec<Head>, StoreError> {
-    Ok(conn
-        .prepare_cached(HEAD_SQL)?
-        .query_map([], head_from_row)?
-        .collect::<rusqlite::Result<_>>()?)
+    Ok(conn.query_map(HEAD_SQL, &[], head_from_row)?)
 }
 
 /// One endpoint's head delivery, if it is enabled and has one.
 pub fn head_of(conn: &Db, endpoint_id: &str) -> Result<Option<Head>, StoreError> {
-    Ok(conn
-        .prepare_cached(&format!("{HEAD_SQL} AND e.id = ?1"))?
-        .query_row([endpoint_id], head_from_row)
-        .optional()?)
+    Ok(conn.query_opt(
+        &format!("{HEAD_SQL} AND e.id = ?1"),
+        &[&endpoint_id],
+        head_from_row,
+    )?)
 }
 
 /// An attempt's result, written back by the delivery thread through the writer.
@@ -275,12 +266,12 @@ pub fn finish_attempt(
 ) -> Result<(), StoreError> {
     match outcome {
         Outcome::Delivered { status } => {
-            conn.prepare_cached(
+            conn.execute(
                 "UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1,
                      last_status = ?3, last_error = NULL, delivered_at = ?4
                  WHERE endpoint_id = ?1 AND event_seq = ?2",
-            )?
-            .execute(params![endpoint_id, event_seq, status, at])?;
+                &[&endpoint_id, &event_seq, status, &at],
+            )?;
         }
         Outcome::Failed {
             status,
@@ -288,26 +279,19 @@ pub fn finish_attempt(
             next_try_at,
             disable,
         } => {
-            conn.prepare_cached(
+            conn.execute(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1,
                      first_failed_at = COALESCE(first_failed_at, ?3), last_status = ?4,
                      last_error = ?5, next_try_at = ?6
                  WHERE endpoint_id = ?1 AND event_seq = ?2",
-            )?
-            .execute(params![
-                endpoint_id,
-                event_seq,
-                at,
-                status,
-                error,
-                next_try_at
-            ])?;
+                &[&endpoint_id, &event_seq, &at, status, error, next_try_at],
+            )?;
             if let Some(reason) = disable {
-                conn.prepare_cached(
+                conn.execute(
                     "UPDATE webhook_endpoints SET disabled_at = ?2, disabled_reason = ?3
                      WHERE id = ?1",
-                )?
-                .execute(params![endpoint_id, at / 1000, reason])?;
+                    &[&endpoint_id, &(at / 1000), reason],
+                )?;
             }
         }
     }

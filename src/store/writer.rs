@@ -99,8 +99,8 @@ pub fn in_savepoint<T, E: From<StoreError>>(
 ) -> Result<T, E> {
     // Cached statements: these run several times per request on the writer's hot path.
     let run = |sql: &str| {
-        conn.prepare_cached(sql)
-            .and_then(|mut stmt| stmt.execute([]).map(drop))
+        conn.execute(sql, &[])
+            .map(drop)
             .map_err(|err| E::from(StoreError::from(err)))
     };
     run("SAVEPOINT op")?;
@@ -110,7 +110,7 @@ pub fn in_savepoint<T, E: From<StoreError>>(
         if let Err(err) = run("ROLLBACK TO op") {
             // The op's writes cannot be undone alone: end the whole transaction so none of
             // them is committed. The writer sees the autocommit state and fails the group.
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.batch("ROLLBACK");
             return Err(err);
         }
     }
@@ -142,13 +142,15 @@ pub(super) fn run_writer(
     groups: &dyn GroupObserver,
     h: Helpers,
 ) {
-    let conn = Db::new(conn);
-    write_groups(&conn, &jobs, groups, &h);
+    let db = Db::new(conn);
+    write_groups(&db, &jobs, groups, &h);
     drop(h.answers);
     let _ = h.answerer.join();
     drop(h.commits);
     let _ = h.checkpointer.join();
-    let _ = checkpoint(&conn);
+    if let Some(conn) = db.sqlite() {
+        let _ = checkpoint(conn);
+    }
 }
 
 pub(super) fn write_groups(
@@ -157,6 +159,9 @@ pub(super) fn write_groups(
     groups: &dyn GroupObserver,
     h: &Helpers,
 ) {
+    let Some(raw) = conn.sqlite() else {
+        return;
+    };
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -174,7 +179,7 @@ pub(super) fn write_groups(
             }
             continue;
         }
-        if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(err) = raw.execute_batch("BEGIN IMMEDIATE") {
             eprintln!("vouchd: cannot begin a write transaction: {err}");
             for job in group {
                 job.refuse(StoreError::Unavailable);
@@ -188,7 +193,7 @@ pub(super) fn write_groups(
             pending.push(job.run(conn));
             // SQLite rolls the whole transaction back on some errors (disk full, I/O): what
             // ran so far is gone, and what follows must not run outside a transaction.
-            if conn.is_autocommit() {
+            if raw.is_autocommit() {
                 lost = true;
                 break;
             }
@@ -205,11 +210,11 @@ pub(super) fn write_groups(
                 Some("transaction rolled back".into()),
             ))
         } else {
-            conn.execute_batch("COMMIT")
+            raw.execute_batch("COMMIT")
         };
         if let Err(err) = &committed {
             eprintln!("vouchd: commit failed: {err}");
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = raw.execute_batch("ROLLBACK");
         }
         if committed.is_ok() {
             let _ = h.commits.try_send(());
@@ -223,7 +228,7 @@ pub(super) fn write_groups(
         // commit starts the WAL over. The flag is cleared once done (that thread waits for it);
         // busy (a checkpoint under way): tried again after the next group.
         if h.tail_wanted.load(Ordering::Acquire) {
-            let busy = checkpoint(conn).is_err_and(|err| {
+            let busy = checkpoint(raw).is_err_and(|err| {
                 err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
             });
             if !busy {
@@ -257,6 +262,9 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
     {
+        if let Some(pool) = &self.pg {
+            return super::pg::transaction(pool, op);
+        }
         let (reply, answer) = mpsc::sync_channel(1);
         let state = Arc::new(AtomicU8::new(QUEUED));
         let sender = self

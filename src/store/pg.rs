@@ -1,0 +1,394 @@
+//! PostgreSQL: a bounded pool of connections, each with its prepared statements, the `Db`
+//! of a pooled connection, and the schema of a new database.
+//!
+//! The pool is a small one of vouchd's own (a mutex, a condition variable, at most
+//! [`POOL_SIZE`] connections): what it needs is a bound, a wait with a deadline, and a broken
+//! connection dropped instead of reused, and each connection keeps the statements prepared on
+//! it, keyed by their SQLite text (the rewrite to `$N` placeholders happens once per
+//! connection).
+//!
+//! A worker's reader holds no connection: each of its statements takes one from the pool and
+//! gives it back, as SQLite's readers run each statement in a snapshot of its own. A write
+//! ([`super::Store::write`]) and a read snapshot (`Db::begin_read`) hold one connection
+//! until their transaction ends.
+
+use super::sql::{pg_placeholders, Arg, DbError, Engine, ToArg};
+use super::{Db, StoreError};
+use postgres::types::ToSql;
+use postgres::{Client, Config, NoTls, Statement};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Connections one vouchd keeps to the database at most.
+pub const POOL_SIZE: usize = 16;
+/// How long a statement or a write waits for a free connection before it is answered 503.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// Statements prepared per connection at most (list statements vary with their filters).
+const STATEMENTS_KEPT: usize = 512;
+/// Settings of every connection: no statement runs (or waits for a lock) without end;
+/// `synchronous_commit` stays as the server has it (on by default: a COMMIT is durable).
+const SESSION: &str = "SET statement_timeout = '60s'; SET lock_timeout = '10s'; \
+                       SET idle_in_transaction_session_timeout = '10min'";
+
+const SCHEMA: &str = include_str!("../../schema-postgres.sql");
+/// The advisory lock held while a database's schema is checked or laid out.
+const SCHEMA_LOCK: i64 = 0x766f_7563_6864;
+
+/// True when `db` names a PostgreSQL database rather than a SQLite file.
+pub fn is_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// A connection and the statements prepared on it.
+pub(super) struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl PgConn {
+    fn statement(&mut self, sql: &str) -> Result<Statement, DbError> {
+        if let Some(stmt) = self.statements.get(sql) {
+            return Ok(stmt.clone());
+        }
+        let stmt = self.client.prepare(&pg_placeholders(sql))?;
+        if self.statements.len() >= STATEMENTS_KEPT {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&dyn ToArg]) -> Result<usize, DbError> {
+        let stmt = self.statement(sql)?;
+        let args: Vec<Arg> = params.iter().map(|p| p.arg()).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        Ok(self.client.execute(&stmt, &refs)? as usize)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&dyn ToArg]) -> Result<Vec<postgres::Row>, DbError> {
+        let stmt = self.statement(sql)?;
+        let args: Vec<Arg> = params.iter().map(|p| p.arg()).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        Ok(self.client.query(&stmt, &refs)?)
+    }
+}
+
+/// The bounded pool.
+pub struct Pool {
+    config: Config,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+struct PoolState {
+    idle: Vec<PgConn>,
+    open: usize,
+}
+
+impl Pool {
+    /// Connects once (so a wrong URL fails at start), lays out or checks the schema, and
+    /// keeps that connection.
+    pub fn open(url: &str) -> Result<Arc<Pool>, String> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| format!("cannot read the database URL: {e}"))?;
+        config.application_name("vouchd");
+        config.connect_timeout(Duration::from_secs(10));
+        let pool = Arc::new(Pool {
+            config,
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+        });
+        let mut first = pool.connect().map_err(|e| format!("cannot connect: {e}"))?;
+        prepare_schema(&mut first.client)
+            .map_err(|e| format!("cannot prepare the database: {e}"))?;
+        let mut state = pool.state.lock().map_err(|_| "the pool is poisoned")?;
+        state.open += 1;
+        state.idle.push(first);
+        drop(state);
+        Ok(pool)
+    }
+
+    fn connect(&self) -> Result<PgConn, DbError> {
+        let mut client = self.config.connect(NoTls)?;
+        client.batch_execute(SESSION)?;
+        Ok(PgConn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// A connection, waiting up to [`POOL_WAIT`] for one to be free.
+    pub(super) fn get(self: &Arc<Pool>) -> Result<Pooled, DbError> {
+        let deadline = Instant::now() + POOL_WAIT;
+        let mut state = self.state.lock().map_err(|_| DbError::PoolTimeout)?;
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(Pooled::new(self, conn));
+            }
+            if state.open < POOL_SIZE {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(conn) => Ok(Pooled::new(self, conn)),
+                    Err(err) => {
+                        self.forget();
+                        Err(err)
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(DbError::PoolTimeout);
+            }
+            state = self
+                .freed
+                .wait_timeout(state, left)
+                .map_err(|_| DbError::PoolTimeout)?
+                .0;
+        }
+    }
+
+    /// A connection that was closed or broken: room for a new one.
+    fn forget(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.open -= 1;
+        }
+        self.freed.notify_one();
+    }
+
+    fn give_back(&self, conn: PgConn) {
+        if let Ok(mut state) = self.state.lock() {
+            state.idle.push(conn);
+        }
+        self.freed.notify_one();
+    }
+}
+
+/// A connection taken from the pool; given back when dropped (closed if it broke, or if a
+/// transaction on it was left open and cannot be rolled back).
+pub(super) struct Pooled {
+    pool: Arc<Pool>,
+    conn: Option<PgConn>,
+    in_transaction: bool,
+}
+
+impl Pooled {
+    fn new(pool: &Arc<Pool>, conn: PgConn) -> Pooled {
+        Pooled {
+            pool: Arc::clone(pool),
+            conn: Some(conn),
+            in_transaction: false,
+        }
+    }
+
+    fn conn(&mut self) -> &mut PgConn {
+        self.conn
+            .as_mut()
+            .expect("a pooled connection until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if self.in_transaction && conn.client.batch_execute("ROLLBACK").is_err() {
+            self.pool.forget();
+            return;
+        }
+        if conn.client.is_closed() {
+            self.pool.forget();
+        } else {
+            self.pool.give_back(conn);
+        }
+    }
+}
+
+/// A `Db` on PostgreSQL: a statement at a time from the pool, or a connection held for a
+/// transaction.
+pub(super) struct PgDb {
+    pool: Arc<Pool>,
+    held: RefCell<Option<Pooled>>,
+    /// A write transaction's (see [`super::Db::locks_rows`]).
+    writes: bool,
+}
+
+impl PgDb {
+    /// Takes a connection per statement.
+    pub(super) fn pooled(pool: Arc<Pool>) -> PgDb {
+        PgDb {
+            pool,
+            held: RefCell::new(None),
+            writes: false,
+        }
+    }
+
+    /// Holds `conn` for a write transaction until dropped.
+    fn writing(pool: Arc<Pool>, conn: Pooled) -> PgDb {
+        PgDb {
+            pool,
+            held: RefCell::new(Some(conn)),
+            writes: true,
+        }
+    }
+
+    pub(super) fn writes(&self) -> bool {
+        self.writes
+    }
+
+    pub(super) fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T, DbError>) -> Result<T, DbError> {
+        let mut held = self.held.borrow_mut();
+        if let Some(pooled) = held.as_mut() {
+            return f(pooled.conn());
+        }
+        drop(held);
+        let mut pooled = self.pool.get()?;
+        f(pooled.conn())
+    }
+
+    pub(super) fn execute(&self, sql: &str, params: &[&dyn ToArg]) -> Result<usize, DbError> {
+        self.with(|c| c.execute(sql, params))
+    }
+
+    pub(super) fn query(
+        &self,
+        sql: &str,
+        params: &[&dyn ToArg],
+    ) -> Result<Vec<postgres::Row>, DbError> {
+        self.with(|c| c.query(sql, params))
+    }
+
+    /// Transaction control and other statements without arguments, on the held connection
+    /// (`BEGIN` takes one and holds it; `COMMIT`/`ROLLBACK` give it back unless it was held
+    /// from the start).
+    pub(super) fn batch(&self, sql: &str) -> Result<(), DbError> {
+        let mut held = self.held.borrow_mut();
+        match held.as_mut() {
+            Some(pooled) => {
+                let result = pooled.conn().client.batch_execute(sql);
+                match sql {
+                    "BEGIN" => pooled.in_transaction = result.is_ok(),
+                    "COMMIT" | "ROLLBACK" => pooled.in_transaction = false,
+                    _ => {}
+                }
+                Ok(result?)
+            }
+            None => {
+                drop(held);
+                let mut pooled = self.pool.get()?;
+                Ok(pooled.conn().client.batch_execute(sql)?)
+            }
+        }
+    }
+
+    /// A REPEATABLE READ snapshot on a connection held until [`PgDb::end_read`].
+    pub(super) fn begin_read(&self) -> Result<(), DbError> {
+        let mut pooled = self.pool.get()?;
+        pooled
+            .conn()
+            .client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        pooled.in_transaction = true;
+        *self.held.borrow_mut() = Some(pooled);
+        Ok(())
+    }
+
+    pub(super) fn end_read(&self) -> Result<(), DbError> {
+        let Some(mut pooled) = self.held.borrow_mut().take() else {
+            return Ok(());
+        };
+        pooled.conn().client.batch_execute("COMMIT")?;
+        pooled.in_transaction = false;
+        Ok(())
+    }
+}
+
+/// Lays out the schema of an empty database, or checks that a vouchd database is at the
+/// version this vouchd knows, under an advisory lock: instances starting together on one
+/// database lay it out once.
+fn prepare_schema(client: &mut Client) -> Result<(), DbError> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])?;
+    let result = lay_out(client);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK]);
+    result?;
+    unlocked?;
+    Ok(())
+}
+
+fn lay_out(client: &mut Client) -> Result<(), DbError> {
+    let latest = super::migrate::LATEST;
+    let exists: bool = client
+        .query_one("SELECT to_regclass('settings') IS NOT NULL", &[])?
+        .get(0);
+    if exists {
+        let version: Option<String> = client
+            .query_opt(
+                "SELECT value FROM settings WHERE key = 'schema_version'",
+                &[],
+            )?
+            .map(|r| r.get(0));
+        let version: i64 = version.and_then(|v| v.parse().ok()).unwrap_or(0);
+        if version == latest {
+            return Ok(());
+        }
+        return Err(DbError::Schema(format!(
+            "the database's schema is version {version}; this vouchd knows version {latest}"
+        )));
+    }
+    let mut tx = client.transaction()?;
+    tx.batch_execute(SCHEMA)?;
+    tx.execute(
+        "INSERT INTO client_groups (id, name, scopes, created_at) VALUES ($1, 'admin', $2, $3)",
+        &[
+            &crate::domain::code::new_id(),
+            &crate::domain::scope::ALL_SCOPES.join(" "),
+            &crate::domain::clock::now(),
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES ('schema_version', $1)",
+        &[&latest.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Runs `op` in a transaction of its own on a pooled connection (READ COMMITTED) and returns
+/// its result once the COMMIT is done: committed when `op` returns `Ok`, rolled back otherwise
+/// (or if it panics).
+pub(super) fn transaction<T, E: From<StoreError>>(
+    pool: &Arc<Pool>,
+    op: impl FnOnce(&Db) -> Result<T, E>,
+) -> Result<T, E> {
+    let conn = pool.get().map_err(|e| E::from(StoreError::from(e)))?;
+    let db = Db {
+        engine: Engine::Postgres(Box::new(PgDb::writing(Arc::clone(pool), conn))),
+    };
+    db.batch("BEGIN")
+        .map_err(|e| E::from(StoreError::from(e)))?;
+    let result = catch_unwind(AssertUnwindSafe(|| op(&db)))
+        .unwrap_or_else(|_| Err(E::from(StoreError::Bug("a write operation panicked"))));
+    match result {
+        Ok(value) => {
+            db.batch("COMMIT")
+                .map_err(|e| E::from(StoreError::from(e)))?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = db.batch("ROLLBACK");
+            Err(err)
+        }
+    }
+}
