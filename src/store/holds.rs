@@ -19,6 +19,9 @@ pub fn find(conn: &Db, hold_id: &str) -> Result<Option<Reservation>, StoreError>
 /// Releases the voucher's JTL holds still live at `now` (never another dialect's); returns
 /// how many there were.
 pub fn release_live(conn: &Db, voucher_id: &str, now: i64) -> Result<usize, StoreError> {
+    // The voucher before its holds, as every write takes them (no two writes wait for each
+    // other's rows on PostgreSQL).
+    super::vouchers::lock(conn, voucher_id)?;
     super::outbox::record_live_releases(conn, voucher_id, now)?;
     Ok(conn.execute(
         "UPDATE reservations SET status = 'released', updated_at = ?2

@@ -22,7 +22,7 @@ use crate::store::Db;
 /// Live holds of a voucher `?1`, as an SQL expression.
 macro_rules! live_holds {
     () => {
-        "(SELECT COALESCE(SUM(amount), 0) FROM reservations \
+        "(SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM reservations \
          WHERE voucher_id = ?1 AND status = 'held' AND expires_at > unixepoch())"
     };
 }
@@ -455,7 +455,13 @@ pub fn list(
         SortField::Amount => "l.amount",
         _ => "l.created_at",
     };
-    let order = super::order_by(&query.sort, column, "l.created_at DESC", "l.seq");
+    let order = super::order_by(
+        &query.sort,
+        column,
+        "l.created_at DESC",
+        "l.seq",
+        conn.is_postgres(),
+    );
     let sql = format!(
         "SELECT l.id, l.voucher_id, l.client_id, l.type, l.amount, l.order_number, l.refers_to, l.created_at, v.currency
          FROM ledger l JOIN vouchers v ON v.id = l.voucher_id {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"

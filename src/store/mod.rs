@@ -48,7 +48,7 @@ mod writer;
 pub use connect::{
     connect, open_direct, pg_url, write_direct, Db, SyncMode, READER_CACHE_BUDGET_KIB,
 };
-pub use paging::{fetch_page, order_by};
+pub(crate) use paging::{fetch_page, order_by};
 pub use pg::POOL_SIZE;
 pub use writer::in_savepoint;
 

@@ -20,14 +20,21 @@ pub fn fetch_page<T>(
 }
 
 /// `ORDER BY` for a list: the requested keys (or `default`), then `tie` in the direction of the
-/// last key so equal values keep a stable order that an index can serve.
+/// last key so equal values keep a stable order that an index can serve. NULL sorts first
+/// ascending as in SQLite: `nulls_first` says so on PostgreSQL, where NULL is the largest.
 pub fn order_by(
     sort: &[SortKey],
     column: impl Fn(SortField) -> &'static str,
     default: &str,
     tie: &str,
+    nulls_first: bool,
 ) -> String {
-    let direction = |descending: bool| if descending { "DESC" } else { "ASC" };
+    let direction = |descending: bool| match (descending, nulls_first) {
+        (false, false) => "ASC",
+        (true, false) => "DESC",
+        (false, true) => "ASC NULLS FIRST",
+        (true, true) => "DESC NULLS LAST",
+    };
     let mut order: Vec<String> = sort
         .iter()
         .map(|k| format!("{} {}", column(k.field), direction(k.descending)))

@@ -29,7 +29,6 @@ pub enum Value {
     Null,
     Int(i64),
     Text(String),
-    Blob(Vec<u8>),
 }
 
 /// What can be bound to a placeholder.
@@ -108,7 +107,6 @@ impl ToArg for Value {
             Value::Null => Arg::Null,
             Value::Int(i) => Arg::Int(*i),
             Value::Text(s) => Arg::Text(s),
-            Value::Blob(b) => Arg::Blob(b),
         }
     }
 }

@@ -223,8 +223,8 @@ fn counted_total(
 /// those rows whole: otherwise SQLite builds every matching row (35 columns and the held
 /// amount's subquery) before sorting or skipping it. A look-up by code or id (one row at most)
 /// is asked directly.
-fn page_sql(where_sql: &str, query: &ListQuery) -> String {
-    let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
+fn page_sql(where_sql: &str, query: &ListQuery, pg: bool) -> String {
+    let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id", pg);
     let unique = query
         .filters
         .iter()
@@ -247,7 +247,7 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), StoreError> {
     let (where_sql, values) = where_clause(tenant, &query.filters, Scan::Any, !conn.is_postgres());
-    let sql = page_sql(&where_sql, query);
+    let sql = page_sql(&where_sql, query, conn.is_postgres());
     let vouchers = super::fetch_page(conn, &sql, values.clone(), query, voucher_from_row)?;
     if let Some(total) = query.total_from_page(vouchers.len()) {
         return Ok((vouchers, total));
@@ -288,7 +288,7 @@ mod tests {
         };
         let (where_sql, mut values) = where_clause(&tenant, &query.filters, Scan::Any, true);
         values.extend([Value::Int(20), Value::Int(0)]);
-        let sql = format!("EXPLAIN QUERY PLAN {}", page_sql(&where_sql, &query));
+        let sql = format!("EXPLAIN QUERY PLAN {}", page_sql(&where_sql, &query, false));
         let rows = conn
             .query_map(&sql, &args(&values), |r| r.get::<String>(3))
             .expect("plan");

@@ -32,7 +32,7 @@ macro_rules! columns {
     () => {
         concat!(
             stored_columns!(),
-            ", (SELECT COALESCE(SUM(r.amount), 0) FROM reservations r \
+            ", (SELECT CAST(COALESCE(SUM(r.amount), 0) AS BIGINT) FROM reservations r \
      WHERE r.voucher_id = v.id AND r.status = 'held' AND r.expires_at > unixepoch())"
         )
     };
@@ -280,6 +280,19 @@ pub fn get(conn: &Db, id: &str, tenant: &Tenant) -> Result<Voucher, StoreError> 
     let sql = if conn.locks_rows() { LOCKING } else { SQL };
     let v = conn.query_opt(sql, &[&id], voucher_from_row)?;
     v.filter(|v| tenant.may_see(v)).ok_or(StoreError::NotFound)
+}
+
+/// In a write on PostgreSQL, locks the voucher's row until the write ends (as [`get`] does),
+/// before the write touches its holds or entries; nothing to do under SQLite's one writer.
+pub(super) fn lock(conn: &Db, id: &str) -> Result<(), StoreError> {
+    if conn.locks_rows() {
+        conn.query_opt(
+            "SELECT 1 FROM vouchers WHERE id = ?1 FOR UPDATE",
+            &[&id],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
 }
 
 /// A voucher by normalised code, if the tenant may see it. Codes are unique per group: a
