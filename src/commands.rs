@@ -427,6 +427,7 @@ fn create_client(
 /// `serve` and `demo` both call this inside a write transaction, so whichever runs first
 /// creates it and prints the secret, once.
 fn create_first_admin(conn: &crate::store::Db) -> Result<Option<(Client, String)>, String> {
+    clients::lock_setup(conn).map_err(|e| failure(&ApiError::from(e)))?;
     if clients::count_clients(conn).map_err(|e| failure(&ApiError::from(e)))? > 0 {
         return Ok(None);
     }

@@ -68,26 +68,34 @@ pub fn run(
     if let Some(saved_reply) = saved {
         if idempotency::find(ctx.conn, &key)?.is_none() {
             let saved_key = key;
-            ctx.app
-                .store
-                .write(move |conn| save(conn, &saved_key, &saved_reply))?;
+            ctx.app.store.write(move |conn| {
+                // Kept already by another vouchd on the same database: that one stands.
+                if idempotency::claim(conn, &saved_key)?.is_some() {
+                    return Ok(());
+                }
+                save(conn, &saved_key, &saved_reply)
+            })?;
         }
     }
     Ok(reply)
 }
 
 fn replay(ctx: &Ctx, key: &Key) -> Result<Option<Reply>, ApiError> {
-    match idempotency::find(ctx.conn, key)? {
-        Some(stored) if stored.request_hash == key.request_hash => Ok(Some(
-            decode_meta(&stored.meta, stored.status, stored.body)
-                .with_header("Idempotent-Replayed", "true"),
-        )),
-        Some(_) => Err(ApiError::Unprocessable(
+    idempotency::find(ctx.conn, key)?
+        .map(|stored| replayed(stored, key))
+        .transpose()
+}
+
+/// A stored reply sent again, or 422 when it was stored for another request.
+fn replayed(stored: idempotency::Stored, key: &Key) -> Result<Reply, ApiError> {
+    if stored.request_hash != key.request_hash {
+        return Err(ApiError::Unprocessable(
             "idempotency_key_reused",
             "This Idempotency-Key was used with another request.".into(),
-        )),
-        None => Ok(None),
+        ));
     }
+    Ok(decode_meta(&stored.meta, stored.status, stored.body)
+        .with_header("Idempotent-Replayed", "true"))
 }
 
 /// The in-memory mark of a key whose first request is running.
@@ -160,6 +168,12 @@ pub fn finish_write_keeping<T>(
     effect: impl FnOnce(&Db) -> Result<T, ApiError>,
     render: impl FnOnce(T) -> (Reply, Option<Reply>),
 ) -> Result<Reply, ApiError> {
+    // Another vouchd on the same database may have run this key meanwhile.
+    if let Some(key) = key {
+        if let Some(stored) = idempotency::claim(conn, key)? {
+            return replayed(stored, key);
+        }
+    }
     let (reply, kept) = match in_savepoint(conn, effect) {
         Ok(value) => render(value),
         Err(err) if err.status() < 500 => (err.to_reply(), None),

@@ -35,6 +35,14 @@ pub struct Copied {
 
 /// Copies the database at `source` to `dest`, which must not exist.
 pub fn backup(source: &Path, dest: &Path) -> Result<Copied, String> {
+    if super::pg_url(source).is_some() {
+        return Err(
+            "vouchd backup copies SQLite database files; a PostgreSQL database is backed \
+                    up with PostgreSQL's own tools (pg_dump, or base backups with WAL \
+                    archiving for point-in-time recovery)"
+                .into(),
+        );
+    }
     if dest.exists() {
         return Err(format!("{} exists already", dest.display()));
     }

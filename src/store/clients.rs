@@ -158,6 +158,20 @@ pub fn list_clients(conn: &Db) -> Result<Vec<Client>, StoreError> {
     Ok(conn.query_map(&sql, &[], client_from_row)?)
 }
 
+/// Inside a write: waits until no other write of vouchd's own set-up (the first admin client)
+/// runs on the database, so that vouchd instances starting together on one PostgreSQL
+/// database make one admin. SQLite's write transactions are one at a time already.
+pub fn lock_setup(conn: &Db) -> Result<(), StoreError> {
+    if conn.locks_rows() {
+        conn.query_opt(
+            "SELECT pg_advisory_xact_lock(hashtextextended('vouchd setup', 0))",
+            &[],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
+}
+
 pub fn count_clients(conn: &Db) -> Result<i64, StoreError> {
     Ok(conn.query_value("SELECT COUNT(*) FROM clients", &[])?)
 }

@@ -40,6 +40,23 @@ pub fn find(conn: &Db, key: &Key) -> Result<Option<Stored>, StoreError> {
     )?)
 }
 
+/// Inside a write: the reply stored for `key` by a write that committed meanwhile, if any.
+/// On PostgreSQL another vouchd on the same database may run the same key at the same time
+/// (the in-memory claim is each instance's own): this waits for a transaction-long lock on
+/// the key, so of two writes with one key the second sees the first's reply and replays it
+/// instead of making a second effect. Under SQLite's one writer nothing can have come between.
+pub fn claim(conn: &Db, key: &Key) -> Result<Option<Stored>, StoreError> {
+    if !conn.locks_rows() {
+        return Ok(None);
+    }
+    conn.query_opt(
+        "SELECT pg_advisory_xact_lock(hashtextextended(?1 || ' ' || ?2, 0))",
+        &[&key.client_id, &key.key],
+        |_| Ok(()),
+    )?;
+    find(conn, key)
+}
+
 /// Saves the reply for `key` (see [`Stored`]), replacing one older than 24 hours; fails on a
 /// live duplicate so that an effect whose reply cannot be kept is rolled back with it.
 pub fn save(conn: &Db, key: &Key, status: u16, meta: &str, body: &[u8]) -> Result<(), StoreError> {

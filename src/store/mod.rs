@@ -81,8 +81,9 @@ pub struct Store {
     /// How long a write may wait for the writer to take it ([`WRITE_TIMEOUT`]).
     write_timeout: Duration,
     /// On PostgreSQL, the pool every reader and write takes its connections from (and no
-    /// writer thread: each write is a transaction of its own on the caller's thread).
-    pg: Option<Arc<pg::Pool>>,
+    /// writer thread: each write is a transaction of its own on the caller's thread, a group
+    /// of one for the observer).
+    pg: Option<(Arc<pg::Pool>, Arc<dyn GroupObserver>)>,
 }
 
 impl Store {
@@ -110,7 +111,7 @@ impl Store {
         observer: Arc<dyn GroupObserver>,
     ) -> Result<Store, String> {
         if let Some(url) = pg_url(path) {
-            return Store::open_pg(path, sync, url);
+            return Store::open_pg(path, sync, url, observer);
         }
         let mut conn = connect(path, sync, false)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -185,7 +186,12 @@ impl Store {
     }
 
     /// Opens a PostgreSQL database (laying out its schema if it is empty).
-    fn open_pg(path: &Path, sync: SyncMode, url: &str) -> Result<Store, String> {
+    fn open_pg(
+        path: &Path,
+        sync: SyncMode,
+        url: &str,
+        observer: Arc<dyn GroupObserver>,
+    ) -> Result<Store, String> {
         let pool =
             pg::Pool::open(url).map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
         Ok(Store {
@@ -196,7 +202,7 @@ impl Store {
             wal_syncs: Arc::new(AtomicU64::new(0)),
             broken: Arc::new(AtomicBool::new(false)),
             write_timeout: WRITE_TIMEOUT,
-            pg: Some(pool),
+            pg: Some((pool, observer)),
         })
     }
 
@@ -222,7 +228,7 @@ impl Store {
 
     /// A new query-only connection for one worker thread.
     pub fn reader(&self) -> Result<Db, StoreError> {
-        if let Some(pool) = &self.pg {
+        if let Some((pool, _)) = &self.pg {
             return Ok(Db::pooled(Arc::clone(pool)));
         }
         Ok(Db::new(connect(&self.path, self.sync, true)?))

@@ -262,8 +262,10 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
     {
-        if let Some(pool) = &self.pg {
-            return super::pg::transaction(pool, op);
+        if let Some((pool, observer)) = &self.pg {
+            let result = super::pg::transaction(pool, op);
+            observer.group_committed(1);
+            return result;
         }
         let (reply, answer) = mpsc::sync_channel(1);
         let state = Arc::new(AtomicU8::new(QUEUED));
