@@ -1,4 +1,5 @@
-//! The store: one SQLite file, one writer thread, a reader connection per worker.
+//! The store: one SQLite file, one writer thread, a reader connection per worker; or a
+//! PostgreSQL database and a pool of connections (`pg`, docs/design.md).
 //!
 //! Every write is an operation sent to the writer thread, which runs the operations it finds
 //! queued in one `BEGIN IMMEDIATE` transaction, each inside its own SAVEPOINT so one failing
@@ -14,12 +15,13 @@
 //! writer's transaction handed to its closure, the CLI's own) only to hand it back to these
 //! operations.
 //!
-//! A second engine: an enum over engines, not a trait. `Db` becomes `enum Db { Sqlite(..),
-//! Postgres(..) }` and each operation matches on it, keeping the one set of free functions
-//! whose names callers use; a trait object would put a dynamic call and a boxed error on
-//! every look-up and charge, and generic handlers would be compiled twice for no caller that
-//! needs both engines at once. The writer's group commit and the WAL's durability and
-//! checkpoints are SQLite's own and would stay beside its variant.
+//! Two engines: an enum over engines, not a trait. `Db` wraps `enum Engine { Sqlite(..),
+//! Postgres(..) }` (`sql`), and the operations run one SQL text on either through its
+//! methods, keeping the one set of free functions whose names callers use; a trait object
+//! would put a dynamic call and a boxed error on every look-up and charge, and generic
+//! handlers would be compiled twice for no caller that needs both engines at once. The
+//! writer's group commit and the WAL's durability and checkpoints are SQLite's own and stay
+//! beside its variant; on PostgreSQL each write is a transaction of its own (`pg`).
 
 pub(crate) mod backup;
 pub(crate) mod bulk;
