@@ -40,7 +40,7 @@ impl Spec {
 const DB: Flag = Flag {
     name: "db",
     value: "PATH",
-    help: "the SQLite database file",
+    help: "the SQLite database file, or a PostgreSQL database as postgres://user:password@host:port/dbname",
     default: "$VOUCHD_DB, else ./vouchd.db",
 };
 
@@ -71,7 +71,7 @@ pub const COMMANDS: &[Spec] = &[
             Flag {
                 name: "db",
                 value: "PATH",
-                help: "the SQLite database file, created when new (and then a client `admin`, whose secret is printed once)",
+                help: "the SQLite database file, created when new (and then a client `admin`, whose secret is printed once), or a PostgreSQL database as postgres://user:password@host:port/dbname",
                 default: "$VOUCHD_DB, else ./vouchd.db",
             },
             Flag {
