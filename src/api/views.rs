@@ -3,8 +3,8 @@
 use crate::domain::clock::format_rfc3339;
 use crate::domain::money::{format_decimal, format_decimal_trimmed};
 use crate::domain::voucher::{Voucher, PERCENT_SCALE};
-use crate::http::request::percent_encode;
-use crate::http::response::Reply;
+use crate::web::request::percent_encode;
+use crate::web::response::Reply;
 use serde::Serialize;
 use time::UtcOffset;
 

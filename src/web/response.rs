@@ -1,7 +1,7 @@
 //! A rendered reply: status, content type, extra headers and body.
 //!
 //! Handlers and the idempotency store speak in `Reply`s; only the server's writer
-//! ([`super::write`]) puts them on the wire, so a stored reply replays byte for byte. A body is
+//! (`http::write`) puts them on the wire, so a stored reply replays byte for byte. A body is
 //! either bytes held in memory, sent with `Content-Length`, or a stream read while it is sent
 //! (an export too large to hold), sent chunked to HTTP/1.1 clients and up to the close to
 //! HTTP/1.0 ones, because its length is not known in advance.
