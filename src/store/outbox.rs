@@ -2,8 +2,15 @@
 //!
 //! [`record`] runs inside the write it reports (same transaction), so an event exists if and
 //! only if its change committed. It writes nothing for a group with no endpoint that wants
-//! the event. The delivery thread reads due deliveries on its own connection and reports
-//! each attempt back through the writer; nothing here waits on a receiver.
+//! the event, and one row for any other: no delivery rows, and for a ledger event (a charge or
+//! refund, the busiest) not even the body, only the entry's id — the ledger is append-only, so
+//! the body rendered later from the entry is the one rendered now would have been.
+//!
+//! The delivery thread does the rest outside the writer's transactions, in batches: it
+//! renders missing bodies on its own connection ([`unrendered`]) and stores them
+//! ([`store_bodies`]), makes each enabled endpoint's deliveries for the events after its
+//! `fanned_upto` ([`fan_out`]), and prunes delivered events past the retention ([`prune`]).
+//! Nothing here waits on a receiver.
 
 use super::error::StoreError;
 use super::ledger::hold_from_row;
@@ -79,50 +86,171 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Records `event` of group `group_id` for every endpoint of the group that wants it, in the
-/// caller's transaction.
+/// Records `event` of group `group_id`, in the caller's transaction, if an enabled endpoint
+/// of the group wants its type: one outbox row; the deliveries are made by [`fan_out`].
 pub fn record(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError> {
     let Some(kind) = event.kind() else {
         return Ok(());
     };
-    let endpoints: Vec<String> = conn
+    let wanted: bool = conn
         .prepare_cached(
-            "SELECT id FROM webhook_endpoints
-             WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2",
+            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints
+             WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2)",
         )?
-        .query_map(params![group_id, format!("% {} %", kind.as_str())], |r| {
+        .query_row(params![group_id, format!("% {} %", kind.as_str())], |r| {
             r.get(0)
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    if endpoints.is_empty() {
+        })?;
+    if !wanted {
         return Ok(());
     }
+    let id = format!("evt_{}", new_id());
+    let created_at = clock::now();
+    let (body, entry_id) = match &event {
+        Event::Entry(entry) => (None, Some(entry.id.as_str())),
+        _ => (Some(render(&id, kind, created_at, &event)?), None),
+    };
+    conn.prepare_cached(
+        "INSERT INTO webhook_events (id, group_id, type, created_at, body, entry_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        id,
+        group_id,
+        kind.as_str(),
+        created_at,
+        body,
+        entry_id
+    ])?;
+    Ok(())
+}
+
+fn render(id: &str, kind: EventType, created_at: i64, event: &Event) -> Result<String, StoreError> {
     let renderer = RENDERER
         .get()
         .ok_or(StoreError::Bug("no renderer for webhook events"))?;
-    let id = format!("evt_{}", new_id());
-    let created_at = clock::now();
-    let body = renderer(&Envelope {
-        id: &id,
+    Ok(renderer(&Envelope {
+        id,
         kind,
         created_at,
-        event: &event,
-    });
-    conn.prepare_cached(
-        "INSERT INTO webhook_events (id, group_id, type, created_at, body)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![id, group_id, kind.as_str(), created_at, body])?;
-    let seq = conn.last_insert_rowid();
-    let now = now_ms();
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
-         VALUES (?1, ?2, 'pending', ?3)",
-    )?;
-    for endpoint in endpoints {
-        insert.execute(params![endpoint, seq, now])?;
+        event,
+    }))
+}
+
+/// Events rendered per batch, at most.
+const RENDER_BATCH: i64 = 1000;
+
+/// The bodies of ledger events after `after` (a seq) still without one, rendered from their
+/// entries on the caller's (reading) connection, and the seq up to which no event lacks a body
+/// once these are stored.
+pub fn unrendered(conn: &Db, after: i64) -> Result<(Vec<(i64, String)>, i64), StoreError> {
+    let newest: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM webhook_events")?
+        .query_row([], |r| r.get(0))?;
+    let rows: Vec<(i64, String, String, i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT seq, id, type, created_at, entry_id FROM webhook_events
+             WHERE seq > ?1 AND seq <= ?2 AND body IS NULL ORDER BY seq LIMIT ?3",
+        )?
+        .query_map(params![after, newest, RENDER_BATCH], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let upto = match rows.last() {
+        Some(last) if rows.len() as i64 == RENDER_BATCH => last.0,
+        _ => newest,
+    };
+    let mut bodies = Vec::with_capacity(rows.len());
+    for (seq, id, kind, created_at, entry_id) in rows {
+        let kind = EventType::parse(&kind).ok_or(StoreError::Bug("an unknown event type"))?;
+        let entry = match entry_id {
+            Some(entry_id) => super::ledger::find_entry(conn, &entry_id)?,
+            None => None,
+        };
+        let entry = entry.ok_or(StoreError::Bug("a ledger event without its entry"))?;
+        bodies.push((seq, render(&id, kind, created_at, &Event::Entry(&entry))?));
+    }
+    Ok((bodies, upto))
+}
+
+/// Stores bodies [`unrendered`] rendered (each once: a body is never replaced).
+pub fn store_bodies(conn: &Db, bodies: &[(i64, String)]) -> Result<(), StoreError> {
+    let mut update =
+        conn.prepare_cached("UPDATE webhook_events SET body = ?2 WHERE seq = ?1 AND body IS NULL")?;
+    for (seq, body) in bodies {
+        update.execute(params![seq, body])?;
     }
     Ok(())
+}
+
+/// Whether an enabled endpoint has events after its `fanned_upto` (so [`fan_out`] has work).
+pub fn fan_out_due(conn: &Db) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE((SELECT MAX(seq) FROM webhook_events), 0) >
+                    COALESCE((SELECT MIN(fanned_upto) FROM webhook_endpoints
+                              WHERE disabled_at IS NULL), 1 << 62)",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Makes the pending deliveries of every enabled endpoint (or only `endpoint`) for the events
+/// of its group and types after its `fanned_upto`, in event order, and moves the mark to the
+/// newest event. Endpoints see the events of their group only.
+pub fn fan_out(conn: &Db, endpoint: Option<&str>) -> Result<(), StoreError> {
+    let now = now_ms();
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
+         SELECT e.id, ev.seq, 'pending', ?1
+         FROM webhook_endpoints e
+         JOIN webhook_events ev ON ev.seq > e.fanned_upto AND ev.group_id = e.group_id
+         WHERE e.disabled_at IS NULL AND (?2 IS NULL OR e.id = ?2)
+           AND ' ' || e.events || ' ' LIKE '% ' || ev.type || ' %'
+         ORDER BY e.id, ev.seq",
+    )?
+    .execute(params![now, endpoint])?;
+    conn.prepare_cached(
+        "UPDATE webhook_endpoints
+         SET fanned_upto = (SELECT COALESCE(MAX(seq), 0) FROM webhook_events)
+         WHERE disabled_at IS NULL AND (?1 IS NULL OR id = ?1)",
+    )?
+    .execute(params![endpoint])?;
+    Ok(())
+}
+
+/// How long a delivered event is kept: 30 days.
+pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// Events pruned per call, at most.
+const PRUNE_BATCH: i64 = 5000;
+
+/// Deletes the oldest events created before `cutoff` (unix seconds) that every endpoint is
+/// done with, with their deliveries: none pending for any endpoint (a disabled endpoint's
+/// pending ones are kept for redelivery), all made (at or before every enabled endpoint's
+/// `fanned_upto`), and never the newest event, whose seq the next one follows. Returns how
+/// many events went.
+pub fn prune(conn: &Db, cutoff: i64) -> Result<usize, StoreError> {
+    let upto: Option<i64> = conn
+        .prepare_cached(
+            "WITH bound AS (SELECT MIN(b) AS b FROM (
+                 SELECT MAX(seq) AS b FROM webhook_events
+                 UNION ALL SELECT MIN(fanned_upto) + 1 FROM webhook_endpoints
+                     WHERE disabled_at IS NULL
+                 UNION ALL SELECT MIN(event_seq) FROM webhook_deliveries WHERE state = 'pending'))
+             SELECT MAX(seq) FROM (SELECT seq, created_at FROM webhook_events
+                 WHERE seq < (SELECT b FROM bound) ORDER BY seq LIMIT ?2)
+             WHERE created_at < ?1",
+        )?
+        .query_row(params![cutoff, PRUNE_BATCH], |r| r.get(0))?;
+    let Some(upto) = upto else {
+        return Ok(0);
+    };
+    conn.prepare_cached(
+        "DELETE FROM webhook_deliveries
+         WHERE endpoint_id IN (SELECT id FROM webhook_endpoints) AND event_seq <= ?1",
+    )?
+    .execute([upto])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM webhook_events WHERE seq <= ?1")?
+        .execute([upto])?)
 }
 
 /// Records `import.completed` for each group an import added vouchers to.
@@ -292,8 +420,58 @@ mod tests {
         })
         .expect("committed");
         assert_eq!(events(&conn), 1);
+        assert!(
+            heads(&conn).expect("heads").is_empty(),
+            "no delivery made yet"
+        );
+        fan_out(&conn, None).expect("fan out");
         let head = heads(&conn).expect("heads");
         assert_eq!(head.len(), 1);
         assert!(head[0].body.contains(&head[0].event_id));
+    }
+
+    #[test]
+    fn pruning_takes_only_old_events_every_endpoint_is_done_with_and_keeps_the_newest() {
+        use crate::store::webhooks::{finish_attempt, Outcome};
+        let (conn, group) = database();
+        let endpoint = insert_endpoint(
+            &conn,
+            &group,
+            "http://127.0.0.1/",
+            &[EventType::ImportCompleted],
+            "s",
+        )
+        .expect("endpoint");
+        for count in 1..=3 {
+            record(&conn, &group, Event::ImportCompleted { count }).expect("record");
+        }
+        let later = clock::now() + 60;
+        assert_eq!(prune(&conn, later).expect("prune"), 0, "not fanned out yet");
+        fan_out(&conn, None).expect("fan out");
+        assert_eq!(prune(&conn, later).expect("prune"), 0, "all pending");
+        let delivered = Outcome::Delivered { status: 200 };
+        for seq in [1, 2] {
+            finish_attempt(&conn, &endpoint.id, seq, now_ms(), &delivered).expect("delivered");
+        }
+        assert_eq!(
+            prune(&conn, clock::now() - 60).expect("prune"),
+            0,
+            "none old enough"
+        );
+        assert_eq!(prune(&conn, later).expect("prune"), 2);
+        assert_eq!(events(&conn), 1);
+        finish_attempt(&conn, &endpoint.id, 3, now_ms(), &delivered).expect("delivered");
+        assert_eq!(prune(&conn, later).expect("prune"), 0, "the newest stays");
+        let deliveries: i64 = conn
+            .query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(
+            deliveries, 1,
+            "the pruned events' deliveries went with them"
+        );
+        // The next event follows the kept one, so the endpoint's mark still holds.
+        record(&conn, &group, Event::ImportCompleted { count: 4 }).expect("record");
+        fan_out(&conn, None).expect("fan out");
+        assert_eq!(heads(&conn).expect("heads")[0].event_seq, 4);
     }
 }

@@ -3,7 +3,7 @@
 //! The events themselves are recorded by [`super::outbox`].
 
 use super::error::StoreError;
-use super::outbox::now_ms;
+use super::outbox::{self, now_ms};
 use super::Db;
 use crate::domain::clock;
 use crate::domain::code::new_id;
@@ -35,7 +35,8 @@ fn endpoint_from_row(row: &Row) -> rusqlite::Result<Endpoint> {
     })
 }
 
-/// Adds an endpoint with its secret; events that happen from its commit on reach it.
+/// Adds an endpoint with its secret; events that happen from its commit on reach it (its
+/// deliveries start after the newest event now).
 pub fn insert_endpoint(
     conn: &Db,
     group_id: &str,
@@ -53,8 +54,8 @@ pub fn insert_endpoint(
     };
     let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     conn.prepare_cached(
-        "INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at, fanned_upto)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) FROM webhook_events))",
     )?
     .execute(params![
         endpoint.id,
@@ -171,7 +172,8 @@ pub fn list_deliveries(
 }
 
 /// Queues the group's event `event_id` again for every endpoint that had it (enabling a
-/// disabled one again); false when the group has no such event.
+/// disabled one again: it gets the events from now on, not those of while it was disabled);
+/// false when the group has no such event.
 pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, StoreError> {
     let seq: Option<i64> = conn
         .prepare_cached("SELECT seq FROM webhook_events WHERE id = ?1 AND group_id = ?2")?
@@ -190,7 +192,9 @@ pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, Stor
     )?
     .execute(params![seq, group_id, now_ms()])?;
     conn.prepare_cached(
-        "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL
+        "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL,
+             fanned_upto = CASE WHEN disabled_at IS NULL THEN fanned_upto
+                 ELSE (SELECT COALESCE(MAX(seq), 0) FROM webhook_events) END
          WHERE group_id = ?2 AND EXISTS (SELECT 1 FROM webhook_deliveries
              WHERE endpoint_id = webhook_endpoints.id AND event_seq = ?1)",
     )?
@@ -198,7 +202,8 @@ pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, Stor
     Ok(true)
 }
 
-/// The oldest pending delivery of an enabled endpoint: the only one of it that may be tried.
+/// The oldest pending delivery of an enabled endpoint: the only one of it that may be tried
+/// (once its body is rendered).
 #[derive(Clone, Debug)]
 pub struct Head {
     pub endpoint_id: String,
@@ -218,7 +223,7 @@ const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.bod
      JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.event_seq =
          (SELECT MIN(event_seq) FROM webhook_deliveries WHERE endpoint_id = e.id AND state = 'pending')
      JOIN webhook_events ev ON ev.seq = d.event_seq
-     WHERE e.disabled_at IS NULL";
+     WHERE e.disabled_at IS NULL AND ev.body IS NOT NULL";
 
 fn head_from_row(r: &Row) -> rusqlite::Result<Head> {
     Ok(Head {
@@ -303,6 +308,8 @@ pub fn finish_attempt(
                 next_try_at
             ])?;
             if let Some(reason) = disable {
+                // Events up to now are its to get once it is enabled again; later ones not.
+                outbox::fan_out(conn, Some(endpoint_id))?;
                 conn.prepare_cached(
                     "UPDATE webhook_endpoints SET disabled_at = ?2, disabled_reason = ?3
                      WHERE id = ?1",
