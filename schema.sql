@@ -192,15 +192,15 @@ CREATE TABLE webhook_endpoints (
 );
 CREATE INDEX webhook_endpoints_group ON webhook_endpoints(group_id);
 -- The outbox: one row per event, written in the transaction of the change it reports (and
--- nothing else there: the delivery thread makes the deliveries and renders ledger events).
+-- nothing else there: the delivery thread makes the deliveries).
 CREATE TABLE webhook_events (
     seq         INTEGER PRIMARY KEY,         -- the order of delivery
     id          TEXT NOT NULL UNIQUE,        -- the event id receivers see, the same on every try
     group_id    TEXT NOT NULL,
     type        TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
-    body        TEXT,                        -- the JSON sent, rendered once; NULL until then
-    entry_id    TEXT                         -- a ledger event's entry, its body rendered from it
+    body        TEXT,                        -- the JSON sent, rendered once; NULL for a ledger
+    entry_id    TEXT                         -- event: rendered from this entry when sent
 );
 -- One event to one endpoint (made by the delivery thread): its attempts so far and the next.
 CREATE TABLE webhook_deliveries (

@@ -1,10 +1,9 @@
 //! Webhook delivery: a dispatching thread and one short-lived thread per endpoint at work.
 //!
 //! A write records one outbox row per event and nothing more; the dispatcher does the rest in
-//! batches, once a tick: it renders the bodies of ledger events on its own query-only
-//! connection (outside every write) and stores them, makes the endpoints' deliveries for the
-//! events recorded since the last tick, and now and then prunes delivered events older than
-//! the retention (30 days). Each enabled endpoint's oldest pending delivery (its head) is the
+//! batches, once a tick: it makes the endpoints' deliveries for the events recorded since the
+//! last tick, and now and then prunes delivered events older than the retention (30 days).
+//! A ledger event's body is rendered when it is read to be sent, outside every write. Each enabled endpoint's oldest pending delivery (its head) is the
 //! only one of it that may be tried, which keeps each endpoint's events in order. A due head gets a thread that POSTs
 //! it (10 s at most), reports the outcome through the writer like any other write, and goes
 //! on with the endpoint's next head while they succeed. A hanging receiver therefore holds
@@ -105,16 +104,10 @@ pub fn start(
 }
 
 fn dispatch(conn: &Db, shared: &Arc<Shared>) {
-    // Every event up to this seq has its body (0: not looked yet).
-    let mut rendered_upto = 0;
     let mut pruned_at: Option<std::time::Instant> = None;
     while !shared.stop.load(Ordering::Acquire) {
         if let Err(err) = sweep_expired(conn, &shared.store) {
             eprintln!("vouchd: webhooks: cannot look for expired reservations: {err}");
-        }
-        match render(conn, &shared.store, rendered_upto) {
-            Ok(upto) => rendered_upto = upto,
-            Err(err) => eprintln!("vouchd: webhooks: cannot render events: {err}"),
         }
         if let Err(err) = fan_out(conn, &shared.store) {
             eprintln!("vouchd: webhooks: cannot queue deliveries: {err}");
@@ -146,16 +139,6 @@ fn sweep_expired(conn: &Db, store: &Store) -> Result<(), StoreError> {
         store.write(move |c| outbox::sweep_expired(c, now))?;
     }
     Ok(())
-}
-
-/// Renders the bodies missing after `after` outside the writer and stores them through it;
-/// returns the seq up to which every event has its body.
-fn render(conn: &Db, store: &Store, after: i64) -> Result<i64, StoreError> {
-    let (bodies, upto) = outbox::unrendered(conn, after)?;
-    if !bodies.is_empty() {
-        store.write(move |c| outbox::store_bodies(c, &bodies))?;
-    }
-    Ok(upto)
 }
 
 /// Makes the deliveries of the events recorded since the last look; writes only when there

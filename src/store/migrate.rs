@@ -208,8 +208,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE reservations ADD COLUMN dialect TEXT;",
     // 11: a write records one outbox row per event and nothing more: the delivery thread makes
     // each endpoint's deliveries (up to `fanned_upto`, which starts at the newest event, since
-    // every older one has its deliveries) and renders a ledger event's body from its entry
-    // (`entry_id`), so `body` may be NULL for a while. The events table is rebuilt for that.
+    // every older one has its deliveries), and a ledger event keeps its entry's id instead of
+    // a body (NULL), rendered from the entry when sent. The events table is rebuilt for that.
     "ALTER TABLE webhook_endpoints ADD COLUMN fanned_upto INTEGER NOT NULL DEFAULT 0;
      UPDATE webhook_endpoints SET fanned_upto = (SELECT COALESCE(MAX(seq), 0) FROM webhook_events);
      CREATE TABLE webhook_events_new (

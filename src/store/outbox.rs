@@ -4,13 +4,12 @@
 //! only if its change committed. It writes nothing for a group with no endpoint that wants
 //! the event, and one row for any other: no delivery rows, and for a ledger event (a charge or
 //! refund, the busiest) not even the body, only the entry's id — the ledger is append-only, so
-//! the body rendered later from the entry is the one rendered now would have been.
+//! the body rendered from the entry when it is sent ([`render_entry_event`], on the delivery
+//! thread's connection) is the one rendered now would have been, on every attempt.
 //!
-//! The delivery thread does the rest outside the writer's transactions, in batches: it
-//! renders missing bodies on its own connection ([`unrendered`]) and stores them
-//! ([`store_bodies`]), makes each enabled endpoint's deliveries for the events after its
-//! `fanned_upto` ([`fan_out`]), and prunes delivered events past the retention ([`prune`]).
-//! Nothing here waits on a receiver.
+//! The delivery thread does the rest outside the request's transaction, in batches: it makes
+//! each enabled endpoint's deliveries for the events after its `fanned_upto` ([`fan_out`]) and
+//! prunes delivered events past the retention ([`prune`]). Nothing here waits on a receiver.
 
 use super::error::StoreError;
 use super::ledger::hold_from_row;
@@ -136,50 +135,22 @@ fn render(id: &str, kind: EventType, created_at: i64, event: &Event) -> Result<S
     }))
 }
 
-/// Events rendered per batch, at most.
-const RENDER_BATCH: i64 = 1000;
-
-/// The bodies of ledger events after `after` (a seq) still without one, rendered from their
-/// entries on the caller's (reading) connection, and the seq up to which no event lacks a body
-/// once these are stored.
-pub fn unrendered(conn: &Db, after: i64) -> Result<(Vec<(i64, String)>, i64), StoreError> {
-    let newest: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM webhook_events")?
-        .query_row([], |r| r.get(0))?;
-    let rows: Vec<(i64, String, String, i64, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT seq, id, type, created_at, entry_id FROM webhook_events
-             WHERE seq > ?1 AND seq <= ?2 AND body IS NULL ORDER BY seq LIMIT ?3",
-        )?
-        .query_map(params![after, newest, RENDER_BATCH], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let upto = match rows.last() {
-        Some(last) if rows.len() as i64 == RENDER_BATCH => last.0,
-        _ => newest,
+/// The body of a ledger event (stored without one), rendered from its entry: the same on
+/// every attempt, since neither the entry (the ledger is append-only) nor the event changes.
+pub fn render_entry_event(
+    conn: &Db,
+    id: &str,
+    kind: &str,
+    created_at: i64,
+    entry_id: Option<String>,
+) -> Result<String, StoreError> {
+    let kind = EventType::parse(kind).ok_or(StoreError::Bug("an unknown event type"))?;
+    let entry = match entry_id {
+        Some(entry_id) => super::ledger::find_entry(conn, &entry_id)?,
+        None => None,
     };
-    let mut bodies = Vec::with_capacity(rows.len());
-    for (seq, id, kind, created_at, entry_id) in rows {
-        let kind = EventType::parse(&kind).ok_or(StoreError::Bug("an unknown event type"))?;
-        let entry = match entry_id {
-            Some(entry_id) => super::ledger::find_entry(conn, &entry_id)?,
-            None => None,
-        };
-        let entry = entry.ok_or(StoreError::Bug("a ledger event without its entry"))?;
-        bodies.push((seq, render(&id, kind, created_at, &Event::Entry(&entry))?));
-    }
-    Ok((bodies, upto))
-}
-
-/// Stores bodies [`unrendered`] rendered (each once: a body is never replaced).
-pub fn store_bodies(conn: &Db, bodies: &[(i64, String)]) -> Result<(), StoreError> {
-    let mut update =
-        conn.prepare_cached("UPDATE webhook_events SET body = ?2 WHERE seq = ?1 AND body IS NULL")?;
-    for (seq, body) in bodies {
-        update.execute(params![seq, body])?;
-    }
-    Ok(())
+    let entry = entry.ok_or(StoreError::Bug("an event with neither body nor entry"))?;
+    render(id, kind, created_at, &Event::Entry(&entry))
 }
 
 /// Whether an enabled endpoint has events after its `fanned_upto` (so [`fan_out`] has work).
@@ -195,15 +166,17 @@ pub fn fan_out_due(conn: &Db) -> Result<bool, StoreError> {
 
 /// Makes the pending deliveries of every enabled endpoint (or only `endpoint`) for the events
 /// of its group and types after its `fanned_upto`, in event order, and moves the mark to the
-/// newest event. Endpoints see the events of their group only.
+/// newest event. Endpoints see the events of their group only. (`CROSS JOIN` and
+/// `+ev.group_id`: each endpoint's events are found by seq from its mark on, not by a scan or
+/// a temporary index of the whole table.)
 pub fn fan_out(conn: &Db, endpoint: Option<&str>) -> Result<(), StoreError> {
     let now = now_ms();
     conn.prepare_cached(
         "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
          SELECT e.id, ev.seq, 'pending', ?1
-         FROM webhook_endpoints e
-         JOIN webhook_events ev ON ev.seq > e.fanned_upto AND ev.group_id = e.group_id
-         WHERE e.disabled_at IS NULL AND (?2 IS NULL OR e.id = ?2)
+         FROM webhook_endpoints e CROSS JOIN webhook_events ev
+         WHERE ev.seq > e.fanned_upto AND +ev.group_id = e.group_id
+           AND e.disabled_at IS NULL AND (?2 IS NULL OR e.id = ?2)
            AND ' ' || e.events || ' ' LIKE '% ' || ev.type || ' %'
          ORDER BY e.id, ev.seq",
     )?

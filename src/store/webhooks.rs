@@ -202,8 +202,7 @@ pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, Stor
     Ok(true)
 }
 
-/// The oldest pending delivery of an enabled endpoint: the only one of it that may be tried
-/// (once its body is rendered).
+/// The oldest pending delivery of an enabled endpoint: the only one of it that may be tried.
 #[derive(Clone, Debug)]
 pub struct Head {
     pub endpoint_id: String,
@@ -218,41 +217,60 @@ pub struct Head {
 }
 
 const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.body, d.attempts,
-        d.first_failed_at, d.next_try_at
+        d.first_failed_at, d.next_try_at, ev.type, ev.created_at, ev.entry_id
      FROM webhook_endpoints e
      JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.event_seq =
          (SELECT MIN(event_seq) FROM webhook_deliveries WHERE endpoint_id = e.id AND state = 'pending')
      JOIN webhook_events ev ON ev.seq = d.event_seq
-     WHERE e.disabled_at IS NULL AND ev.body IS NOT NULL";
+     WHERE e.disabled_at IS NULL";
 
-fn head_from_row(r: &Row) -> rusqlite::Result<Head> {
-    Ok(Head {
+/// A head as stored: a ledger event's body is rendered from its entry (see `outbox`).
+fn head_from_row(r: &Row) -> rusqlite::Result<(Head, Option<RenderFrom>)> {
+    let body: Option<String> = r.get(5)?;
+    let from = match body {
+        Some(_) => None,
+        None => Some((r.get(9)?, r.get(10)?, r.get(11)?)),
+    };
+    let head = Head {
         endpoint_id: r.get(0)?,
         url: r.get(1)?,
         secret: r.get(2)?,
         event_seq: r.get(3)?,
         event_id: r.get(4)?,
-        body: r.get(5)?,
+        body: body.unwrap_or_default(),
         attempts: r.get(6)?,
         first_failed_at: r.get(7)?,
         next_try_at: r.get(8)?,
-    })
+    };
+    Ok((head, from))
+}
+
+/// What an unstored body is rendered from: the event's type, time and ledger entry.
+type RenderFrom = (String, i64, Option<String>);
+
+fn rendered(conn: &Db, (mut head, from): (Head, Option<RenderFrom>)) -> Result<Head, StoreError> {
+    if let Some((kind, created_at, entry_id)) = from {
+        head.body = outbox::render_entry_event(conn, &head.event_id, &kind, created_at, entry_id)?;
+    }
+    Ok(head)
 }
 
 /// Every enabled endpoint's head delivery, due or not.
 pub fn heads(conn: &Db) -> Result<Vec<Head>, StoreError> {
-    Ok(conn
+    let rows = conn
         .prepare_cached(HEAD_SQL)?
         .query_map([], head_from_row)?
-        .collect::<rusqlite::Result<_>>()?)
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(|row| rendered(conn, row)).collect()
 }
 
 /// One endpoint's head delivery, if it is enabled and has one.
 pub fn head_of(conn: &Db, endpoint_id: &str) -> Result<Option<Head>, StoreError> {
-    Ok(conn
-        .prepare_cached(&format!("{HEAD_SQL} AND e.id = ?1"))?
+    conn.prepare_cached(&format!("{HEAD_SQL} AND e.id = ?1"))?
         .query_row([endpoint_id], head_from_row)
-        .optional()?)
+        .optional()?
+        .map(|row| rendered(conn, row))
+        .transpose()
 }
 
 /// An attempt's result, written back by the delivery thread through the writer.
