@@ -95,9 +95,9 @@ pub fn render(
                 }
                 None => line.push('-'),
             }
-            let _ = write!(
+            let _ = writeln!(
                 line,
-                " method={} route={} status={status} duration_ms={millis:.3} client_id={}\n",
+                " method={} route={} status={status} duration_ms={millis:.3} client_id={}",
                 trace.method,
                 trace.route,
                 trace.client_id.as_deref().unwrap_or("-"),
