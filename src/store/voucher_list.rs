@@ -216,9 +216,18 @@ fn counted_total(
 ///
 /// A page that may need sorting or skipping picks its rows by key first and reads only
 /// those rows whole: otherwise SQLite builds every matching row (35 columns and the held
-/// amount's subquery) before sorting or skipping it. A look-up by code or id (one row at most)
-/// is asked directly.
-fn page_sql(where_sql: &str, query: &ListQuery) -> String {
+/// amount's subquery) before sorting or skipping it. A look-up by code or id (a few rows at
+/// most) is asked directly, and without `ORDER BY` where it matches one row at most (an id, or
+/// a code within one group): SQLite sorts even a single row through a temporary B-tree.
+fn page_sql(where_sql: &str, query: &ListQuery, tenant: &Tenant) -> String {
+    let one_row = query.filters.iter().any(|f| match f {
+        Filter::Id(_) => true,
+        Filter::Code(_) => matches!(tenant, Tenant::Group(_)),
+        _ => false,
+    });
+    if one_row {
+        return format!("SELECT {COLUMNS} FROM vouchers v {where_sql} LIMIT ? OFFSET ?");
+    }
     let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id");
     let unique = query
         .filters
@@ -242,7 +251,7 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), StoreError> {
     let (where_sql, args) = where_clause(tenant, &query.filters, Scan::Any);
-    let sql = page_sql(&where_sql, query);
+    let sql = page_sql(&where_sql, query, tenant);
     let vouchers = super::fetch_page(conn, &sql, args.clone(), query, voucher_from_row)?;
     if let Some(total) = query.total_from_page(vouchers.len()) {
         return Ok((vouchers, total));
@@ -282,7 +291,10 @@ mod tests {
         };
         let (where_sql, mut args) = where_clause(&tenant, &query.filters, Scan::Any);
         args.extend([Value::Integer(20), Value::Integer(0)]);
-        let sql = format!("EXPLAIN QUERY PLAN {}", page_sql(&where_sql, &query));
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            page_sql(&where_sql, &query, &tenant)
+        );
         let mut stmt = conn.prepare(&sql).expect("explain");
         let rows = stmt
             .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
