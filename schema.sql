@@ -187,19 +187,22 @@ CREATE TABLE webhook_endpoints (
     secret          TEXT NOT NULL,           -- the HMAC key; kept as is, since signing needs it
     created_at      INTEGER NOT NULL,
     disabled_at     INTEGER,                 -- set when it failed for the whole retry window
-    disabled_reason TEXT
+    disabled_reason TEXT,
+    fanned_upto     INTEGER NOT NULL DEFAULT 0 -- its deliveries are made for events up to this seq
 );
 CREATE INDEX webhook_endpoints_group ON webhook_endpoints(group_id);
--- The outbox: one row per event, written in the transaction of the change it reports.
+-- The outbox: one row per event, written in the transaction of the change it reports (and
+-- nothing else there: the delivery thread makes the deliveries).
 CREATE TABLE webhook_events (
     seq         INTEGER PRIMARY KEY,         -- the order of delivery
     id          TEXT NOT NULL UNIQUE,        -- the event id receivers see, the same on every try
     group_id    TEXT NOT NULL,
     type        TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
-    body        TEXT NOT NULL                -- the JSON sent, rendered once
+    body        TEXT,                        -- the JSON sent, rendered once; NULL for a ledger
+    entry_id    TEXT                         -- event: rendered from this entry when sent
 );
--- One event to one endpoint: its attempts so far and the next.
+-- One event to one endpoint (made by the delivery thread): its attempts so far and the next.
 CREATE TABLE webhook_deliveries (
     endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
     event_seq       INTEGER NOT NULL REFERENCES webhook_events(seq),

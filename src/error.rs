@@ -5,8 +5,8 @@
 
 use crate::domain::query::ParamError;
 use crate::domain::voucher::Refusal;
-use crate::http::response::Reply;
 use crate::store::error::{Conflict, Invalid, StoreError};
+use crate::web::response::Reply;
 use serde_json::json;
 
 pub use crate::domain::field::FieldError;

@@ -1,6 +1,7 @@
 //! vouchd: a self-hosted voucher server in one executable, its data in one SQLite file.
 //!
-//! Requests flow one way: `http` → `api` → `store`, all using `domain`, which uses nothing.
+//! Requests flow one way: `http` → `api` → `store`, all using `domain`, which uses nothing;
+//! the request and reply types are in `web`, below `http` and `api` both.
 //! [`serve`] starts the whole server on a listener, so tests can start it in-process too.
 
 pub mod api;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod ops;
 pub mod store;
 pub mod ui;
+pub mod web;
 
 use app::App;
 use std::net::TcpListener;

@@ -4,8 +4,11 @@
 //! The rules: `domain` imports nothing of the crate outside `domain`; `store` imports only
 //! `store` and `domain`; `ops` does not import `http`; no file outside `src/store/` names
 //! `rusqlite` or runs a statement on the store's `Db` handle (callers only pass it to the
-//! store's operations); and no two modules (files) import each other, directly or round a
-//! longer circle. A broken rule fails with the file that breaks it.
+//! store's operations); no two modules (files) import each other, directly or round a longer
+//! circle; and no two top-level modules (`http`, `api`, `store`, `web`, …) do either, so the
+//! layers form one order (`http` → `api` → `store` → `domain`, with the request and reply types
+//! in `web`, below both `http` and `api`). A broken rule fails with the file that breaks it; a
+//! circle of top-level modules names one file (and the path it writes) for each of its arrows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -172,6 +175,9 @@ fn broken_rules(sources: &[Source]) -> Vec<String> {
     let modules: BTreeSet<String> = sources.iter().map(|s| s.module.clone()).collect();
     let mut broken = Vec::new();
     let mut arrows: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    // Between top-level modules: each arrow with the first file (by name) that draws it.
+    let mut top_arrows: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut witness: BTreeMap<(String, String), (&str, String)> = BTreeMap::new();
     for source in sources {
         let from = source.module.as_str();
         if !source.file.starts_with("src/store/") && source.code.contains("rusqlite") {
@@ -208,6 +214,19 @@ fn broken_rules(sources: &[Source]) -> Vec<String> {
                 ));
             }
             if to != from && to != "crate" && from != "crate" {
+                if top(from) != top(&to) {
+                    top_arrows
+                        .entry(top(from))
+                        .or_default()
+                        .insert(top(&to).into());
+                    let key = (top(from).to_string(), top(&to).to_string());
+                    let seen = witness
+                        .entry(key)
+                        .or_insert((source.file.as_str(), path.clone()));
+                    if source.file.as_str() < seen.0 {
+                        *seen = (source.file.as_str(), path.clone());
+                    }
+                }
                 arrows.entry(from).or_default().insert(to);
             }
         }
@@ -222,6 +241,20 @@ fn broken_rules(sources: &[Source]) -> Vec<String> {
             .map(|m| files.get(m.as_str()).copied().unwrap_or(m))
             .collect();
         broken.push(format!("import circle: {}", names.join(" → ")));
+    }
+    for circle in circles(&top_arrows) {
+        let by: Vec<String> = circle
+            .windows(2)
+            .map(|pair| {
+                let (file, path) = &witness[&(pair[0].clone(), pair[1].clone())];
+                format!("{file} imports crate::{path}")
+            })
+            .collect();
+        broken.push(format!(
+            "module circle: {} ({})",
+            circle.join(" → "),
+            by.join("; ")
+        ));
     }
     broken
 }
@@ -304,8 +337,39 @@ fn the_rules_catch_a_forbidden_use_a_rusqlite_name_a_statement_and_a_circle() {
             "src/api/stats.rs: names rusqlite; only src/store/ may (the store's face is its operations)",
             "src/api/admin.rs: runs .execute_batch(…) on a connection; only src/store/ may",
             "import circle: src/api/native.rs → src/http/response.rs → src/api/native.rs",
+            "module circle: api → http → api (src/api/native.rs imports crate::http::response::Reply; \
+             src/http/response.rs imports crate::api::native)",
         ]
     );
+}
+
+#[test]
+fn a_circle_of_top_level_modules_is_caught_though_no_file_circle_is() {
+    // No file imports itself round a circle, but http → api → error → http does.
+    let sources = [
+        source("http::router", "use crate::api::native;"),
+        source("http::wire", "fn f() {}"),
+        source("http::request", "use crate::web::request::Request;"),
+        source(
+            "api::native",
+            "use crate::{error::ApiError, web::response::Reply};",
+        ),
+        source("api::jtl", "use crate::error::ApiError;"),
+        source("error", "fn f(h: crate::http::wire::Head) {}"),
+        source("web::request", "fn f() {}"),
+        source("web::response", "fn f() {}"),
+    ];
+    assert_eq!(
+        broken_rules(&sources),
+        vec![
+            "module circle: api → error → http → api (src/api/jtl.rs imports crate::error::ApiError; \
+             src/error.rs imports crate::http::wire::Head; src/http/router.rs imports crate::api::native)"
+        ]
+    );
+    // Take the arrow back out of `error`, and the order holds.
+    let mut fixed = sources;
+    fixed[5] = source("error", "fn f() {}");
+    assert_eq!(broken_rules(&fixed), Vec::<String>::new());
 }
 
 #[test]

@@ -8,8 +8,8 @@ use crate::auth::scope::{Scopes, ADMIN, ALL_SCOPES};
 use crate::auth::secret;
 use crate::domain::clock::format_rfc3339;
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::clients::{self, Client, Group};
+use crate::web::response::Reply;
 use serde_json::{json, Value};
 use time::UtcOffset;
 

@@ -9,10 +9,10 @@
 use super::Ctx;
 use crate::auth::token::TokenInfo;
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::idempotency::{self, Key};
 use crate::store::in_savepoint;
 use crate::store::Db;
+use crate::web::response::Reply;
 use blake2::{Blake2s256, Digest};
 
 const MAX_KEY: usize = 255;

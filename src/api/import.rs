@@ -19,10 +19,10 @@ use crate::domain::clock::{self, DayEnd};
 use crate::domain::code::{new_id, CodeShape, ID_ALPHABET, ID_LEN};
 use crate::domain::voucher::Voucher;
 use crate::error::{ApiError, FieldError};
-use crate::http::response::Reply;
 use crate::store::bulk::{self, ImportRow};
 use crate::store::pins;
 use crate::store::Db;
+use crate::web::response::Reply;
 use serde_json::{json, Map, Value};
 use std::io::Read;
 

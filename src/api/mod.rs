@@ -24,8 +24,8 @@ use crate::auth::token::{hash_token, TokenInfo};
 use crate::domain::clock;
 use crate::domain::voucher::Tenant;
 use crate::error::ApiError;
-use crate::http::request::Request;
 use crate::store::{clients, Db};
+use crate::web::request::Request;
 use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::time::Instant;
@@ -123,7 +123,7 @@ impl<'a> Ctx<'a> {
         items: Vec<T>,
         total: u64,
         query: &crate::domain::query::ListQuery,
-    ) -> crate::http::response::Reply {
+    ) -> crate::web::response::Reply {
         let page = views::Page {
             items,
             total,

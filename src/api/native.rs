@@ -16,8 +16,8 @@ use crate::domain::voucher::{
     PERCENT_SCALE,
 };
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::vouchers;
+use crate::web::response::Reply;
 use serde::Serialize;
 use time::UtcOffset;
 

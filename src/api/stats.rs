@@ -10,8 +10,8 @@ use crate::domain::clock::{self, day_start, format_day, format_rfc3339, local_da
 use crate::domain::money::format_decimal;
 use crate::domain::query::bad;
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::stats::{self, DayActivity};
+use crate::web::response::Reply;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -10,8 +10,8 @@
 use super::{tenant_of, Ctx};
 use crate::auth::scope::VOUCHERS_READ;
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::vouchers;
+use crate::web::response::Reply;
 use barcoders::generators::svg::SVG;
 use barcoders::sym::code128::Code128;
 use qrcode::render::svg;

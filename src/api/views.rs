@@ -3,8 +3,8 @@
 use crate::domain::clock::format_rfc3339;
 use crate::domain::money::{format_decimal, format_decimal_trimmed};
 use crate::domain::voucher::{Voucher, PERCENT_SCALE};
-use crate::http::request::percent_encode;
-use crate::http::response::Reply;
+use crate::web::request::percent_encode;
+use crate::web::response::Reply;
 use serde::Serialize;
 use time::UtcOffset;
 
@@ -155,15 +155,22 @@ impl<T: Serialize> Page<T> {
     /// (everything but `page` is kept in the links).
     pub fn render(&self, path: &str, query: &[(String, String)]) -> Reply {
         let last_page = self.total.div_ceil(self.per_page).max(1);
-        let kept: Vec<String> = query
-            .iter()
-            .filter(|(k, _)| k != "page")
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-            .collect();
+        // `path?` and the kept pairs, each followed by `&`; a link adds its `page=N`.
+        let mut kept = String::with_capacity(path.len() + 64);
+        kept.push_str(path);
+        kept.push('?');
+        for (k, v) in query.iter().filter(|(k, _)| k != "page") {
+            kept.push_str(&percent_encode(k));
+            kept.push('=');
+            kept.push_str(&percent_encode(v));
+            kept.push('&');
+        }
         let link = |page: u64| {
-            let mut parts = kept.clone();
-            parts.push(format!("page={page}"));
-            format!("{path}?{}", parts.join("&"))
+            let mut link = String::with_capacity(kept.len() + 16);
+            link.push_str(&kept);
+            link.push_str("page=");
+            link.push_str(&page.to_string());
+            link
         };
         let from = (self.page - 1)
             .saturating_mul(self.per_page)

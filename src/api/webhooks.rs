@@ -11,9 +11,9 @@ use crate::domain::ledger::Reservation;
 use crate::domain::money::Currency;
 use crate::domain::webhook::{check_url, EventType};
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::outbox::{self, Envelope, Event};
 use crate::store::webhooks::{self as endpoints, Delivery, Endpoint};
+use crate::web::response::Reply;
 use serde_json::{json, Value};
 use time::UtcOffset;
 

@@ -1,214 +1,34 @@
-//! The parts of a request handlers read: method, path segments, query pairs, headers, body.
-//!
-//! Decoding is done once here, from a head and body the connection layer has already framed
-//! and bounded (`wire`): the body is whole and at most 1 MiB by the time a handler runs.
+//! A framed request made a [`Request`]: the target split into path and query, the query
+//! decoded. The head and body come from the connection layer (`wire`, `body`), which has
+//! already bounded them: the body is whole and at most [`MAX_BODY`] by the time a handler runs.
 
 use super::wire::Head;
 use crate::error::ApiError;
-use std::borrow::Cow;
+use crate::web::request::Request;
 
 pub const MAX_BODY: usize = 1 << 20;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    /// Answered as GET, without the body.
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-    Other,
-}
-
-impl Method {
-    pub fn parse(name: &str) -> Method {
-        match name {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
-            "DELETE" => Method::Delete,
-            _ => Method::Other,
+/// Splits the target and decodes the query of a framed request.
+pub fn decode(head: Head, body: Vec<u8>, remote: String) -> Result<Request, ApiError> {
+    let mut target = head.target;
+    let raw_query = match target.find('?') {
+        Some(at) => {
+            let query = target[at + 1..].to_string();
+            target.truncate(at);
+            query
         }
-    }
-
-    /// The method's name; any method vouchd does not serve is `OTHER`, so a client cannot
-    /// invent names (a metrics label, a log field).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Other => "OTHER",
-        }
-    }
-}
-
-pub struct Request {
-    pub method: Method,
-    /// The raw path, without the query.
-    pub path: String,
-    pub raw_query: String,
-    pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
-    pub remote: String,
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// Splits the target and decodes the query of a framed request.
-    pub fn new(head: Head, body: Vec<u8>, remote: String) -> Result<Request, ApiError> {
-        let mut target = head.target;
-        let raw_query = match target.find('?') {
-            Some(at) => {
-                let query = target[at + 1..].to_string();
-                target.truncate(at);
-                query
-            }
-            None => String::new(),
-        };
-        let query = decode_pairs(&raw_query).ok_or_else(|| {
-            ApiError::Malformed("The query string is not valid UTF-8 percent-encoding.".into())
-        })?;
-        Ok(Request {
-            method: head.method,
-            path: target,
-            raw_query,
-            query,
-            headers: head.headers,
-            remote,
-            body,
-        })
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The path split on `/`, empty segments dropped, each percent-decoded.
-    pub fn segments(&self) -> Vec<Cow<'_, str>> {
-        path_segments(&self.path)
-    }
-
-    /// The media type of the body, lower-cased, without parameters.
-    pub fn media_type(&self) -> String {
-        self.header("content-type")
-            .and_then(|v| v.split(';').next())
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    }
-
-    pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// `path` split on `/`, empty segments dropped, each percent-decoded (borrowed when it holds
-/// no escape, as nearly every segment does); an undecodable segment is empty.
-pub fn path_segments(path: &str) -> Vec<Cow<'_, str>> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if s.contains('%') {
-                Cow::Owned(percent_decode(s, false).unwrap_or_default())
-            } else {
-                Cow::Borrowed(s)
-            }
-        })
-        .collect()
-}
-
-/// Decodes `%XX` escapes (and `+` as space where `plus_is_space`), refusing invalid UTF-8.
-pub fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Decodes `a=1&b=2` (query strings and form bodies) into pairs, in order.
-pub fn decode_pairs(text: &str) -> Option<Vec<(String, String)>> {
-    text.split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            Some((percent_decode(k, true)?, percent_decode(v, true)?))
-        })
-        .collect()
-}
-
-/// Encodes a query component.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairs_decode_escapes_and_plus() {
-        let pairs = decode_pairs("filter%5Bstatus%5D%5B%5D=active&q=a+b%20c&flag&&x=%E2%82%AC")
-            .expect("valid");
-        assert_eq!(
-            pairs,
-            vec![
-                ("filter[status][]".to_string(), "active".to_string()),
-                ("q".into(), "a b c".into()),
-                ("flag".into(), "".into()),
-                ("x".into(), "€".into()),
-            ]
-        );
-        assert_eq!(decode_pairs("a=%ZZ"), None);
-        assert_eq!(decode_pairs("a=%FF"), None);
-        assert_eq!(decode_pairs("a=%4"), None);
-    }
-
-    #[test]
-    fn encoding_round_trips() {
-        for text in ["filter[code]", "a b&c=d", "€uro", "-_.~"] {
-            assert_eq!(
-                percent_decode(&percent_encode(text), true).as_deref(),
-                Some(text)
-            );
-        }
-    }
+        None => String::new(),
+    };
+    let query = crate::web::request::decode_pairs(&raw_query).ok_or_else(|| {
+        ApiError::Malformed("The query string is not valid UTF-8 percent-encoding.".into())
+    })?;
+    Ok(Request {
+        method: head.method,
+        path: target,
+        raw_query,
+        query,
+        headers: head.headers,
+        remote,
+        body,
+    })
 }

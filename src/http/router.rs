@@ -1,8 +1,6 @@
 //! The route table: one match over method and path segments.
 
 use super::host::is_authority;
-use super::request::{path_segments, Method, Request};
-use super::response::Reply;
 use crate::api::oauth;
 use crate::api::{
     admin, carecloud, export, import, jtl, ledger, native, pos, stats, symbols, webhooks, Ctx,
@@ -12,6 +10,8 @@ use crate::auth::scope::METRICS;
 use crate::error::ApiError;
 use crate::ops::{metrics, Trace};
 use crate::ui;
+use crate::web::request::{path_segments, Method, Request};
+use crate::web::response::Reply;
 use serde_json::json;
 
 /// Runs the handler of the request's route; notes in `trace` the client it authenticated.

@@ -2,7 +2,8 @@
 //! decided as RFC 9112 §6.3 says, refusing every message a proxy in front could frame
 //! differently (§11.2, request smuggling): such a request never reaches a handler.
 
-use super::request::{Method, MAX_BODY};
+use super::request::MAX_BODY;
+use crate::web::request::Method;
 use serde_json::json;
 
 /// The request line, at most.

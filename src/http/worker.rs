@@ -6,8 +6,7 @@
 use super::body::BodyReader;
 use super::conn::{recv_now, BodyState, Conn, Phase};
 use super::proxy::client_address;
-use super::request::{Method, Request, MAX_BODY};
-use super::response::Reply;
+use super::request::MAX_BODY;
 use super::router;
 use super::server::Shared;
 use super::wire::{self, Fault, Framing, HeadScan, Parsed};
@@ -16,6 +15,8 @@ use super::write::{fault_bytes, send_some, DateCache, Exchange, Outgoing, Progre
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ops::Trace;
+use crate::web::request::{Method, Request};
+use crate::web::response::Reply;
 use std::io::ErrorKind;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
@@ -304,7 +305,7 @@ impl Worker {
             client.to_string()
         };
         let mut trace = Trace::new(head.method.as_str(), router::template(&head.target), client);
-        let reply = match Request::new(head, body, remote) {
+        let reply = match super::request::decode(head, body, remote) {
             Ok(request) => catch_unwind(AssertUnwindSafe(|| {
                 handle(app, &self.db, &request, &mut trace)
             }))

@@ -3,10 +3,10 @@
 //! never wait: a reply the client is slow to take waits in epoll for room ([`Outgoing`]), and
 //! must be taken within its deadline.
 
-use super::response::{Body, Reply};
 use super::wire::{reason, Fault};
 use crate::app::App;
 use crate::ops::Trace;
+use crate::web::response::{Body, Reply};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;

@@ -9,6 +9,7 @@
 //! lines from different workers do not interleave.
 
 use super::Trace;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 use time::format_description::FormatItem;
@@ -71,20 +72,41 @@ pub fn render(
     status: u16,
     elapsed: Duration,
 ) -> String {
-    let time = at.format(TIME_FORMAT).unwrap_or_default();
     // Milliseconds with microsecond precision.
     let millis = elapsed.as_micros() as f64 / 1000.0;
-    let remote = trace.remote.map(|ip| ip.to_string());
     match format {
-        LogFormat::Text => format!(
-            "access time={time} remote={} method={} route={} status={status} \
-             duration_ms={millis:.3} client_id={}\n",
-            remote.as_deref().unwrap_or("-"),
-            trace.method,
-            trace.route,
-            trace.client_id.as_deref().unwrap_or("-"),
-        ),
+        LogFormat::Text => {
+            // One buffer, written in place (the line is on every request's path).
+            let mut line = String::with_capacity(160);
+            let _ = write!(
+                line,
+                "access time={:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z remote=",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second(),
+                at.millisecond(),
+            );
+            match trace.remote {
+                Some(ip) => {
+                    let _ = write!(line, "{ip}");
+                }
+                None => line.push('-'),
+            }
+            let _ = writeln!(
+                line,
+                " method={} route={} status={status} duration_ms={millis:.3} client_id={}",
+                trace.method,
+                trace.route,
+                trace.client_id.as_deref().unwrap_or("-"),
+            );
+            line
+        }
         LogFormat::Json => {
+            let time = at.format(TIME_FORMAT).unwrap_or_default();
+            let remote = trace.remote.map(|ip| ip.to_string());
             let mut line = serde_json::json!({
                 "time": time,
                 "remote": remote,

@@ -1,8 +1,10 @@
 //! Webhook delivery: a dispatching thread and one short-lived thread per endpoint at work.
 //!
-//! The dispatcher reads the outbox on its own query-only connection, outside every write:
-//! each enabled endpoint's oldest pending delivery (its head) is the only one of it that may
-//! be tried, which keeps each endpoint's events in order. A due head gets a thread that POSTs
+//! A write records one outbox row per event and nothing more; the dispatcher does the rest in
+//! batches, once a tick: it makes the endpoints' deliveries for the events recorded since the
+//! last tick, and now and then prunes delivered events older than the retention (30 days).
+//! A ledger event's body is rendered when it is read to be sent, outside every write. Each enabled endpoint's oldest pending delivery (its head) is the
+//! only one of it that may be tried, which keeps each endpoint's events in order. A due head gets a thread that POSTs
 //! it (10 s at most), reports the outcome through the writer like any other write, and goes
 //! on with the endpoint's next head while they succeed. A hanging receiver therefore holds
 //! its own thread and nothing else: no lock, no transaction, no other endpoint.
@@ -26,6 +28,8 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(100);
 /// Endpoints delivered to at the same time, at most.
 const MAX_WORKERS: usize = 32;
+/// How often delivered events past the retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The longest error text kept with a delivery.
 const MAX_ERROR_LEN: usize = 300;
 
@@ -100,9 +104,20 @@ pub fn start(
 }
 
 fn dispatch(conn: &Db, shared: &Arc<Shared>) {
+    let mut pruned_at: Option<std::time::Instant> = None;
     while !shared.stop.load(Ordering::Acquire) {
         if let Err(err) = sweep_expired(conn, &shared.store) {
             eprintln!("vouchd: webhooks: cannot look for expired reservations: {err}");
+        }
+        if let Err(err) = fan_out(conn, &shared.store) {
+            eprintln!("vouchd: webhooks: cannot queue deliveries: {err}");
+        }
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(std::time::Instant::now());
+            let cutoff = clock::now() - outbox::RETENTION_SECS;
+            if let Err(err) = shared.store.write(move |c| outbox::prune(c, cutoff)) {
+                eprintln!("vouchd: webhooks: cannot prune delivered events: {err}");
+            }
         }
         match endpoints::heads(conn) {
             Ok(heads) => start_due(shared, heads),
@@ -122,6 +137,15 @@ fn sweep_expired(conn: &Db, store: &Store) -> Result<(), StoreError> {
     };
     if due {
         store.write(move |c| outbox::sweep_expired(c, now))?;
+    }
+    Ok(())
+}
+
+/// Makes the deliveries of the events recorded since the last look; writes only when there
+/// are some.
+fn fan_out(conn: &Db, store: &Store) -> Result<(), StoreError> {
+    if outbox::fan_out_due(conn)? {
+        store.write(|c| outbox::fan_out(c, None))?;
     }
     Ok(())
 }

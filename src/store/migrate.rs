@@ -206,6 +206,25 @@ const MIGRATIONS: &[&str] = &[
     // 10: JTL's "one live reservation per voucher" replaces only JTL's own holds: a hold another
     // integration took through the native API stays until it is captured, released or expires.
     "ALTER TABLE reservations ADD COLUMN dialect TEXT;",
+    // 11: a write records one outbox row per event and nothing more: the delivery thread makes
+    // each endpoint's deliveries (up to `fanned_upto`, which starts at the newest event, since
+    // every older one has its deliveries), and a ledger event keeps its entry's id instead of
+    // a body (NULL), rendered from the entry when sent. The events table is rebuilt for that.
+    "ALTER TABLE webhook_endpoints ADD COLUMN fanned_upto INTEGER NOT NULL DEFAULT 0;
+     UPDATE webhook_endpoints SET fanned_upto = (SELECT COALESCE(MAX(seq), 0) FROM webhook_events);
+     CREATE TABLE webhook_events_new (
+         seq         INTEGER PRIMARY KEY,
+         id          TEXT NOT NULL UNIQUE,
+         group_id    TEXT NOT NULL,
+         type        TEXT NOT NULL,
+         created_at  INTEGER NOT NULL,
+         body        TEXT,
+         entry_id    TEXT
+     );
+     INSERT INTO webhook_events_new (seq, id, group_id, type, created_at, body)
+         SELECT seq, id, group_id, type, created_at, body FROM webhook_events;
+     DROP TABLE webhook_events;
+     ALTER TABLE webhook_events_new RENAME TO webhook_events;",
 ];
 
 /// The version `schema.sql` is: the last step's.
@@ -435,6 +454,47 @@ mod tests {
             )
             .expect("admin group");
         assert_eq!(scopes, "vouchers:read admin metrics");
+    }
+
+    #[test]
+    fn a_version_10_outbox_keeps_its_events_and_deliveries_and_makes_none_twice() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        conn.execute_batch(SCHEMA_V1).expect("schema");
+        let before = MIGRATIONS
+            .iter()
+            .position(|s| s.contains("fanned_upto"))
+            .expect("the outbox step");
+        for step in &MIGRATIONS[..before] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", before as i64 + 1)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO client_groups (id, name, scopes, created_at) VALUES ('G', 'admin', 'admin', 0);
+             INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at)
+                 VALUES ('E', 'G', 'http://127.0.0.1/', 'charge.created', 's', 0);
+             INSERT INTO webhook_events (seq, id, group_id, type, created_at, body)
+                 VALUES (7, 'evt_A', 'G', 'charge.created', 0, '{}');
+             INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
+                 VALUES ('E', 7, 'pending', 0);",
+        )
+        .expect("an older outbox");
+        migrate(&mut conn).expect("migrate");
+        let kept: (i64, String, i64) = conn
+            .query_row(
+                "SELECT e.fanned_upto, ev.body, d.event_seq FROM webhook_endpoints e
+                 JOIN webhook_deliveries d ON d.endpoint_id = e.id
+                 JOIN webhook_events ev ON ev.seq = d.event_seq",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("the endpoint, its delivery and the event");
+        assert_eq!(
+            kept,
+            (7, "{}".into(), 7),
+            "made already: not to be made again"
+        );
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //!
 //! [`record`] runs inside the write it reports (same transaction), so an event exists if and
 //! only if its change committed. It writes nothing for a group with no endpoint that wants
-//! the event. The delivery thread reads due deliveries on its own connection and reports
-//! each attempt back through the writer; nothing here waits on a receiver.
+//! the event, and one row for any other: no delivery rows, and for a ledger event (a charge or
+//! refund, the busiest) not even the body, only the entry's id — the ledger is append-only, so
+//! the body rendered from the entry when it is sent ([`render_entry_event`], on the delivery
+//! thread's connection) is the one rendered now would have been, on every attempt.
+//!
+//! The delivery thread does the rest outside the request's transaction, in batches: it makes
+//! each enabled endpoint's deliveries for the events after its `fanned_upto` ([`fan_out`]) and
+//! prunes delivered events past the retention ([`prune`]). Nothing here waits on a receiver.
 
 use super::error::StoreError;
 use super::ledger::hold_from_row;
@@ -79,46 +85,152 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Records `event` of group `group_id` for every endpoint of the group that wants it, in the
-/// caller's transaction.
+/// Records `event` of group `group_id`, in the caller's transaction, if an enabled endpoint
+/// of the group wants its type: one outbox row; the deliveries are made by [`fan_out`].
 pub fn record(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError> {
     let Some(kind) = event.kind() else {
         return Ok(());
     };
-    let endpoints: Vec<String> = conn.query_map(
-        "SELECT id FROM webhook_endpoints
-         WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2",
+    let wanted: bool = conn.query_value(
+        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints
+         WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2)",
         &[&group_id, &format!("% {} %", kind.as_str())],
-        |r| r.get(0),
     )?;
-    if endpoints.is_empty() {
+    if !wanted {
         return Ok(());
     }
+    let id = format!("evt_{}", new_id());
+    let created_at = clock::now();
+    let (body, entry_id) = match &event {
+        Event::Entry(entry) => (None, Some(entry.id.as_str())),
+        _ => (Some(render(&id, kind, created_at, &event)?), None),
+    };
+    conn.execute(
+        "INSERT INTO webhook_events (id, group_id, type, created_at, body, entry_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        &[
+            &id,
+            &group_id,
+            &kind.as_str(),
+            &created_at,
+            &body,
+            &entry_id,
+        ],
+    )?;
+    Ok(())
+}
+
+fn render(id: &str, kind: EventType, created_at: i64, event: &Event) -> Result<String, StoreError> {
     let renderer = RENDERER
         .get()
         .ok_or(StoreError::Bug("no renderer for webhook events"))?;
-    let id = format!("evt_{}", new_id());
-    let created_at = clock::now();
-    let body = renderer(&Envelope {
-        id: &id,
+    Ok(renderer(&Envelope {
+        id,
         kind,
         created_at,
-        event: &event,
-    });
-    let seq: i64 = conn.query_value(
-        "INSERT INTO webhook_events (id, group_id, type, created_at, body)
-         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq",
-        &[&id, &group_id, &kind.as_str(), &created_at, &body],
-    )?;
+        event,
+    }))
+}
+
+/// The body of a ledger event (stored without one), rendered from its entry: the same on
+/// every attempt, since neither the entry (the ledger is append-only) nor the event changes.
+pub fn render_entry_event(
+    conn: &Db,
+    id: &str,
+    kind: &str,
+    created_at: i64,
+    entry_id: Option<String>,
+) -> Result<String, StoreError> {
+    let kind = EventType::parse(kind).ok_or(StoreError::Bug("an unknown event type"))?;
+    let entry = match entry_id {
+        Some(entry_id) => super::ledger::find_entry(conn, &entry_id)?,
+        None => None,
+    };
+    let entry = entry.ok_or(StoreError::Bug("an event with neither body nor entry"))?;
+    render(id, kind, created_at, &Event::Entry(&entry))
+}
+
+/// Whether an enabled endpoint has events after its `fanned_upto` (so [`fan_out`] has work).
+pub fn fan_out_due(conn: &Db) -> Result<bool, StoreError> {
+    // 2^62 when no endpoint is enabled (as a literal: PostgreSQL's `1 << 62` is a 32-bit
+    // shift).
+    Ok(conn.query_value(
+        "SELECT COALESCE((SELECT MAX(seq) FROM webhook_events), 0) >
+                COALESCE((SELECT MIN(fanned_upto) FROM webhook_endpoints
+                          WHERE disabled_at IS NULL), 4611686018427387904)",
+        &[],
+    )?)
+}
+
+/// Makes the pending deliveries of every enabled endpoint (or only `endpoint`) for the events
+/// of its group and types after its `fanned_upto`, in event order, and moves the mark to the
+/// newest event. Endpoints see the events of their group only. (`CROSS JOIN` and
+/// `+ev.group_id`: each endpoint's events are found by seq from its mark on, not by a scan or
+/// a temporary index of the whole table. PostgreSQL has no unary plus on text, and plans on
+/// its own.)
+pub fn fan_out(conn: &Db, endpoint: Option<&str>) -> Result<(), StoreError> {
+    const SQLITE: &str =
+        "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
+         SELECT e.id, ev.seq, 'pending', ?1
+         FROM webhook_endpoints e CROSS JOIN webhook_events ev
+         WHERE ev.seq > e.fanned_upto AND +ev.group_id = e.group_id
+           AND e.disabled_at IS NULL AND (?2 IS NULL OR e.id = ?2)
+           AND ' ' || e.events || ' ' LIKE '% ' || ev.type || ' %'
+         ORDER BY e.id, ev.seq
+         ON CONFLICT DO NOTHING";
+    const POSTGRES: &str =
+        "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
+         SELECT e.id, ev.seq, 'pending', CAST(?1 AS BIGINT)
+         FROM webhook_endpoints e JOIN webhook_events ev ON ev.group_id = e.group_id
+         WHERE ev.seq > e.fanned_upto
+           AND e.disabled_at IS NULL AND (CAST(?2 AS TEXT) IS NULL OR e.id = ?2)
+           AND ' ' || e.events || ' ' LIKE '% ' || ev.type || ' %'
+         ORDER BY e.id, ev.seq
+         ON CONFLICT DO NOTHING";
     let now = now_ms();
-    for endpoint in endpoints {
-        conn.execute(
-            "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
-             VALUES (?1, ?2, 'pending', ?3)",
-            &[&endpoint, &seq, &now],
-        )?;
-    }
+    let sql = if conn.is_postgres() { POSTGRES } else { SQLITE };
+    conn.execute(sql, &[&now, &endpoint])?;
+    conn.execute(
+        "UPDATE webhook_endpoints
+         SET fanned_upto = (SELECT COALESCE(MAX(seq), 0) FROM webhook_events)
+         WHERE disabled_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR id = ?1)",
+        &[&endpoint],
+    )?;
     Ok(())
+}
+
+/// How long a delivered event is kept: 30 days.
+pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// Events pruned per call, at most.
+const PRUNE_BATCH: i64 = 5000;
+
+/// Deletes the oldest events created before `cutoff` (unix seconds) that every endpoint is
+/// done with, with their deliveries: none pending for any endpoint (a disabled endpoint's
+/// pending ones are kept for redelivery), all made (at or before every enabled endpoint's
+/// `fanned_upto`), and never the newest event, whose seq the next one follows. Returns how
+/// many events went.
+pub fn prune(conn: &Db, cutoff: i64) -> Result<usize, StoreError> {
+    let upto: Option<i64> = conn.query_value(
+        "WITH bound AS (SELECT MIN(b) AS b FROM (
+             SELECT MAX(seq) AS b FROM webhook_events
+             UNION ALL SELECT MIN(fanned_upto) + 1 FROM webhook_endpoints
+                 WHERE disabled_at IS NULL
+             UNION ALL SELECT MIN(event_seq) FROM webhook_deliveries WHERE state = 'pending')
+             AS bounds)
+         SELECT MAX(seq) FROM (SELECT seq, created_at FROM webhook_events
+             WHERE seq < (SELECT b FROM bound) ORDER BY seq LIMIT ?2) AS oldest
+         WHERE created_at < ?1",
+        &[&cutoff, &PRUNE_BATCH],
+    )?;
+    let Some(upto) = upto else {
+        return Ok(0);
+    };
+    conn.execute(
+        "DELETE FROM webhook_deliveries
+         WHERE endpoint_id IN (SELECT id FROM webhook_endpoints) AND event_seq <= ?1",
+        &[&upto],
+    )?;
+    Ok(conn.execute("DELETE FROM webhook_events WHERE seq <= ?1", &[&upto])?)
 }
 
 /// Records `import.completed` for each group an import added vouchers to.
@@ -293,8 +405,58 @@ mod tests {
         })
         .expect("committed");
         assert_eq!(events(&conn), 1);
+        assert!(
+            heads(&conn).expect("heads").is_empty(),
+            "no delivery made yet"
+        );
+        fan_out(&conn, None).expect("fan out");
         let head = heads(&conn).expect("heads");
         assert_eq!(head.len(), 1);
         assert!(head[0].body.contains(&head[0].event_id));
+    }
+
+    #[test]
+    fn pruning_takes_only_old_events_every_endpoint_is_done_with_and_keeps_the_newest() {
+        use crate::store::webhooks::{finish_attempt, Outcome};
+        let (conn, group) = database();
+        let endpoint = insert_endpoint(
+            &conn,
+            &group,
+            "http://127.0.0.1/",
+            &[EventType::ImportCompleted],
+            "s",
+        )
+        .expect("endpoint");
+        for count in 1..=3 {
+            record(&conn, &group, Event::ImportCompleted { count }).expect("record");
+        }
+        let later = clock::now() + 60;
+        assert_eq!(prune(&conn, later).expect("prune"), 0, "not fanned out yet");
+        fan_out(&conn, None).expect("fan out");
+        assert_eq!(prune(&conn, later).expect("prune"), 0, "all pending");
+        let delivered = Outcome::Delivered { status: 200 };
+        for seq in [1, 2] {
+            finish_attempt(&conn, &endpoint.id, seq, now_ms(), &delivered).expect("delivered");
+        }
+        assert_eq!(
+            prune(&conn, clock::now() - 60).expect("prune"),
+            0,
+            "none old enough"
+        );
+        assert_eq!(prune(&conn, later).expect("prune"), 2);
+        assert_eq!(events(&conn), 1);
+        finish_attempt(&conn, &endpoint.id, 3, now_ms(), &delivered).expect("delivered");
+        assert_eq!(prune(&conn, later).expect("prune"), 0, "the newest stays");
+        let deliveries: i64 = conn
+            .query_value("SELECT COUNT(*) FROM webhook_deliveries", &[])
+            .expect("count");
+        assert_eq!(
+            deliveries, 1,
+            "the pruned events' deliveries went with them"
+        );
+        // The next event follows the kept one, so the endpoint's mark still holds.
+        record(&conn, &group, Event::ImportCompleted { count: 4 }).expect("record");
+        fan_out(&conn, None).expect("fan out");
+        assert_eq!(heads(&conn).expect("heads")[0].event_seq, 4);
     }
 }

@@ -221,9 +221,19 @@ fn counted_total(
 ///
 /// A page that may need sorting or skipping picks its rows by key first and reads only
 /// those rows whole: otherwise SQLite builds every matching row (35 columns and the held
-/// amount's subquery) before sorting or skipping it. A look-up by code or id (one row at most)
-/// is asked directly.
-fn page_sql(where_sql: &str, query: &ListQuery, pg: bool) -> String {
+/// amount's subquery) before sorting or skipping it. A look-up by code or id (a few rows at
+/// most) is asked directly, and without `ORDER BY` where it matches one row at most (an id, or
+/// a code within one group): SQLite sorts even a single row through a temporary B-tree.
+/// `pg`: PostgreSQL's, whose NULLs sort last ascending unless told.
+fn page_sql(where_sql: &str, query: &ListQuery, tenant: &Tenant, pg: bool) -> String {
+    let one_row = query.filters.iter().any(|f| match f {
+        Filter::Id(_) => true,
+        Filter::Code(_) => matches!(tenant, Tenant::Group(_)),
+        _ => false,
+    });
+    if one_row {
+        return format!("SELECT {COLUMNS} FROM vouchers v {where_sql} LIMIT ? OFFSET ?");
+    }
     let order = super::order_by(&query.sort, sort_column, "v.created_at DESC", "v.id", pg);
     let unique = query
         .filters
@@ -247,7 +257,7 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Voucher>, u64), StoreError> {
     let (where_sql, values) = where_clause(tenant, &query.filters, Scan::Any, !conn.is_postgres());
-    let sql = page_sql(&where_sql, query, conn.is_postgres());
+    let sql = page_sql(&where_sql, query, tenant, conn.is_postgres());
     let vouchers = super::fetch_page(conn, &sql, values.clone(), query, voucher_from_row)?;
     if let Some(total) = query.total_from_page(vouchers.len()) {
         return Ok((vouchers, total));
@@ -288,7 +298,10 @@ mod tests {
         };
         let (where_sql, mut values) = where_clause(&tenant, &query.filters, Scan::Any, true);
         values.extend([Value::Int(20), Value::Int(0)]);
-        let sql = format!("EXPLAIN QUERY PLAN {}", page_sql(&where_sql, &query, false));
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            page_sql(&where_sql, &query, &tenant, false)
+        );
         let rows = conn
             .query_map(&sql, &args(&values), |r| r.get::<String>(3))
             .expect("plan");

@@ -3,7 +3,7 @@
 //! The events themselves are recorded by [`super::outbox`].
 
 use super::error::StoreError;
-use super::outbox::now_ms;
+use super::outbox::{self, now_ms};
 use super::sql::{DbError, Row};
 use super::Db;
 use crate::domain::clock;
@@ -35,7 +35,8 @@ fn endpoint_from_row(row: &Row) -> Result<Endpoint, DbError> {
     })
 }
 
-/// Adds an endpoint with its secret; events that happen from its commit on reach it.
+/// Adds an endpoint with its secret; events that happen from its commit on reach it (its
+/// deliveries start after the newest event now).
 pub fn insert_endpoint(
     conn: &Db,
     group_id: &str,
@@ -53,8 +54,8 @@ pub fn insert_endpoint(
     };
     let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     conn.execute(
-        "INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO webhook_endpoints (id, group_id, url, events, secret, created_at, fanned_upto)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) FROM webhook_events))",
         &[
             &endpoint.id,
             &group_id,
@@ -163,7 +164,8 @@ pub fn list_deliveries(
 }
 
 /// Queues the group's event `event_id` again for every endpoint that had it (enabling a
-/// disabled one again); false when the group has no such event.
+/// disabled one again: it gets the events from now on, not those of while it was disabled);
+/// false when the group has no such event.
 pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, StoreError> {
     let seq: Option<i64> = conn.query_opt(
         "SELECT seq FROM webhook_events WHERE id = ?1 AND group_id = ?2",
@@ -183,7 +185,9 @@ pub fn redeliver(conn: &Db, group_id: &str, event_id: &str) -> Result<bool, Stor
         &[&seq, &group_id, &now_ms()],
     )?;
     conn.execute(
-        "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL
+        "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL,
+             fanned_upto = CASE WHEN disabled_at IS NULL THEN fanned_upto
+                 ELSE (SELECT COALESCE(MAX(seq), 0) FROM webhook_events) END
          WHERE group_id = ?2 AND EXISTS (SELECT 1 FROM webhook_deliveries
              WHERE endpoint_id = webhook_endpoints.id AND event_seq = ?1)",
         &[&seq, &group_id],
@@ -206,39 +210,59 @@ pub struct Head {
 }
 
 const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.body, d.attempts,
-        d.first_failed_at, d.next_try_at
+        d.first_failed_at, d.next_try_at, ev.type, ev.created_at, ev.entry_id
      FROM webhook_endpoints e
      JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.event_seq =
          (SELECT MIN(event_seq) FROM webhook_deliveries WHERE endpoint_id = e.id AND state = 'pending')
      JOIN webhook_events ev ON ev.seq = d.event_seq
      WHERE e.disabled_at IS NULL";
 
-fn head_from_row(r: &Row) -> Result<Head, DbError> {
-    Ok(Head {
+/// A head as stored: a ledger event's body is rendered from its entry (see `outbox`).
+fn head_from_row(r: &Row) -> Result<(Head, Option<RenderFrom>), DbError> {
+    let body: Option<String> = r.get(5)?;
+    let from = match body {
+        Some(_) => None,
+        None => Some((r.get(9)?, r.get(10)?, r.get(11)?)),
+    };
+    let head = Head {
         endpoint_id: r.get(0)?,
         url: r.get(1)?,
         secret: r.get(2)?,
         event_seq: r.get(3)?,
         event_id: r.get(4)?,
-        body: r.get(5)?,
+        body: body.unwrap_or_default(),
         attempts: r.get(6)?,
         first_failed_at: r.get(7)?,
         next_try_at: r.get(8)?,
-    })
+    };
+    Ok((head, from))
+}
+
+/// What an unstored body is rendered from: the event's type, time and ledger entry.
+type RenderFrom = (String, i64, Option<String>);
+
+fn rendered(conn: &Db, (mut head, from): (Head, Option<RenderFrom>)) -> Result<Head, StoreError> {
+    if let Some((kind, created_at, entry_id)) = from {
+        head.body = outbox::render_entry_event(conn, &head.event_id, &kind, created_at, entry_id)?;
+    }
+    Ok(head)
 }
 
 /// Every enabled endpoint's head delivery, due or not.
 pub fn heads(conn: &Db) -> Result<Vec<Head>, StoreError> {
-    Ok(conn.query_map(HEAD_SQL, &[], head_from_row)?)
+    let rows = conn.query_map(HEAD_SQL, &[], head_from_row)?;
+    rows.into_iter().map(|row| rendered(conn, row)).collect()
 }
 
 /// One endpoint's head delivery, if it is enabled and has one.
 pub fn head_of(conn: &Db, endpoint_id: &str) -> Result<Option<Head>, StoreError> {
-    Ok(conn.query_opt(
+    conn.query_opt(
         &format!("{HEAD_SQL} AND e.id = ?1"),
         &[&endpoint_id],
         head_from_row,
-    )?)
+    )?
+    .map(|row| rendered(conn, row))
+    .transpose()
 }
 
 /// An attempt's result, written back by the delivery thread through the writer.
@@ -287,6 +311,8 @@ pub fn finish_attempt(
                 &[&endpoint_id, &event_seq, &at, status, error, next_try_at],
             )?;
             if let Some(reason) = disable {
+                // Events up to now are its to get once it is enabled again; later ones not.
+                outbox::fan_out(conn, Some(endpoint_id))?;
                 conn.execute(
                     "UPDATE webhook_endpoints SET disabled_at = ?2, disabled_reason = ?3
                      WHERE id = ?1",

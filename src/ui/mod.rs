@@ -6,7 +6,7 @@
 //! host, inline script or style, plugin and framing. Print-sheet barcodes arrive as `blob:`
 //! images fetched with the bearer token (an `<img src>` cannot send one).
 
-use crate::http::response::Reply;
+use crate::web::response::Reply;
 
 /// Only this server: scripts, styles, fetches and images (plus the `blob:` URLs the page makes
 /// of fetched barcode SVGs); no plugins, no `<base>`, no framing, forms post nowhere else.

@@ -10,8 +10,8 @@ use crate::auth::connect_pin::pin_hash;
 use crate::auth::secret;
 use crate::domain::clock::{self, format_rfc3339};
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::{clients, pins};
+use crate::web::response::Reply;
 use serde_json::json;
 
 /// `POST /jtl/oauth/token`: client credentials, JTL's scope names.

@@ -7,7 +7,7 @@
 
 use crate::domain::voucher::Refusal;
 use crate::error::ApiError;
-use crate::http::response::Reply;
+use crate::web::response::Reply;
 use serde::Serialize;
 use serde_json::json;
 

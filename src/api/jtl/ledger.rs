@@ -17,11 +17,11 @@ use crate::domain::money::Currency;
 use crate::domain::query::{parse_list, ListKind};
 use crate::domain::voucher::{Context, Voucher};
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::ops::metrics::ChargeKind;
 use crate::store::ledger;
 use crate::store::StoreError;
 use crate::store::{holds, pins, vouchers};
+use crate::web::response::Reply;
 use serde_json::Value;
 
 /// How long a reservation holds its amount: JTL's 30 minutes.

@@ -15,9 +15,9 @@ use crate::auth::token::TokenInfo;
 use crate::domain::query::{ParamError, PER_PAGE_MAX};
 use crate::domain::voucher::{Tenant, Voucher};
 use crate::error::ApiError;
-use crate::http::request::Method;
-use crate::http::response::Reply;
 use crate::store::vouchers as store_vouchers;
+use crate::web::request::Method;
+use crate::web::response::Reply;
 use error::JtlError;
 
 /// Runs the JTL route for `segments` (the path after `/jtl`), answering every failure in

@@ -20,8 +20,8 @@ use crate::domain::voucher::{
     PERCENT_SCALE,
 };
 use crate::error::ApiError;
-use crate::http::response::Reply;
 use crate::store::{pins, vouchers};
+use crate::web::response::Reply;
 use rand::Rng;
 use serde_json::Value;
 
