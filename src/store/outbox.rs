@@ -99,6 +99,17 @@ pub fn record(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError>
     if !wanted {
         return Ok(());
     }
+    // `fan_out` moves each endpoint's mark to the newest event, so events must commit in
+    // `seq` order: under SQLite's one writer they do; on PostgreSQL, where writes run side by
+    // side, a write with an event holds the outbox's lock from here until it commits (a
+    // `seq` taken earlier but committed later would fall behind a mark and never be sent).
+    if conn.locks_rows() {
+        conn.query_opt(
+            "SELECT pg_advisory_xact_lock(hashtextextended('vouchd outbox', 0))",
+            &[],
+            |_| Ok(()),
+        )?;
+    }
     let id = format!("evt_{}", new_id());
     let created_at = clock::now();
     let (body, entry_id) = match &event {
@@ -173,7 +184,7 @@ pub fn fan_out(conn: &Db, endpoint: Option<&str>) -> Result<(), StoreError> {
         "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
          SELECT e.id, ev.seq, 'pending', ?1
          FROM webhook_endpoints e CROSS JOIN webhook_events ev
-         WHERE ev.seq > e.fanned_upto AND +ev.group_id = e.group_id
+         WHERE ev.seq > e.fanned_upto AND ev.seq <= ?3 AND +ev.group_id = e.group_id
            AND e.disabled_at IS NULL AND (?2 IS NULL OR e.id = ?2)
            AND ' ' || e.events || ' ' LIKE '% ' || ev.type || ' %'
          ORDER BY e.id, ev.seq
@@ -182,19 +193,23 @@ pub fn fan_out(conn: &Db, endpoint: Option<&str>) -> Result<(), StoreError> {
         "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
          SELECT e.id, ev.seq, 'pending', CAST(?1 AS BIGINT)
          FROM webhook_endpoints e JOIN webhook_events ev ON ev.group_id = e.group_id
-         WHERE ev.seq > e.fanned_upto
+         WHERE ev.seq > e.fanned_upto AND ev.seq <= ?3
            AND e.disabled_at IS NULL AND (CAST(?2 AS TEXT) IS NULL OR e.id = ?2)
            AND ' ' || e.events || ' ' LIKE '% ' || ev.type || ' %'
          ORDER BY e.id, ev.seq
          ON CONFLICT DO NOTHING";
     let now = now_ms();
+    // The newest event once, for both statements: on PostgreSQL an event may commit between
+    // them (each statement sees what committed before it), and a mark moved past it would
+    // skip it. Every event up to it has committed: events commit in `seq` order (`record`).
+    let upto: i64 = conn.query_value("SELECT COALESCE(MAX(seq), 0) FROM webhook_events", &[])?;
     let sql = if conn.is_postgres() { POSTGRES } else { SQLITE };
-    conn.execute(sql, &[&now, &endpoint])?;
+    conn.execute(sql, &[&now, &endpoint, &upto])?;
     conn.execute(
-        "UPDATE webhook_endpoints
-         SET fanned_upto = (SELECT COALESCE(MAX(seq), 0) FROM webhook_events)
-         WHERE disabled_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR id = ?1)",
-        &[&endpoint],
+        "UPDATE webhook_endpoints SET fanned_upto = ?2
+         WHERE disabled_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR id = ?1)
+           AND fanned_upto < ?2",
+        &[&endpoint, &upto],
     )?;
     Ok(())
 }

@@ -405,6 +405,10 @@ pub fn update_at(
     );
     values.push(Value::Text(id.to_string()));
     conn.execute_once(&sql, &args(&values))?;
+    let v = get(conn, id, tenant)?;
+    // The event before the counts, as every write records them (on PostgreSQL an event takes
+    // the outbox's lock, and no write waits for it while holding a count).
+    outbox::record(conn, &v.group_id, Event::VoucherUpdated(&v))?;
     if let Some(status) = changes.status.filter(|s| *s != current.status) {
         // Both counts in one order (by status) whatever the change, so that two writes moving
         // vouchers opposite ways never wait for each other's count (PostgreSQL's row locks).
@@ -414,8 +418,7 @@ pub fn update_at(
             count_in(conn, &current.group_id, s, delta)?;
         }
     }
-    get(conn, id, tenant)
-        .and_then(|v| outbox::record(conn, &v.group_id, Event::VoucherUpdated(&v)).map(|()| v))
+    Ok(v)
 }
 
 /// How many vouchers the database holds, every group's.
@@ -434,7 +437,7 @@ pub fn delete(conn: &Db, id: &str, tenant: &Tenant) -> Result<(), StoreError> {
     if deleted == 0 {
         return Err(StoreError::Conflict(Conflict::NotDeletable));
     }
-    count_in(conn, &v.group_id, v.status, -1)?;
     outbox::record(conn, &v.group_id, Event::VoucherDeleted(&v))?;
+    count_in(conn, &v.group_id, v.status, -1)?;
     Ok(())
 }
