@@ -91,11 +91,23 @@ pub fn code_stem() -> String {
 /// the servers started in it (created at first use, dropped with the home).
 pub struct TempDir {
     path: PathBuf,
+    postgres: bool,
     pg: OnceLock<PgDatabase>,
 }
 
 impl TempDir {
+    /// A home on the engine of this test run ([`engine_is_postgres`]).
     pub fn new() -> TempDir {
+        TempDir::on(engine_is_postgres())
+    }
+
+    /// A home whose database is on PostgreSQL whatever the engine of this test run (the
+    /// PostgreSQL-only tests).
+    pub fn new_postgres() -> TempDir {
+        TempDir::on(true)
+    }
+
+    fn on(postgres: bool) -> TempDir {
         let path = std::env::temp_dir().join(format!(
             "vouchd-test-{}-{}-{}",
             std::process::id(),
@@ -106,6 +118,7 @@ impl TempDir {
             .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", path.display()));
         TempDir {
             path,
+            postgres,
             pg: OnceLock::new(),
         }
     }
@@ -118,7 +131,7 @@ impl TempDir {
     /// URL of a fresh database created at the first call and the same on every later one, so a
     /// restart (`TestServer::start_in`) finds its data again.
     pub fn db(&self) -> String {
-        if engine_is_postgres() {
+        if self.postgres {
             self.pg.get_or_init(PgDatabase::create).url.clone()
         } else {
             let db = self.path.join("v.db");
