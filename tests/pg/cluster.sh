@@ -15,7 +15,7 @@
 # the machine's either (createcluster.conf says so before the install when postgresql-common is
 # not there yet). Everything but the two export lines goes to stderr.
 #
-# Settings: VOUCHD_TEST_PG_MAX_CONNECTIONS (default 500: every test server keeps a pool, and
+# Settings: VOUCHD_TEST_PG_MAX_CONNECTIONS (default 1000: every test server keeps a pool, and
 # servers kept for a whole test binary are many).
 set -euo pipefail
 
@@ -106,7 +106,7 @@ start() {
   fi
   rm -f "$dir/pwfile"
 
-  local max_connections=${VOUCHD_TEST_PG_MAX_CONNECTIONS:-500}
+  local max_connections=${VOUCHD_TEST_PG_MAX_CONNECTIONS:-1000}
   local attempt port started=
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     port=$((20000 + RANDOM % 40000))
