@@ -432,19 +432,27 @@ fn backup_of_a_postgres_database_says_to_use_postgresqls_tools_and_writes_nothin
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "backup succeeded: {stderr}");
     assert!(stderr.contains("pg_dump"), "{stderr}");
+    assert!(
+        !stderr.contains(&password_of(&servers[0].db)),
+        "the refusal printed the password: {stderr}"
+    );
     assert!(!dest.exists(), "backup wrote {}", dest.display());
+}
+
+/// The password in a `postgres://user:password@…` URL (the test cluster has one).
+fn password_of(url: &str) -> String {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, pw)| pw.to_string())
+        .filter(|pw| !pw.is_empty())
+        .unwrap_or_else(|| panic!("the URL has no password: {}", redact(url)))
 }
 
 #[test]
 fn the_database_password_appears_in_no_output() {
     let admin = pg_admin_url();
-    let password = admin
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, pw)| pw.to_string())
-        .filter(|pw| !pw.is_empty())
-        .unwrap_or_else(|| panic!("VOUCHD_TEST_PG has no password: {}", redact(&admin)));
+    let password = password_of(&admin);
     let (_home, servers) = instances(1);
     let s = &servers[0];
     let t = s.tenant(CASHIER);

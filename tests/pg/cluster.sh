@@ -15,6 +15,10 @@
 # the machine's either (createcluster.conf says so before the install when postgresql-common is
 # not there yet). Everything but the two export lines goes to stderr.
 #
+# The cluster runs with fsync=off: the tests kill vouchd, never PostgreSQL or the machine, so
+# flushing to disk changes nothing they can see (a commit is still a commit to every other
+# connection; synchronous_commit stays on), and the suite runs a quarter faster without it.
+#
 # Settings: VOUCHD_TEST_PG_MAX_CONNECTIONS (default 1000: every test server keeps a pool, and
 # servers kept for a whole test binary are many).
 set -euo pipefail
@@ -112,7 +116,7 @@ start() {
     port=$((20000 + RANDOM % 40000))
     port_taken "$port" && continue
     if as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=$max_connections" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=$max_connections -c fsync=off" \
       start >&2; then
       started=yes
       break
