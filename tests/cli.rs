@@ -155,13 +155,8 @@ fn import(dir: &TempDir, csv: &str, db: &str, more: &[&str]) -> Output {
 #[test]
 fn import_into_a_new_file_creates_its_admin_and_imports_for_it() {
     let dir = Arc::new(TempDir::new());
-    let db = dir.path().join("v.db");
-    let out = import(
-        &dir,
-        "code,amount,currency\nNEWFILE1,25.00,EUR\n",
-        db.to_str().expect("UTF-8 path"),
-        &[],
-    );
+    let db = dir.db();
+    let out = import(&dir, "code,amount,currency\nNEWFILE1,25.00,EUR\n", &db, &[]);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(text(&out.stdout).trim(), r#"{"imported":1}"#);
@@ -184,6 +179,9 @@ fn import_into_a_new_file_creates_its_admin_and_imports_for_it() {
 
 #[test]
 fn a_failed_import_into_a_new_file_leaves_no_file_and_says_why() {
+    if engine_is_postgres() {
+        return; // SQLite-only: about the database file a failed import must not leave behind.
+    }
     let dir = TempDir::new();
     let db = dir.path().join("new.db");
     let path = db.to_str().expect("UTF-8 path");
@@ -213,11 +211,9 @@ fn a_failed_import_into_a_new_file_leaves_no_file_and_says_why() {
 #[test]
 fn a_failed_import_into_an_existing_file_keeps_it_and_its_clients() {
     let server = TestServer::start();
-    let db = server.db.to_str().expect("UTF-8 path").to_string();
     let dir = TempDir::new();
-    let out = import(&dir, "amount\n-1\n", &db, &[]);
+    let out = import(&dir, "amount\n-1\n", &server.db, &[]);
     assert!(!out.status.success());
-    assert!(server.db.exists());
     let r = server.list(&server.admin_token(), "per_page=1");
     assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -6,7 +6,6 @@
 use crate::common::*;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
@@ -62,7 +61,7 @@ impl Printed {
     }
 }
 
-fn run_demo(db: &Path) -> Output {
+fn run_demo(db: &str) -> Output {
     Command::new(BIN)
         .arg("demo")
         .arg("--db")
@@ -118,7 +117,7 @@ fn shop() -> &'static Shop {
     static SHOP: OnceLock<Shop> = OnceLock::new();
     SHOP.get_or_init(|| {
         let dir = Arc::new(TempDir::new());
-        let out = run_demo(&dir.path().join("v.db"));
+        let out = run_demo(&dir.db());
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),

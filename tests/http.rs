@@ -591,18 +591,8 @@ fn an_internal_error_is_logged_with_the_route_template_not_the_path() {
         .as_str()
         .expect("a token")
         .to_string();
-    // Another process takes the ledger table away: every read of it fails inside the server.
-    let status = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys\n\
-             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-             c.execute('ALTER TABLE ledger RENAME TO ledger_gone')\n",
-        ])
-        .arg(&s.db)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success());
+    // Another connection takes the ledger table away: every read of it fails inside the server.
+    s.sql().batch("ALTER TABLE ledger RENAME TO ledger_gone");
     let r = s.get(&format!("/v1/vouchers/{id}/charges"), &token);
     assert_problem(&r, 500, "internal_error");
     let r = s.get(&format!("/jtl/v1/vouchers/{jtl_id}/charges"), &jtl_token);
@@ -622,17 +612,8 @@ fn an_internal_error_is_logged_with_the_route_template_not_the_path() {
         s.output()
     );
     // The vouchers table goes too: CareCloud's list fails inside the server.
-    let status = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys\n\
-             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-             c.execute('ALTER TABLE vouchers RENAME TO vouchers_gone')\n",
-        ])
-        .arg(&s.db)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success());
+    s.sql()
+        .batch("ALTER TABLE vouchers RENAME TO vouchers_gone");
     let r = s.get(
         "/carecloud/rest-api/enterprise-interface/v1.0/customers/cust-secret-7/vouchers",
         &tenant.token,

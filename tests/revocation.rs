@@ -16,14 +16,11 @@ const LOGINS: usize = 3;
 
 /// Rows of the tokens table that belong to revoked clients.
 fn tokens_of_revoked_clients(s: &TestServer) -> i64 {
-    let conn = rusqlite::Connection::open(&s.db).expect("open the database");
-    conn.query_row(
+    s.sql().query_i64(
         "SELECT COUNT(*) FROM tokens t JOIN clients c ON c.id = t.client_id
          WHERE c.revoked_at IS NOT NULL",
-        [],
-        |r| r.get(0),
+        &[],
     )
-    .expect("count tokens")
 }
 
 #[test]
@@ -122,14 +119,10 @@ fn a_clients_live_tokens_are_bounded_and_the_oldest_ends_first() {
     for _ in 0..100 {
         last = login();
     }
-    let conn = rusqlite::Connection::open(&s.db).expect("open the database");
-    let live: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM tokens WHERE client_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let live = s.sql().query_i64(
+        "SELECT COUNT(*) FROM tokens WHERE client_id = ?1",
+        &[id.as_str().into()],
+    );
     assert_eq!(live, 100, "live tokens of one client");
     assert_problem(&s.get("/v1/vouchers", &first), 401, "invalid_token");
     assert_eq!(s.get("/v1/vouchers", &last).status, 200);
@@ -141,21 +134,34 @@ fn expired_tokens_are_deleted_by_the_next_login() {
     let group = unique("g");
     s.create_group(&group, CASHIER);
     let (id, secret) = s.create_client(&unique("till"), &group, None);
-    let conn = rusqlite::Connection::open(&s.db).expect("open the database");
-    conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
-    conn.execute(
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let mut db = s.sql();
+    let hash: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
+    db.execute(
         "INSERT INTO tokens (hash, client_id, scopes, expires_at, created_at)
-         VALUES (randomblob(32), ?1, 'vouchers:read', unixepoch() - 60, unixepoch() - 3660)",
-        [&id],
-    )
-    .expect("an expired token");
+         VALUES (?1, ?2, 'vouchers:read', CAST(?3 AS BIGINT), CAST(?4 AS BIGINT))",
+        &[
+            hash.into(),
+            id.as_str().into(),
+            (now - 60).into(),
+            (now - 3660).into(),
+        ],
+    );
+    assert_eq!(
+        db.query_i64(
+            "SELECT COUNT(*) FROM tokens WHERE expires_at <= CAST(?1 AS BIGINT)",
+            &[now.into()]
+        ),
+        1,
+        "the expired token is in"
+    );
     s.token(&id, &secret, None);
-    let expired: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM tokens WHERE expires_at <= unixepoch()",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let expired = db.query_i64(
+        "SELECT COUNT(*) FROM tokens WHERE expires_at <= CAST(?1 AS BIGINT)",
+        &[now.into()],
+    );
     assert_eq!(expired, 0);
 }

@@ -174,16 +174,21 @@ fn stats_of_an_empty_shop_are_zeros_and_ninety_quiet_days() {
 }
 
 /// Writes a ledger entry with a chosen time straight into the database.
-fn insert_entry(db: &std::path::Path, n: u32, voucher: &str, kind: &str, cents: i64, at: i64) {
-    let conn = rusqlite::Connection::open(db).expect("open the database");
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .expect("busy timeout");
-    conn.execute(
+fn insert_entry(s: &TestServer, n: u32, voucher: &str, kind: &str, cents: i64, at: i64) {
+    let written = s.sql().execute(
         "INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at)
-         SELECT ?1, id, client_id, ?2, ?3, ?4 FROM vouchers WHERE id = ?5",
-        rusqlite::params![format!("TESTENTRY{n:07}"), kind, cents, at, voucher],
-    )
-    .expect("insert a ledger entry");
+         SELECT CAST(?1 AS TEXT), id, client_id, CAST(?2 AS TEXT), CAST(?3 AS BIGINT),
+                CAST(?4 AS BIGINT)
+         FROM vouchers WHERE id = ?5",
+        &[
+            format!("TESTENTRY{n:07}").into(),
+            kind.into(),
+            cents.into(),
+            at.into(),
+            voucher.into(),
+        ],
+    );
+    assert_eq!(written, 1, "a ledger entry for {voucher}");
 }
 
 #[test]
@@ -205,13 +210,13 @@ fn stats_days_are_the_shops_days_and_the_window_is_ninety_of_them() {
     };
     let today_start = midnight.epoch();
     let first_start = midnight.plus_days(-89).epoch();
-    insert_entry(&s.db, 1, &card, "charge", 100, today_start);
-    insert_entry(&s.db, 2, &card, "charge", 200, today_start - 1);
-    insert_entry(&s.db, 3, &card, "refund", 50, today_start - 1);
-    insert_entry(&s.db, 4, &card, "charge", 300, first_start);
-    insert_entry(&s.db, 5, &card, "charge", 400, first_start - 1);
-    insert_entry(&s.db, 6, &jpy, "charge", 1500, first_start + 3600);
-    insert_entry(&s.db, 7, &card, "charge", 500, today_start + 86_400);
+    insert_entry(&s, 1, &card, "charge", 100, today_start);
+    insert_entry(&s, 2, &card, "charge", 200, today_start - 1);
+    insert_entry(&s, 3, &card, "refund", 50, today_start - 1);
+    insert_entry(&s, 4, &card, "charge", 300, first_start);
+    insert_entry(&s, 5, &card, "charge", 400, first_start - 1);
+    insert_entry(&s, 6, &jpy, "charge", 1500, first_start + 3600);
+    insert_entry(&s, 7, &card, "charge", 500, today_start + 86_400);
 
     let after = stats(&s, &t.token);
     assert_eq!(
@@ -333,18 +338,15 @@ fn stats_sum_exactly_past_i64_and_one_groups_sums_break_no_ones_answer() {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    let conn = rusqlite::Connection::open(&s.db).expect("open the database");
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .expect("busy timeout");
-    conn.execute(
+    let written = s.sql().execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
          INSERT INTO ledger (id, voucher_id, client_id, type, amount, created_at)
-         SELECT printf('BIGCHARGE%07d', i), v.id, v.client_id, 'charge', 10000000000000, ?2
+         SELECT 'BIGCHARGE' || CAST(i AS TEXT), v.id, v.client_id, 'charge', 10000000000000,
+                CAST(?2 AS BIGINT)
          FROM n, vouchers v WHERE v.id = ?1",
-        rusqlite::params![first, now],
-    )
-    .expect("insert a million charges");
-    drop(conn);
+        &[first.as_str().into(), now.into()],
+    );
+    assert_eq!(written, 1_000_000);
 
     let mine = stats(&s, &big.token);
     let clf = liability(&mine, "CLF");

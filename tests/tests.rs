@@ -26,6 +26,7 @@ mod login_throttle;
 mod metrics;
 mod money;
 mod openapi;
+mod postgres;
 mod readme;
 mod revocation;
 mod shutdown;

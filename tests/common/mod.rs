@@ -5,9 +5,17 @@
 //!
 //! Servers kept in a `static OnceLock` are never dropped, so every server also gets a tiny `sh`
 //! watchdog holding a pipe from this process: when the test binary exits (normally or not) the
-//! pipe closes and the watchdog kills the server and removes its directory.
+//! pipe closes and the watchdog kills the server and removes its directory (and, on
+//! PostgreSQL, drops its database when `psql` is at hand).
+//!
+//! The engine: SQLite by default, PostgreSQL with `VOUCHD_TEST_ENGINE=postgres` (see [`db`]).
+//! A server's `db` is its `--db` value either way; tests about the SQLite file itself say so
+//! with `if engine_is_postgres() { return; } // SQLite-only: …`.
 
 #![allow(dead_code)]
+
+mod db;
+pub use db::*;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -17,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vouchd");
@@ -79,13 +87,27 @@ pub fn code_stem() -> String {
     format!("Q{}", tail.into_iter().collect::<String>())
 }
 
-/// A temporary directory removed on drop.
+/// A test's home: a temporary directory removed on drop and, on PostgreSQL, the database of
+/// the servers started in it (created at first use, dropped with the home).
 pub struct TempDir {
     path: PathBuf,
+    postgres: bool,
+    pg: OnceLock<PgDatabase>,
 }
 
 impl TempDir {
+    /// A home on the engine of this test run ([`engine_is_postgres`]).
     pub fn new() -> TempDir {
+        TempDir::on(engine_is_postgres())
+    }
+
+    /// A home whose database is on PostgreSQL whatever the engine of this test run (the
+    /// PostgreSQL-only tests).
+    pub fn new_postgres() -> TempDir {
+        TempDir::on(true)
+    }
+
+    fn on(postgres: bool) -> TempDir {
         let path = std::env::temp_dir().join(format!(
             "vouchd-test-{}-{}-{}",
             std::process::id(),
@@ -94,11 +116,34 @@ impl TempDir {
         ));
         std::fs::create_dir_all(&path)
             .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", path.display()));
-        TempDir { path }
+        TempDir {
+            path,
+            postgres,
+            pg: OnceLock::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The database of this home as `--db` takes it: `DIR/v.db` on SQLite; on PostgreSQL the
+    /// URL of a fresh database created at the first call and the same on every later one, so a
+    /// restart (`TestServer::start_in`) finds its data again.
+    pub fn db(&self) -> String {
+        if self.postgres {
+            self.pg.get_or_init(PgDatabase::create).url.clone()
+        } else {
+            let db = self.path.join("v.db");
+            db.to_str()
+                .unwrap_or_else(|| panic!("temp path is not UTF-8: {}", db.display()))
+                .to_string()
+        }
+    }
+
+    /// The PostgreSQL database's name, once [`TempDir::db`] made one.
+    fn pg_name(&self) -> Option<&str> {
+        self.pg.get().map(|d| d.name.as_str())
     }
 }
 
@@ -171,10 +216,22 @@ pub struct Tenant {
     pub token: String,
 }
 
+/// What a start expects of the admin line.
+enum Admin {
+    /// A fresh database: the line must be printed.
+    Fresh,
+    /// A restart or another instance: the admin is known, a line is not expected.
+    Known((String, String)),
+    /// One of several instances starting at once on a fresh database: either way.
+    Either,
+}
+
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`, as printed by the server.
     pub base: String,
-    pub db: PathBuf,
+    /// The database as `--db` takes it: a file path on SQLite, a `postgres://` URL on
+    /// PostgreSQL.
+    pub db: String,
     pub admin_id: String,
     pub admin_secret: String,
     /// Whether this start printed the `created admin client` line.
@@ -196,14 +253,30 @@ impl TestServer {
         TestServer::start_in(Arc::new(TempDir::new()), extra, None)
     }
 
-    /// Starts a server on `dir/v.db`. With `known_admin` (a restart) the admin line is not
-    /// required; without it (a fresh database) it is.
+    /// Starts a server on `dir`'s database ([`TempDir::db`]). With `known_admin` (a restart,
+    /// or another instance on the same database) the admin line is not required; without it
+    /// (a fresh database) it is.
     pub fn start_in(
         dir: Arc<TempDir>,
         extra: &[&str],
         known_admin: Option<(String, String)>,
     ) -> TestServer {
-        let db = dir.path().join("v.db");
+        let admin = match known_admin {
+            Some(a) => Admin::Known(a),
+            None => Admin::Fresh,
+        };
+        TestServer::start_inner(dir, extra, admin)
+    }
+
+    /// Starts one of several instances on `dir`'s database that may or may not be the one to
+    /// set up a fresh database: `printed_admin` says whether it printed the admin line, and
+    /// `admin_id`/`admin_secret` are empty when it did not.
+    pub fn start_instance(dir: Arc<TempDir>, extra: &[&str]) -> TestServer {
+        TestServer::start_inner(dir, extra, Admin::Either)
+    }
+
+    fn start_inner(dir: Arc<TempDir>, extra: &[&str], known_admin: Admin) -> TestServer {
+        let db = dir.db();
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--db")
@@ -226,12 +299,22 @@ impl TestServer {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
+        let (pg_admin, pg_name) = match dir.pg_name() {
+            Some(name) => (pg_admin_url(), name.to_string()),
+            None => (String::new(), String::new()),
+        };
         let watchdog = Command::new("sh")
             .arg("-c")
-            .arg("read _ignored; kill -9 \"$1\" 2>/dev/null; sleep 0.3; rm -rf \"$2\"")
+            .arg(
+                "read _ignored; kill -9 \"$1\" 2>/dev/null; sleep 0.3; rm -rf \"$2\"; \
+                 if [ -n \"$4\" ] && command -v psql >/dev/null; then \
+                 psql -qX -d \"$3\" -c \"DROP DATABASE IF EXISTS \\\"$4\\\" WITH (FORCE)\"; fi",
+            )
             .arg("sh")
             .arg(child.id().to_string())
             .arg(dir.path())
+            .arg(pg_admin)
+            .arg(pg_name)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -314,14 +397,15 @@ impl TestServer {
             "listening line should name http://127.0.0.1:PORT, got {base:?}"
         );
         let printed_admin = admin.is_some();
+        if printed_admin {
+            assert_eq!(admin_lines, 1, "admin line printed more than once");
+        }
         let (admin_id, admin_secret) = match (admin, known_admin) {
-            (Some(a), None) => {
-                assert_eq!(admin_lines, 1, "admin line printed more than once");
-                a
-            }
-            (None, Some(a)) => a,
-            (Some(_), Some(a)) => a,
-            (None, None) => {
+            (Some(a), Admin::Fresh | Admin::Either) => a,
+            (None, Admin::Known(a)) => a,
+            (Some(_), Admin::Known(a)) => a,
+            (None, Admin::Either) => (String::new(), String::new()),
+            (None, Admin::Fresh) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
@@ -353,6 +437,16 @@ impl TestServer {
 
     pub fn dir(&self) -> Arc<TempDir> {
         Arc::clone(&self.dir)
+    }
+
+    /// A connection of the test's own to this server's database.
+    pub fn sql(&self) -> TestDb {
+        TestDb::open(&self.db)
+    }
+
+    /// Whether `needle` is stored anywhere in this server's database ([`stored_anywhere`]).
+    pub fn stored_anywhere(&self, needle: &str) -> bool {
+        stored_anywhere(&self.db, needle)
     }
 
     /// Everything the server printed so far (stderr, and stdout lines prefixed).
