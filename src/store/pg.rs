@@ -30,8 +30,7 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 const STATEMENTS_KEPT: usize = 512;
 /// Settings of every connection: no statement runs (or waits for a lock) without end;
 /// `synchronous_commit` stays as the server has it (on by default: a COMMIT is durable).
-const SESSION: &str = "SET statement_timeout = '60s'; SET lock_timeout = '10s'; \
-                       SET idle_in_transaction_session_timeout = '10min'";
+const SESSION: &str = "SET statement_timeout = '60s'; SET lock_timeout = '10s'";
 
 const SCHEMA: &str = include_str!("../../schema-postgres.sql");
 /// The advisory lock held while a database's schema is checked or laid out.
@@ -381,14 +380,70 @@ pub(super) fn transaction<T, E: From<StoreError>>(
     let result = catch_unwind(AssertUnwindSafe(|| op(&db)))
         .unwrap_or_else(|_| Err(E::from(StoreError::Bug("a write operation panicked"))));
     match result {
-        Ok(value) => {
-            db.batch("COMMIT")
-                .map_err(|e| E::from(StoreError::from(e)))?;
-            Ok(value)
-        }
+        Ok(value) => match db.batch("COMMIT") {
+            Ok(()) => Ok(value),
+            // A serialization failure at the COMMIT: not done, worth a retry (503).
+            Err(err) if err.pg_code().is_some_and(|c| c.starts_with("40")) => {
+                Err(E::from(StoreError::Busy))
+            }
+            // Anything else (the connection lost during the COMMIT): the outcome is unknown,
+            // so never "not done".
+            Err(err) => Err(E::from(StoreError::Stopped(format!("commit: {err}")))),
+        },
         Err(err) => {
             let _ = db.batch("ROLLBACK");
             Err(err)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    /// Each table's columns and each index's name, as a schema file declares them.
+    fn declared(schema: &str) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+        let mut tables = BTreeMap::new();
+        let mut indexes = Vec::new();
+        let mut current: Option<(String, Vec<String>)> = None;
+        for line in schema.lines() {
+            let line = line.split("--").next().unwrap_or("").trim();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["CREATE", "TABLE", name, ..] => current = Some((name.to_string(), Vec::new())),
+                ["CREATE", "INDEX" | "UNIQUE", ..] => {
+                    let at = if words[1] == "UNIQUE" { 3 } else { 2 };
+                    indexes.push(words[at].to_string());
+                }
+                [")" | ");", ..] => {
+                    if let Some((name, columns)) = current.take() {
+                        tables.insert(name, columns);
+                    }
+                }
+                [first, ..] if !["CHECK", "PRIMARY", "UNIQUE"].contains(first) => {
+                    if let Some((_, columns)) = current.as_mut() {
+                        columns.push(first.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        indexes.sort();
+        (tables, indexes)
+    }
+
+    #[test]
+    fn the_postgres_schema_has_sqlites_tables_columns_and_indexes() {
+        let (sqlite_tables, sqlite_indexes) = declared(include_str!("../../schema.sql"));
+        let (mut pg_tables, pg_indexes) = declared(super::SCHEMA);
+        // The order holds were taken in: SQLite's rowid, a column on PostgreSQL.
+        let seq = pg_tables
+            .get_mut("reservations")
+            .and_then(|c| c.pop())
+            .expect("reservations");
+        assert_eq!(seq, "seq");
+        assert!(sqlite_tables.len() > 10, "{sqlite_tables:?}");
+        assert_eq!(sqlite_tables, pg_tables);
+        assert_eq!(sqlite_indexes, pg_indexes);
     }
 }

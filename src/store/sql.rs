@@ -198,6 +198,8 @@ impl DbError {
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
             DbError::PoolTimeout => true,
+            // The connection broke (the server restarted): the transaction did not commit.
+            DbError::Postgres(e) if e.is_closed() => true,
             _ => matches!(self.pg_code(), Some("40001" | "40P01" | "55P03" | "57014")),
         }
     }
