@@ -5,7 +5,7 @@
 //! READ), a thousand rows at a time in key order, so a server may keep running on it. The
 //! target is written in one transaction: its own rows are cleared first (a database without
 //! vouchers holds at most clients, groups and settings of its own), every row goes in with its
-//! keys and `seq` numbers as they were, PostgreSQL's identity sequences are moved past the
+//! keys and `seq` numbers as they were (a hold's `seq` is its `rowid` on SQLite), PostgreSQL's identity sequences are moved past the
 //! largest `seq`, and the check runs before the COMMIT — a copy that fails it leaves the
 //! target as it was. The ledger's append-only guards stop updates and deletes, not inserts.
 //!
@@ -32,6 +32,21 @@ struct Table {
     only: Option<&'static str>,
     /// PostgreSQL: an identity column whose sequence is moved past the copied rows.
     identity: bool,
+    /// Its `seq` is SQLite's `rowid` (reservations: the order holds were taken).
+    rowid_seq: bool,
+}
+
+impl Table {
+    /// The columns as `db` names them.
+    fn columns_on(&self, db: &Db) -> Vec<&'static str> {
+        self.columns
+            .iter()
+            .map(|c| match *c {
+                "seq" if self.rowid_seq && !db.is_postgres() => "rowid",
+                c => c,
+            })
+            .collect()
+    }
 }
 
 /// Every table of the schema, each after the tables it refers to.
@@ -42,6 +57,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "clients",
@@ -57,6 +73,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "tokens",
@@ -72,6 +89,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "settings",
@@ -79,6 +97,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: Some("key <> 'schema_version'"),
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "vouchers",
@@ -124,6 +143,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: true,
+        rowid_seq: false,
     },
     Table {
         name: "voucher_counts",
@@ -131,6 +151,7 @@ const TABLES: &[Table] = &[
         key: 2,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "ledger",
@@ -149,6 +170,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: true,
+        rowid_seq: false,
     },
     Table {
         name: "reservations",
@@ -163,10 +185,12 @@ const TABLES: &[Table] = &[
             "created_at",
             "updated_at",
             "dialect",
+            "seq",
         ],
         key: 1,
         only: None,
-        identity: false,
+        identity: true,
+        rowid_seq: true,
     },
     Table {
         name: "idempotency",
@@ -182,6 +206,7 @@ const TABLES: &[Table] = &[
         key: 2,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "connect_pins",
@@ -196,6 +221,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "voucher_comments",
@@ -210,6 +236,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: true,
+        rowid_seq: false,
     },
     Table {
         name: "webhook_endpoints",
@@ -226,6 +253,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
     Table {
         name: "webhook_events",
@@ -233,6 +261,7 @@ const TABLES: &[Table] = &[
         key: 1,
         only: None,
         identity: true,
+        rowid_seq: false,
     },
     Table {
         name: "webhook_deliveries",
@@ -250,6 +279,7 @@ const TABLES: &[Table] = &[
         key: 2,
         only: None,
         identity: false,
+        rowid_seq: false,
     },
 ];
 
@@ -429,7 +459,7 @@ fn copy_table(
     total: u64,
     progress: &mut dyn FnMut(Step),
 ) -> Result<u64, String> {
-    let columns = table.columns.join(", ");
+    let columns = table.columns_on(source).join(", ");
     let key = table.columns[..table.key].join(", ");
     let mut conditions: Vec<String> = table.only.iter().map(|c| c.to_string()).collect();
     let first = select(table, &columns, &key, &conditions);
@@ -459,7 +489,7 @@ fn copy_table(
                 table.name
             )))?;
         for chunk in rows.chunks(per_insert) {
-            insert(target, table, &columns, chunk)?;
+            insert(target, table, chunk)?;
         }
         if !rows.is_empty() {
             done += rows.len() as u64;
@@ -488,7 +518,8 @@ fn select(table: &Table, columns: &str, key: &str, conditions: &[String]) -> Str
     )
 }
 
-fn insert(target: &Db, table: &Table, columns: &str, rows: &[Vec<Cell>]) -> Result<(), String> {
+fn insert(target: &Db, table: &Table, rows: &[Vec<Cell>]) -> Result<(), String> {
+    let columns = table.columns_on(target).join(", ");
     let one = format!("({})", vec!["?"; table.columns.len()].join(", "));
     let sql = format!(
         "INSERT INTO {} ({columns}) VALUES {}",
