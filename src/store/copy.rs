@@ -26,261 +26,131 @@ use std::collections::HashMap;
 /// in), and the rows of it that are copied.
 struct Table {
     name: &'static str,
-    columns: &'static [&'static str],
+    /// Comma-separated.
+    columns: &'static str,
     key: usize,
     /// A condition on the rows copied (settings: not the PostgreSQL schema's version stamp).
     only: Option<&'static str>,
-    /// PostgreSQL: an identity column whose sequence is moved past the copied rows.
+    /// PostgreSQL: an identity column `seq` whose sequence is moved past the copied rows.
     identity: bool,
     /// Its `seq` is SQLite's `rowid` (reservations: the order holds were taken).
     rowid_seq: bool,
+}
+
+const fn table(name: &'static str, key: usize, columns: &'static str) -> Table {
+    Table {
+        name,
+        columns,
+        key,
+        only: None,
+        identity: false,
+        rowid_seq: false,
+    }
 }
 
 impl Table {
     /// The columns as `db` names them.
     fn columns_on(&self, db: &Db) -> Vec<&'static str> {
         self.columns
-            .iter()
-            .map(|c| match *c {
+            .split(", ")
+            .map(|c| match c {
                 "seq" if self.rowid_seq && !db.is_postgres() => "rowid",
                 c => c,
             })
             .collect()
     }
+
+    fn width(&self) -> usize {
+        self.columns.split(", ").count()
+    }
 }
 
 /// Every table of the schema, each after the tables it refers to.
 const TABLES: &[Table] = &[
+    table("client_groups", 1, "id, name, scopes, created_at"),
+    table(
+        "clients",
+        1,
+        "id, name, group_id, scopes, secret_hash, revoked_at, created_at",
+    ),
+    table(
+        "tokens",
+        1,
+        "hash, client_id, scopes, client_type, expires_at, created_at, dialect_scopes",
+    ),
     Table {
-        name: "client_groups",
-        columns: &["id", "name", "scopes", "created_at"],
-        key: 1,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
-    Table {
-        name: "clients",
-        columns: &[
-            "id",
-            "name",
-            "group_id",
-            "scopes",
-            "secret_hash",
-            "revoked_at",
-            "created_at",
-        ],
-        key: 1,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
-    Table {
-        name: "tokens",
-        columns: &[
-            "hash",
-            "client_id",
-            "scopes",
-            "client_type",
-            "expires_at",
-            "created_at",
-            "dialect_scopes",
-        ],
-        key: 1,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
-    Table {
-        name: "settings",
-        columns: &["key", "value"],
-        key: 1,
         only: Some("key <> 'schema_version'"),
-        identity: false,
-        rowid_seq: false,
+        ..table("settings", 1, "key, value")
     },
     Table {
-        name: "vouchers",
-        columns: &[
-            "seq",
-            "id",
-            "code",
-            "client_id",
-            "group_id",
-            "sku",
-            "batch",
-            "label",
-            "note",
-            "currency",
-            "exponent",
-            "amount",
-            "remaining",
-            "discount_type",
-            "discount_value",
-            "max_uses",
-            "uses",
-            "used_at",
-            "valid_from",
-            "valid_until",
-            "validity_value",
-            "validity_interval",
-            "status",
-            "type",
-            "taxable",
-            "tax_rate",
-            "order_number",
-            "customer_id",
-            "product_id",
-            "store_id",
-            "purchase_id",
-            "reward_id",
-            "data",
-            "entries",
-            "created_at",
-            "updated_at",
-            "pin_hash",
-        ],
-        key: 1,
-        only: None,
         identity: true,
-        rowid_seq: false,
+        ..table(
+            "vouchers",
+            1,
+            "seq, id, code, client_id, group_id, sku, batch, label, note, currency, exponent, \
+             amount, remaining, discount_type, discount_value, max_uses, uses, used_at, \
+             valid_from, valid_until, validity_value, validity_interval, status, type, taxable, \
+             tax_rate, order_number, customer_id, product_id, store_id, purchase_id, reward_id, \
+             data, entries, created_at, updated_at, pin_hash",
+        )
     },
+    table("voucher_counts", 2, "group_id, status, n"),
     Table {
-        name: "voucher_counts",
-        columns: &["group_id", "status", "n"],
-        key: 2,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
-    Table {
-        name: "ledger",
-        columns: &[
-            "seq",
-            "id",
-            "voucher_id",
-            "client_id",
-            "type",
-            "amount",
-            "order_number",
-            "refers_to",
-            "ticket_total",
-            "created_at",
-        ],
-        key: 1,
-        only: None,
         identity: true,
-        rowid_seq: false,
+        ..table(
+            "ledger",
+            1,
+            "seq, id, voucher_id, client_id, type, amount, order_number, refers_to, \
+             ticket_total, created_at",
+        )
     },
     Table {
-        name: "reservations",
-        columns: &[
-            "id",
-            "voucher_id",
-            "client_id",
-            "amount",
-            "order_number",
-            "status",
-            "expires_at",
-            "created_at",
-            "updated_at",
-            "dialect",
-            "seq",
-        ],
-        key: 1,
-        only: None,
         identity: true,
         rowid_seq: true,
+        ..table(
+            "reservations",
+            1,
+            "id, voucher_id, client_id, amount, order_number, status, expires_at, created_at, \
+             updated_at, dialect, seq",
+        )
     },
+    table(
+        "idempotency",
+        2,
+        "client_id, key, request_hash, status, content_type, body, created_at",
+    ),
+    table(
+        "connect_pins",
+        1,
+        "hash, group_id, name, expires_at, used_at, created_at",
+    ),
     Table {
-        name: "idempotency",
-        columns: &[
-            "client_id",
-            "key",
-            "request_hash",
-            "status",
-            "content_type",
-            "body",
-            "created_at",
-        ],
-        key: 2,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
-    Table {
-        name: "connect_pins",
-        columns: &[
-            "hash",
-            "group_id",
-            "name",
-            "expires_at",
-            "used_at",
-            "created_at",
-        ],
-        key: 1,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
-    Table {
-        name: "voucher_comments",
-        columns: &[
-            "seq",
-            "voucher_id",
-            "client_id",
-            "action",
-            "comment",
-            "created_at",
-        ],
-        key: 1,
-        only: None,
         identity: true,
-        rowid_seq: false,
+        ..table(
+            "voucher_comments",
+            1,
+            "seq, voucher_id, client_id, action, comment, created_at",
+        )
     },
+    table(
+        "webhook_endpoints",
+        1,
+        "id, group_id, url, events, secret, created_at, disabled_at, disabled_reason",
+    ),
     Table {
-        name: "webhook_endpoints",
-        columns: &[
-            "id",
-            "group_id",
-            "url",
-            "events",
-            "secret",
-            "created_at",
-            "disabled_at",
-            "disabled_reason",
-        ],
-        key: 1,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
-    Table {
-        name: "webhook_events",
-        columns: &["seq", "id", "group_id", "type", "created_at", "body"],
-        key: 1,
-        only: None,
         identity: true,
-        rowid_seq: false,
+        ..table(
+            "webhook_events",
+            1,
+            "seq, id, group_id, type, created_at, body",
+        )
     },
-    Table {
-        name: "webhook_deliveries",
-        columns: &[
-            "endpoint_id",
-            "event_seq",
-            "state",
-            "attempts",
-            "first_failed_at",
-            "last_status",
-            "last_error",
-            "next_try_at",
-            "delivered_at",
-        ],
-        key: 2,
-        only: None,
-        identity: false,
-        rowid_seq: false,
-    },
+    table(
+        "webhook_deliveries",
+        2,
+        "endpoint_id, event_seq, state, attempts, first_failed_at, last_status, last_error, \
+         next_try_at, delivered_at",
+    ),
 ];
 
 /// Rows read from the source at a time.
@@ -460,13 +330,13 @@ fn copy_table(
     progress: &mut dyn FnMut(Step),
 ) -> Result<u64, String> {
     let columns = table.columns_on(source).join(", ");
-    let key = table.columns[..table.key].join(", ");
+    let key = table.columns_on(source)[..table.key].join(", ");
     let mut conditions: Vec<String> = table.only.iter().map(|c| c.to_string()).collect();
     let first = select(table, &columns, &key, &conditions);
     let placeholders = vec!["?"; table.key].join(", ");
     conditions.push(format!("({key}) > ({placeholders})"));
     let next = select(table, &columns, &key, &conditions);
-    let width = table.columns.len();
+    let width = table.width();
     let per_insert = (MAX_ARGS / width).max(1);
     let mut done = 0u64;
     let mut last: Vec<Cell> = Vec::new();
@@ -520,7 +390,7 @@ fn select(table: &Table, columns: &str, key: &str, conditions: &[String]) -> Str
 
 fn insert(target: &Db, table: &Table, rows: &[Vec<Cell>]) -> Result<(), String> {
     let columns = table.columns_on(target).join(", ");
-    let one = format!("({})", vec!["?"; table.columns.len()].join(", "));
+    let one = format!("({})", vec!["?"; table.width()].join(", "));
     let sql = format!(
         "INSERT INTO {} ({columns}) VALUES {}",
         table.name,
