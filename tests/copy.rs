@@ -318,10 +318,11 @@ fn the_demo_shop_goes_to_postgresql_and_back_whole() {
     }
 }
 
-/// `n` gift cards as an export's CSV, with unique codes.
+/// `n` gift cards as an export's CSV, with unique codes; every thousandth with a balance a
+/// unit below its amount (the import books an opening charge for it).
 fn generated_csv(n: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-    let mut csv = String::from("code,amount,currency,batch\n");
+    let mut csv = String::from("code,amount,remaining_amount,currency,batch\n");
     for i in 0..n {
         let mut code = String::from("B");
         let mut rest = i;
@@ -329,9 +330,12 @@ fn generated_csv(n: usize) -> String {
             code.push(ALPHABET[rest % ALPHABET.len()] as char);
             rest /= ALPHABET.len();
         }
+        let units = i % 90 + 10;
+        let spent = usize::from(i % 1000 == 0);
         csv.push_str(&format!(
-            "{code},{}.{:02},EUR,batch-{}\n",
-            i % 90 + 10,
+            "{code},{units}.{:02},{}.{:02},EUR,batch-{}\n",
+            i % 100,
+            units - spent,
             i % 100,
             i % 7
         ));
@@ -389,12 +393,23 @@ fn a_hundred_thousand_vouchers_go_to_postgresql_and_back() {
         }
     }
     drop(a);
+    // Three balances no ledger explains (no request can make them): copied as they are, and
+    // said so, since the source breaks the rule already.
+    let broken = TestDb::open(&home_a.db()).execute(
+        "UPDATE vouchers SET remaining = remaining - 1 WHERE seq IN (7, 70, 700)",
+        &[],
+    );
+    assert_eq!(broken, 3);
 
     let home_p = Arc::new(TempDir::new_postgres());
     let home_b = Arc::new(TempDir::new_sqlite());
     let said = copy(&home_a.db(), &home_p.db());
     assert!(
-        said.contains("100000 vouchers, 50 ledger entries"),
+        said.contains("100000 vouchers, 150 ledger entries"),
+        "{said}"
+    );
+    assert!(
+        said.contains("3 vouchers carry a balance that disagrees with their ledger"),
         "{said}"
     );
     copy(&home_p.db(), &home_b.db());

@@ -36,8 +36,8 @@ pub fn run(from: &Path, to: &Path) -> Result<(), String> {
     );
     if copied.carried > 0 {
         eprintln!(
-            "vouchd: {} vouchers carry a balance that was imported without ledger entries, \
-             as on the source",
+            "vouchd: {} vouchers carry a balance that disagrees with their ledger on the \
+             source already; they were copied as they are",
             copied.carried
         );
     }

@@ -13,8 +13,8 @@
 //! remaining, uses and ledger sums are the source's and keep the ledger's rule — amount −
 //! Σcharges + Σrefunds = remaining for a value voucher (a recharge adds to amount and
 //! remaining alike), uses = its `use` entries for a discount, `entries` = its ledger rows.
-//! A voucher imported with a spent balance and no ledger entries breaks the rule on the
-//! source already; it is counted as carried over, not as a failure.
+//! A voucher that breaks the rule on the source already (a balance changed outside vouchd)
+//! is copied as it is and counted as carried over, not as a failure of the copy.
 
 use super::sql::{Arg, DbError, FromCol, ToArg};
 use super::{write_direct, Db};
@@ -229,8 +229,8 @@ pub struct Copied {
     pub tables: Vec<(&'static str, u64)>,
     /// Clients of the target's own that the source's replaced.
     pub replaced_clients: u64,
-    /// Vouchers whose balance breaks the ledger's rule on the source already (imported with a
-    /// spent balance), copied as they were.
+    /// Vouchers whose balance breaks the ledger's rule on the source already, copied as they
+    /// were.
     pub carried: u64,
 }
 
