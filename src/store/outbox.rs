@@ -194,6 +194,17 @@ pub fn has_expired_since(conn: &Db, since: i64, now: i64) -> Result<bool, StoreE
 /// `now`, and moves the mark to `now`. The first sweep only sets the mark.
 pub fn sweep_expired(conn: &Db, now: i64) -> Result<usize, StoreError> {
     let mut reported = 0;
+    // Another vouchd on the same PostgreSQL database may sweep at the same moment: the mark's
+    // row is locked until this write ends, so the second sweep starts from the first's mark
+    // and no expiry is reported twice. (The first sweep of all may run twice; it reports
+    // nothing.)
+    if conn.locks_rows() {
+        conn.query_opt(
+            "SELECT value FROM settings WHERE key = ?1 FOR UPDATE",
+            &[&SWEPT_KEY],
+            |_| Ok(()),
+        )?;
+    }
     if let Some(since) = swept_until(conn)? {
         let holds = holds_where(
             conn,
