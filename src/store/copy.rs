@@ -516,3 +516,43 @@ fn check(source: &Db, target: &Db) -> Result<u64, String> {
     }
     Ok(carried)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// A column added to the schema and not here would be left behind by every copy.
+    #[test]
+    fn every_table_and_column_of_the_schema_is_copied() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("memory");
+        crate::store::migrate::migrate(&mut conn).expect("schema");
+        let names = |sql: &str| -> BTreeSet<String> {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .expect("query");
+            rows.map(|r| r.expect("row")).collect()
+        };
+        let tables = names(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        );
+        let copied: BTreeSet<String> = TABLES.iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(tables, copied);
+        let db = Db::new(rusqlite::Connection::open_in_memory().expect("memory"));
+        for table in TABLES {
+            let schema = names(&format!(
+                "SELECT name FROM pragma_table_info('{}')",
+                table.name
+            ));
+            let ours: BTreeSet<String> = table
+                .columns_on(&db)
+                .into_iter()
+                .filter(|c| *c != "rowid")
+                .map(str::to_string)
+                .collect();
+            assert_eq!(schema, ours, "the columns of {}", table.name);
+            assert!(table.key <= table.width());
+        }
+    }
+}
