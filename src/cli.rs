@@ -86,6 +86,11 @@ pub enum Command {
         db: PathBuf,
         dest: PathBuf,
     },
+    /// `copy FROM TO`: a whole database into another, on either engine.
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+    },
     /// `listen` is where `serve` would listen, for the printed examples.
     Demo {
         db: PathBuf,
@@ -353,6 +358,22 @@ fn build(spec: &Spec, pos: Vec<String>, opts: &[(String, String)]) -> Result<Com
         ["backup"] => Command::Backup {
             db,
             dest: one(spec, pos)?.into(),
+        },
+        ["copy"] => match <[String; 2]>::try_from(pos) {
+            Ok([from, to]) => Command::Copy {
+                from: from.into(),
+                to: to.into(),
+            },
+            Err(pos) => {
+                return Err(format!(
+                    "copy takes FROM and TO, got {}",
+                    if pos.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        pos.join(" ")
+                    }
+                ))
+            }
         },
         ["export"] => {
             let filters = pos

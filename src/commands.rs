@@ -1,5 +1,7 @@
 //! What each CLI command does, printing JSON on stdout and messages on stderr.
 
+mod copy;
+
 use crate::api::admin::{check_group_name, check_name, client_json, group_json, new_client_json};
 use crate::api::export::{export_filters, ExportStream};
 use crate::api::import::{self, ImportReader};
@@ -112,6 +114,7 @@ pub fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Copy { from, to } => copy::run(&from, &to),
         Command::Demo { db, listen } => demo(&db, &listen),
         Command::Export {
             db,

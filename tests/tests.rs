@@ -9,6 +9,7 @@ mod auth;
 mod backup;
 mod cli;
 mod code_tenancy;
+mod copy;
 mod crash;
 mod csv;
 mod demo;

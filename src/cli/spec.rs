@@ -289,6 +289,24 @@ pub const COMMANDS: &[Spec] = &[
         notes: "DEST must not exist. The copy is the database as of the moment the backup began.",
     },
     Spec {
+        words: &["copy"],
+        args: "FROM TO",
+        summary: "copy a whole database to another engine: a SQLite file to a postgres:// URL or back",
+        flags: &[],
+        required: &[],
+        notes: "FROM and TO are each a SQLite file or a postgres://user:password@host/database URL. \
+                Everything is copied: vouchers, the ledger, holds, groups and clients with their \
+                secret hashes (clients sign in on the copy as before), tokens, idempotency records, \
+                connect PINs, comments, webhook endpoints and events, settings. TO is created (a \
+                file) or laid out (an empty PostgreSQL database) when new; a TO that holds vouchers \
+                is refused, and one without has its own clients and groups replaced by FROM's. \
+                FROM is read in one snapshot, so a server may keep running on it; TO is written in \
+                one transaction, which is committed only after a check on TO: every table holds \
+                FROM's number of rows, and every voucher's amount − charges + refunds = remaining \
+                (discounts: uses = use entries) as on FROM. Stop the servers on FROM before \
+                copying if no write may be left behind.",
+    },
+    Spec {
         words: &["export"],
         args: "[filter[NAME]=VALUE ...]",
         summary: "write every voucher (or those the filters select) as CSV",

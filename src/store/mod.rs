@@ -28,6 +28,7 @@ pub(crate) mod bulk;
 mod checkpoint;
 pub mod clients;
 mod connect;
+pub mod copy;
 mod durable;
 pub mod error;
 pub(crate) mod holds;

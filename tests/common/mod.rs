@@ -107,6 +107,12 @@ impl TempDir {
         TempDir::on(true)
     }
 
+    /// A home whose database is a SQLite file whatever the engine of this test run (the copies
+    /// between engines).
+    pub fn new_sqlite() -> TempDir {
+        TempDir::on(false)
+    }
+
     fn on(postgres: bool) -> TempDir {
         let path = std::env::temp_dir().join(format!(
             "vouchd-test-{}-{}-{}",
