@@ -67,6 +67,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM   # so that an interrupted run stops its servers and its cluster too
 
 # --- helpers ------------------------------------------------------------------------------------
 field() { grep -o "\"$1\":[0-9.]*" <<<"$2" | head -1 | cut -d: -f2; }
