@@ -2,11 +2,15 @@
 # The vouchd benchmark, one command. Builds release, installs what it needs (wrk from Debian's
 # packages, the peer soul-cli from npm), seeds a database, measures the floors, the server and
 # the peer in this one run with load from a second process (wrk) on 127.0.0.1, prints one table
-# and rewrites bench/RESULTS.md.
+# and rewrites bench/RESULTS.md. vouchd on PostgreSQL too (one instance, then two on the same
+# database), on a throwaway cluster of its own (tests/pg/cluster.sh; PostgreSQL is installed
+# from Debian's packages when missing), the seeded file copied in with `vouchd copy`.
 #
 #   bench/run.sh           full run: 1 000 000 vouchers, 10 s per scenario, medians of 3
 #   bench/run.sh --quick   about a minute after the installs: 100 000 vouchers, 2 s per
 #                          scenario, one run each; prints the table, leaves RESULTS.md alone
+#   BENCH_PG_VOUCHERS=N    PostgreSQL on a database of its own of N vouchers instead of a copy
+#                          of the run's
 set -euo pipefail
 shopt -s inherit_errexit   # a failing command inside $(...) stops the run too
 cd "$(dirname "$0")/.."
@@ -55,11 +59,15 @@ ex=$bin/examples
 
 tmp=$(mktemp -d)
 pids=()
+pg_dir=
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [[ -n $pg_dir ]]; then tests/pg/cluster.sh stop "$pg_dir" 2>/dev/null || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM   # so that an interrupted run stops its servers and its cluster too
 
 # --- helpers ------------------------------------------------------------------------------------
 field() { grep -o "\"$1\":[0-9.]*" <<<"$2" | head -1 | cut -d: -f2; }
@@ -80,9 +88,23 @@ wait_for() {
 wrk_once() {
     local c=$1 url=$2; shift 2
     local out
-    out=$(env "$@" DATA="$tmp" wrk -t"$(( c < 2 ? 1 : 2 ))" -c"$c" -d"${seconds}s" --latency -s bench/wrk/vouchd.lua "$url")
-    if ! grep -q "Requests/sec" <<<"$out"; then
-        say "wrk gave no figures for $url ($*):"; echo "$out" >&2; exit 1
+    out=$(counted env DATA="$tmp" "$@" wrk -t"$(( c < 2 ? 1 : 2 ))" -c"$c" -d"${seconds}s" --latency -s bench/wrk/vouchd.lua "$url")
+    wrk_figures "$url ($*)" "$out"
+}
+# counted CMD...: runs CMD and adds its CPU seconds to $tmp/load-cpu (the PostgreSQL
+# scenarios' CPU split counts the load generator's share with it).
+counted() {
+    python3 -c 'import resource, subprocess, sys
+code = subprocess.run(sys.argv[2:]).returncode
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "a") as f:
+    f.write(f"{use.ru_utime + use.ru_stime:.3f}\n")
+sys.exit(code)' "$tmp/load-cpu" "$@"
+}
+# wrk_figures WHAT OUTPUT: wrk's output → "req/s p50_ms p99_ms errors".
+wrk_figures() {
+    if ! grep -q "Requests/sec" <<<"$2"; then
+        say "wrk gave no figures for $1:"; echo "$2" >&2; exit 1
     fi
     awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
@@ -91,13 +113,35 @@ wrk_once() {
         $1 == "99%" { p99 = ms($2) }
         /Non-2xx/ { err += $NF }
         /Socket errors/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
-        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err }' <<<"$out"
+        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err }' <<<"$2"
+}
+
+# wrk_pair CONNS URL1 URL2 [ENV...]: the same load split over two servers, one wrk process of
+# one thread and CONNS/2 connections on each, both at once → "req/s p50 p99 errors": the sum of
+# req/s and errors, the higher of the two p50s and of the two p99s.
+wrk_pair() {
+    local c=$(( $1 / 2 )) a=$2 b=$3; shift 3
+    counted env DATA="$tmp" "$@" wrk -t1 -c"$c" -d"${seconds}s" --latency -s bench/wrk/vouchd.lua "$a" >"$tmp/wrk-a.out" &
+    local wa=$!
+    counted env DATA="$tmp" "$@" wrk -t1 -c"$c" -d"${seconds}s" --latency -s bench/wrk/vouchd.lua "$b" >"$tmp/wrk-b.out" &
+    local wb=$!
+    wait "$wa" || { say "wrk on $a failed"; exit 1; }
+    wait "$wb" || { say "wrk on $b failed"; exit 1; }
+    { wrk_figures "$a ($*)" "$(cat "$tmp/wrk-a.out")"; wrk_figures "$b ($*)" "$(cat "$tmp/wrk-b.out")"; } | awk '
+        { rps += $1; if ($2 > p50) p50 = $2; if ($3 > p99) p99 = $3; err += $4 }
+        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err }'
 }
 
 # measure CONNS URL [ENV...]: wrk_once $repeats times, the run with the median req/s.
 measure() {
     local runs=()
     for _ in $(seq "$repeats"); do runs+=("$(wrk_once "$@")"); done
+    printf '%s\n' "${runs[@]}" | sort -n -k1 | sed -n "$(( (repeats + 1) / 2 ))p"
+}
+# measure_pair CONNS URL1 URL2 [ENV...]: wrk_pair $repeats times, the run with the median req/s.
+measure_pair() {
+    local runs=()
+    for _ in $(seq "$repeats"); do runs+=("$(wrk_pair "$@")"); done
     printf '%s\n' "${runs[@]}" | sort -n -k1 | sed -n "$(( (repeats + 1) / 2 ))p"
 }
 
@@ -126,6 +170,19 @@ client_id=$(grep -o '"client_id":"[^"]*"' <<<"$seed" | cut -d'"' -f4)
 secret=$(grep -o '"secret":"[^"]*"' <<<"$seed" | cut -d'"' -f4)
 say "seeded in $(field seconds "$seed") s ($(field entries "$seed") ledger entries)"
 db_mib=$(( $(stat -c %s "$tmp/vouchd.db") / 1048576 ))
+# PostgreSQL's copy is made from this file as seeded, before the SQLite scenarios change it.
+# BENCH_PG_VOUCHERS=N seeds a database of its own, of N vouchers, for it instead.
+pg_vouchers=${BENCH_PG_VOUCHERS:-$vouchers}
+mkdir "$tmp/pg"
+if [[ $pg_vouchers == "$vouchers" ]]; then
+    for f in vouchd.db vouchd.db-wal codes.txt ids.txt cards.txt; do
+        [[ -e $tmp/$f ]] && cp "$tmp/$f" "$tmp/pg/$f"
+    done
+    pg_seed=$seed
+else
+    say "seeding $pg_vouchers vouchers for PostgreSQL"
+    pg_seed=$("$ex/bench-seed" "$tmp/pg" "$pg_vouchers")
+fi
 
 # --- floors -------------------------------------------------------------------------------------
 say "store floors"
@@ -229,6 +286,100 @@ say "start-up on the $startup_vouchers-voucher file"
 startup=$("$ex/bench-startup" "$bin/vouchd" "$tmp/vouchd.db" 5)
 binary_mib=$(awk -v b="$(stat -c %s "$bin/vouchd")" 'BEGIN { printf "%.1f", b / 1048576 }')
 
+# --- vouchd on PostgreSQL ----------------------------------------------------------------------
+# A throwaway cluster of its own (tests/pg/cluster.sh: initdb in a temporary directory, as
+# shipped but for listen_addresses, port and max_connections), the seeded file copied into it
+# with `vouchd copy`, then look-ups and charges against one instance and against two instances
+# on the same database, the load split over both (one wrk process each, half the connections).
+say "PostgreSQL: a throwaway cluster"
+pg_env=$(tests/pg/cluster.sh start)
+pg_dir=$(sed -n 's/^export VOUCHD_TEST_PG_DIR=//p' <<<"$pg_env")
+pg_url=$(sed -n 's/^export VOUCHD_TEST_PG=//p' <<<"$pg_env")
+[[ -n $pg_dir && -n $pg_url ]] || { say "no cluster: $pg_env"; exit 1; }
+psql_bin=$(command -v psql || echo "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql")
+pg_version=$("$psql_bin" "$pg_url" -Atc 'SHOW server_version')
+psql_q() { "$psql_bin" "$pg_url" -Atqc "$1"; }
+say "vouchd copy: $pg_vouchers vouchers into PostgreSQL $pg_version"
+copy_t0=$(date +%s.%N)
+"$bin/vouchd" copy "$tmp/pg/vouchd.db" "$pg_url" </dev/null >"$tmp/copy.log" 2>&1 \
+    || { say "vouchd copy failed:"; tail -20 "$tmp/copy.log" >&2; exit 1; }
+copy_s=$(awk -v a="$copy_t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+# Planner statistics for the copied tables now rather than whenever autovacuum comes by.
+psql_q 'VACUUM ANALYZE' >/dev/null
+pg_mib=$(( $(psql_q 'SELECT pg_database_size(current_database())') / 1048576 ))
+pg_client=$(grep -o '"client_id":"[^"]*"' <<<"$pg_seed" | cut -d'"' -f4)
+pg_secret=$(grep -o '"secret":"[^"]*"' <<<"$pg_seed" | cut -d'"' -f4)
+pg_basic=$(printf '%s:%s' "$pg_client" "$pg_secret" | base64 -w0)
+
+# serve_pg NAME: starts vouchd on the PostgreSQL database; sets base and server_pid.
+serve_pg() {
+    local log=$tmp/serve-pg-$1.log
+    "$bin/vouchd" serve --db "$pg_url" --listen 127.0.0.1:0 --threads "$threads" \
+        --rate-limit 0 2>"$log" &
+    server_pid=$!; pids+=("$server_pid")
+    base=$(wait_for "$log" "listening on" | grep -o 'http://[0-9.:]*')
+}
+# Where the CPU goes during a PostgreSQL scenario: CPU time of the cluster's processes (the
+# postmaster and its children, backends started meanwhile counted whole), of the vouchd
+# instances, of wrk, and of the whole machine (the rest: whatever else runs), in cores over the
+# scenario's wall time; and PostgreSQL's WAL syncs a second (pg_stat_wal).
+pg_tree() { local pm; pm=$(head -1 "$pg_dir/data/postmaster.pid"); echo "$pm"; ps -o pid= --ppid "$pm"; }
+ticks_of() { # ticks_of PID...: "PID utime+stime" for each still there
+    local p
+    for p in "$@"; do
+        { sed 's/.*) //' "/proc/$p/stat" | awk -v p="$p" '{ print p, $12 + $13 }'; } 2>/dev/null || true
+    done
+}
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }   # user nice system irq softirq
+declare -A cpu   # scenario → "postgres vouchd wrk rest WAL-syncs/s" (cores, and a second)
+cpu_begin() {
+    cpu_t0=$(date +%s.%N); cpu_m0=$(machine_busy)
+    # shellcheck disable=SC2046
+    cpu_pg0=$(ticks_of $(pg_tree)); cpu_vd0=$(ticks_of "$@")
+    cpu_sync0=$(psql_q 'SELECT wal_sync FROM pg_stat_wal')
+    : >"$tmp/load-cpu"
+}
+cpu_end() { # cpu_end SCENARIO VOUCHD-PIDS...
+    local name=$1; shift
+    local wall sync1 pg vd m
+    wall=$(awk -v a="$cpu_t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    sync1=$(psql_q 'SELECT wal_sync FROM pg_stat_wal')
+    delta() { awk '$1 == "B" { b[$2] = $3; next } { s += $3 - (($2) in b ? b[$2] : 0) } END { print s + 0 }'; }
+    # shellcheck disable=SC2046
+    pg=$({ sed 's/^/B /' <<<"$cpu_pg0"; ticks_of $(pg_tree) | sed 's/^/A /'; } | delta)
+    vd=$({ sed 's/^/B /' <<<"$cpu_vd0"; ticks_of "$@" | sed 's/^/A /'; } | delta)
+    m=$(( $(machine_busy) - cpu_m0 ))
+    cpu[$name]=$(awk -v pg="$pg" -v vd="$vd" -v m="$m" -v w="$wall" -v hz="$(getconf CLK_TCK)" \
+        -v s="$(( sync1 - cpu_sync0 ))" -v load="$(awk '{ t += $1 } END { print t + 0 }' "$tmp/load-cpu")" \
+        'BEGIN { printf "%.2f %.2f %.2f %.2f %.0f", pg / hz / w, vd / hz / w, load / w, (m - pg - vd) / hz / w - load / w, s / w }')
+}
+
+say "vouchd on PostgreSQL, one instance"
+serve_pg one
+pg_a=$base; pg_a_pid=$server_pid
+pg_token=$(curl -sf -H "Authorization: Basic $pg_basic" -d grant_type=client_credentials "$pg_a/oauth/token" \
+    | grep -o '"access_token":"[^"]*"' | cut -d'"' -f4) || { say "no token from $pg_a"; exit 1; }
+cpu_begin "$pg_a_pid"
+row[pg1_lookup]=$(measure "$conns" "$pg_a" MODE=lookup TOKEN="$pg_token" DATA="$tmp/pg")
+cpu_end pg1_lookup "$pg_a_pid"
+cpu_begin "$pg_a_pid"
+row[pg1_charge]=$(measure "$conns" "$pg_a" MODE=charge TOKEN="$pg_token" DATA="$tmp/pg")
+cpu_end pg1_charge "$pg_a_pid"
+
+say "vouchd on PostgreSQL, two instances"
+serve_pg two
+pg_b=$base; pg_b_pid=$server_pid
+cpu_begin "$pg_a_pid" "$pg_b_pid"
+row[pg2_lookup]=$(measure_pair "$conns" "$pg_a" "$pg_b" MODE=lookup TOKEN="$pg_token" DATA="$tmp/pg")
+cpu_end pg2_lookup "$pg_a_pid" "$pg_b_pid"
+cpu_begin "$pg_a_pid" "$pg_b_pid"
+row[pg2_charge]=$(measure_pair "$conns" "$pg_a" "$pg_b" MODE=charge TOKEN="$pg_token" DATA="$tmp/pg")
+cpu_end pg2_charge "$pg_a_pid" "$pg_b_pid"
+stop "$pg_b_pid"
+stop "$pg_a_pid"
+tests/pg/cluster.sh stop "$pg_dir" 2>/dev/null
+pg_dir=
+
 # --- the peer -----------------------------------------------------------------------------------
 say "peer: $peer_pkg"
 peer_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -272,6 +423,11 @@ table=$(
     line charge_normal "charge 0.01, \`--sync normal\`, $conns conns" "one-commit floor ${one[normal]}/s" "${one[normal]}" "" ""
     line charge_normal "" "grouped floor ${grouped[normal]}/s" "${grouped[normal]}" "" ""
     line mix "POS mix 80 % look-up / 15 % charge / 5 % list, $conns conns" "HTTP floor" "$http_floor" "" ""
+    pg_on=; [[ $pg_vouchers == "$vouchers" ]] || pg_on=" ($pg_vouchers vouchers of its own)"
+    line pg1_lookup "PostgreSQL$pg_on, one instance: look-up by \`filter[code]\`, $conns conns" "SQLite look-up $(rps lookup)/s" "$(rps lookup)" "" ""
+    line pg2_lookup "PostgreSQL$pg_on, two instances: look-up by \`filter[code]\`, $((conns / 2)) conns each" "one instance $(rps pg1_lookup)/s" "$(rps pg1_lookup)" "" ""
+    line pg1_charge "PostgreSQL$pg_on, one instance: charge 0.01, $conns conns" "SQLite \`--sync full\` $(rps charge_full)/s" "$(rps charge_full)" "" ""
+    line pg2_charge "PostgreSQL$pg_on, two instances: charge 0.01, $((conns / 2)) conns each" "one instance $(rps pg1_charge)/s" "$(rps pg1_charge)" "" ""
     line list_code "list \`filter[code]\`, 1 conn" "" "" "p50 < 5 ms" "$(check "$(col list_code 2)" "<" 5)"
     line list_id "list \`filter[id]\`, 1 conn" "" "" "p50 < 5 ms" "$(check "$(col list_id 2)" "<" 5)"
     line list_batch "list \`filter[batch]\` (1 000), page 40 of 25, 1 conn" "" "" "p50 < 5 ms" "$(check "$(col list_batch 2)" "<" 5)"
@@ -284,6 +440,14 @@ table=$(
     line token "token requests (argon2 per request), 4 conns" "" "" "" ""
     line peer_lookup "peer: look-up by code ($peer_pkg), $conns conns" "" "" "" ""
     line peer_create "peer: create a voucher row ($peer_pkg), $conns conns" "" "" "" ""
+)
+pg_cpu=$(
+    echo '| PostgreSQL scenario: CPU in cores over its wall time | postgres | vouchd | wrk | the rest of the machine | WAL syncs/s |'
+    echo '|---|---|---|---|---|---|'
+    for name in pg1_lookup pg2_lookup pg1_charge pg2_charge; do
+        read -r c_pg c_vd c_wrk c_rest c_sync <<<"${cpu[$name]}"
+        echo "| $name | $c_pg | $c_vd | $c_wrk | $c_rest | $c_sync |"
+    done
 )
 startup_ms=$(field median_ms "$startup")
 others=$(
@@ -298,12 +462,15 @@ others=$(
     echo "| store floor: look-up by code, in-process, one connection | $lookup_floor/s | | |"
     echo "| store floor: charge, one COMMIT each, full / normal | ${one[full]}/s / ${one[normal]}/s | | |"
     echo "| store floor: charge, 100 per COMMIT, full / normal | ${grouped[full]}/s / ${grouped[normal]}/s | | |"
+    echo "| \`vouchd copy\` of the $pg_vouchers-voucher file into PostgreSQL ($pg_mib MiB there) | $copy_s s | | |"
     echo "| seeding $vouchers vouchers + $(field entries "$seed") ledger entries (bench-seed) | $(field seconds "$seed") s | | |"
 )
 echo
 echo "$table"
 echo
 echo "$others"
+echo
+echo "$pg_cpu"
 
 [[ -z $results ]] && exit 0
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
@@ -317,11 +484,14 @@ dirty=$(git diff --quiet -- . ":(exclude)$results" 2>/dev/null || echo ', with u
     echo "Load: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2) in its own process on 127.0.0.1, 2 threads, keep-alive, ${seconds} s per scenario, the median of $repeats runs (by req/s)."
     echo "Server: \`vouchd serve --threads $threads --rate-limit 0\` on a $vouchers-voucher database ($db_mib MiB) built by \`bench-seed\`."
     echo "Floors: \`bench-floor\` on the same database before the server starts, the median of $repeats runs ($floor_n charges per mode, $((floor_n * 10)) look-ups); \`bench-http-floor\` measured like the server's scenarios."
+    echo "PostgreSQL: $pg_version from Debian's packages, a throwaway cluster on this machine (\`tests/pg/cluster.sh\`: settings as shipped, \`synchronous_commit=on\`), $pg_vouchers vouchers copied in with \`vouchd copy\` from the seeded file, \`VACUUM ANALYZE\` after; \`vouchd serve --threads $threads --rate-limit 0\` (16 pooled connections an instance); two instances get one wrk process each (1 thread, half the connections), req/s summed, the higher p50/p99 shown."
     echo "Peer: $peer_pkg from npm (better-sqlite3 8.7.0, WAL with its build's default \`synchronous=NORMAL\`, open mode without auth), on a copy of the same vouchers table, bound to 127.0.0.1."
     echo
     echo "$table"
     echo
     echo "$others"
+    echo
+    echo "$pg_cpu"
     echo
     cat bench/ANALYSIS.md
 } >"$results"
