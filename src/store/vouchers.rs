@@ -8,13 +8,13 @@ use crate::domain::money::Currency;
 use crate::domain::voucher::{
     Changes, Discount, DiscountKind, Medium, Restrictions, Status, Tenant, Voucher,
 };
-use crate::store::error::{Conflict, Invalid, StoreError};
 use crate::domain::webhook::EventType;
+use crate::store::error::{Conflict, Invalid, StoreError};
 use crate::store::sql::{args, DbError, Row, ToArg, Value};
-use std::collections::HashSet;
 pub(crate) use crate::store::voucher_list::where_clause;
 pub use crate::store::voucher_list::{begin_snapshot, end_snapshot, list, Scan};
 use crate::store::Db;
+use std::collections::HashSet;
 
 /// The stored columns of a [`Voucher`], in [`voucher_from_row`]'s order up to `entries`.
 /// Macros so statements can be built with `concat!` at compile time.
@@ -247,9 +247,16 @@ pub fn insert_batch(
     let wanted = outbox::wanted(conn, group, EventType::VoucherCreated)?;
     // PostgreSQL: a statement per chunk of vouchers rather than a round trip per voucher;
     // a voucher the chunk could not insert (its code taken) is retried alone with a fresh one.
-    let chunk = if conn.is_postgres() { ROWS_PER_INSERT } else { 1 };
+    let chunk = if conn.is_postgres() {
+        ROWS_PER_INSERT
+    } else {
+        1
+    };
     for codes in codes.chunks(chunk) {
-        let ids: Vec<String> = codes.iter().map(|_| crate::domain::code::new_id()).collect();
+        let ids: Vec<String> = codes
+            .iter()
+            .map(|_| crate::domain::code::new_id())
+            .collect();
         let inserted = if codes.len() > 1 {
             insert_rows(conn, template, &ids, codes)?
         } else {
