@@ -259,6 +259,14 @@ fn the_demo_shop_goes_to_postgresql_and_back_whole() {
     let revoked = a.cli(&["client", "revoke", &bookkeeping.0]);
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     let card_before = a.get(&format!("/v1/vouchers/{card_id}"), &token).json;
+    // The delivery thread makes the deliveries a moment after the events commit (later while
+    // the rest of the suite loads the machine): the source must hold some before it is copied.
+    let waited = std::time::Instant::now();
+    while dump(&home_a.db(), "webhook_deliveries", "1").is_empty()
+        && waited.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     drop(a);
     for (table, _) in TABLES {
         if *table != "voucher_comments" {

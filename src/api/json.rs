@@ -4,6 +4,9 @@
 //! "amount":"999.00"}` reads as 999.00), so what one reader of a body sees may not be what a
 //! proxy, a log or a signature in front of vouchd saw. A key given twice is refused instead,
 //! at any depth, with the key's path in the message.
+//!
+//! A string (or key) holding a NUL character (`\u0000`) is refused too, by its path: no text
+//! vouchd keeps may hold one (PostgreSQL's text cannot), so both engines answer it alike.
 
 use crate::error::ApiError;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -12,8 +15,8 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 
-/// The body as a JSON object: 400 for malformed JSON, another top-level value, or a key
-/// given twice in one object.
+/// The body as a JSON object: 400 for malformed JSON, another top-level value, a key given
+/// twice in one object, or a NUL character in a string or key.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let map = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => map,
@@ -28,24 +31,35 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             )))
         }
     };
-    match duplicate_key(body) {
-        Some(path) => Err(ApiError::Malformed(format!(
+    match refused(body) {
+        Some(Refusal::Twice(path)) => Err(ApiError::Malformed(format!(
             "The body gives the key \"{path}\" more than once; each key may appear once."
+        ))),
+        Some(Refusal::Nul(path)) => Err(ApiError::Malformed(format!(
+            "\"{path}\" holds a NUL character (\\u0000), which no text in vouchd may hold."
         ))),
         None => Ok(map),
     }
 }
 
+/// What [`refused`] found first.
+enum Refusal {
+    /// The path of a key an object holds twice.
+    Twice(String),
+    /// The path of a string holding a NUL character (or of a key holding one).
+    Nul(String),
+}
+
 /// The path (`amount`, `discount.value`, `items[2].code`) of the first key that an object in
-/// this (valid) JSON text holds twice.
-fn duplicate_key(body: &[u8]) -> Option<String> {
+/// this (valid) JSON text holds twice, or of the first string or key holding a NUL.
+fn refused(body: &[u8]) -> Option<Refusal> {
     let found = RefCell::new(None);
     let mut reader = serde_json::Deserializer::from_slice(body);
     let walk = Walk {
         path: String::new(),
         found: &found,
     };
-    // The only error a valid text can give here is the one a duplicate raises.
+    // The only errors a valid text can give here are the ones a refusal raises.
     let _ = walk.deserialize(&mut reader);
     found.into_inner()
 }
@@ -53,7 +67,7 @@ fn duplicate_key(body: &[u8]) -> Option<String> {
 /// A visitor that reads a JSON value without keeping it, noting the first repeated key.
 struct Walk<'f> {
     path: String,
-    found: &'f RefCell<Option<String>>,
+    found: &'f RefCell<Option<Refusal>>,
 }
 
 impl Walk<'_> {
@@ -96,7 +110,11 @@ impl<'de> Visitor<'de> for Walk<'_> {
         Ok(())
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        if s.contains('\0') {
+            *self.found.borrow_mut() = Some(Refusal::Nul(self.path));
+            return Err(E::custom("a NUL character"));
+        }
         Ok(())
     }
 
@@ -123,8 +141,12 @@ impl<'de> Visitor<'de> for Walk<'_> {
             } else {
                 format!("{}.{key}", self.path)
             };
+            if key.contains('\0') {
+                *self.found.borrow_mut() = Some(Refusal::Nul(path));
+                return Err(de::Error::custom("a NUL character"));
+            }
             if !seen.insert(key) {
-                *self.found.borrow_mut() = Some(path);
+                *self.found.borrow_mut() = Some(Refusal::Twice(path));
                 return Err(de::Error::custom("a key is given twice"));
             }
             map.next_value_seed(self.child(path))?;
@@ -161,6 +183,20 @@ mod tests {
             let detail = refused_key(body).unwrap_or_else(|| panic!("{body} was taken"));
             assert!(detail.contains(&format!("\"{path}\"")), "{body}: {detail}");
         }
+    }
+
+    #[test]
+    fn a_nul_character_in_a_string_or_key_is_refused_by_its_path() {
+        for (body, path) in [
+            (r#"{"note":"a\u0000b"}"#, "note"),
+            (r#"{"x":[{"k":"ok"},{"k":"\u0000"}]}"#, "x[1].k"),
+            (r#"{"data":{"a\u0000":1}}"#, "data.a\u{0}"),
+        ] {
+            let detail = refused_key(body).unwrap_or_else(|| panic!("{body} was taken"));
+            assert!(detail.contains(&format!("\"{path}\"")), "{body}: {detail}");
+            assert!(detail.contains("NUL"), "{body}: {detail}");
+        }
+        assert!(refused_key(r#"{"note":"a\u0001b"}"#).is_none());
     }
 
     #[test]

@@ -91,14 +91,27 @@ pub fn record(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError>
     let Some(kind) = event.kind() else {
         return Ok(());
     };
-    let wanted: bool = conn.query_value(
+    if !wanted(conn, group_id, kind)? {
+        return Ok(());
+    }
+    record_wanted(conn, group_id, event)
+}
+
+/// Whether an enabled endpoint of group `group_id` wants events of type `kind` (asked once by
+/// a write that records many events of one type, then [`record_wanted`] for each).
+pub fn wanted(conn: &Db, group_id: &str, kind: EventType) -> Result<bool, StoreError> {
+    Ok(conn.query_value(
         "SELECT EXISTS (SELECT 1 FROM webhook_endpoints
          WHERE group_id = ?1 AND disabled_at IS NULL AND ' ' || events || ' ' LIKE ?2)",
         &[&group_id, &format!("% {} %", kind.as_str())],
-    )?;
-    if !wanted {
+    )?)
+}
+
+/// [`record`] once [`wanted`] said yes for the event's type in this transaction.
+pub fn record_wanted(conn: &Db, group_id: &str, event: Event) -> Result<(), StoreError> {
+    let Some(kind) = event.kind() else {
         return Ok(());
-    }
+    };
     // `fan_out` moves each endpoint's mark to the newest event, so events must commit in
     // `seq` order: under SQLite's one writer they do; on PostgreSQL, where writes run side by
     // side, a write with an event holds the outbox's lock from here until it commits (a

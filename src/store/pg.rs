@@ -28,9 +28,17 @@ pub const POOL_SIZE: usize = 16;
 const POOL_WAIT: Duration = Duration::from_secs(10);
 /// Statements prepared per connection at most (list statements vary with their filters).
 const STATEMENTS_KEPT: usize = 512;
-/// Settings of every connection: no statement runs (or waits for a lock) without end;
-/// `synchronous_commit` stays as the server has it (on by default: a COMMIT is durable).
-const SESSION: &str = "SET statement_timeout = '60s'; SET lock_timeout = '10s'";
+/// Settings of every connection: no statement runs (or waits for a lock) without end, and a
+/// lock waits as long as SQLite's writer waits for its database (`connect::BUSY_TIMEOUT`):
+/// a write another transaction holds up gives up with 503 well before its caller's
+/// deadline. `synchronous_commit` stays as the server has it (on by default: a COMMIT is
+/// durable).
+fn session() -> String {
+    format!(
+        "SET statement_timeout = '60s'; SET lock_timeout = '{}ms'",
+        super::connect::BUSY_TIMEOUT.as_millis()
+    )
+}
 
 const SCHEMA: &str = include_str!("../../schema-postgres.sql");
 /// The advisory lock held while a database's schema is checked or laid out.
@@ -116,7 +124,7 @@ impl Pool {
 
     fn connect(&self) -> Result<PgConn, DbError> {
         let mut client = self.config.connect(NoTls)?;
-        client.batch_execute(SESSION)?;
+        client.batch_execute(&session())?;
         Ok(PgConn {
             client,
             statements: HashMap::new(),

@@ -265,6 +265,11 @@ impl Store {
         if let Some((pool, observer)) = &self.pg {
             let result = super::pg::transaction(pool, op);
             observer.group_committed(1);
+            // The server's COMMIT waited for its WAL to reach the disk (synchronous_commit):
+            // the sync that made this write durable before its answer.
+            if result.is_ok() {
+                self.wal_syncs.fetch_add(1, Ordering::Relaxed);
+            }
             return result;
         }
         let (reply, answer) = mpsc::sync_channel(1);

@@ -39,6 +39,22 @@ pub fn purchase_vouchers(ctx: &mut Ctx, purchase_id: &str) -> Result<Reply, ApiE
 
 fn list(ctx: &mut Ctx, operation: Operation, scope: Filter) -> Result<Reply, ApiError> {
     let token = ctx.authorize(VOUCHERS_READ)?;
+    // The path's id is matched against stored text, which never holds a NUL (PostgreSQL's
+    // cannot): refused as a bad parameter, alike on both engines.
+    if let Filter::CustomerId(id) | Filter::PurchaseId(id) = &scope {
+        if id.contains('\0') {
+            let name = match operation {
+                Operation::Customer => "customer_id",
+                Operation::Purchase => "purchase_id",
+            };
+            return Ok(invalid_params(&[params::InvalidParam {
+                name: name.into(),
+                reason: "invalid_value_format",
+                value: id.clone(),
+                message: "must not hold a NUL character".into(),
+            }]));
+        }
+    }
     let params = match params::parse(&ctx.req.query, operation, clock::now()) {
         Ok(params) => params,
         Err(invalid) => return Ok(invalid_params(&invalid)),

@@ -170,6 +170,16 @@ pub fn parse(
         let name = name.as_str();
         // Reward ids add up however they come: comma-joined, repeated, or with `[]`.
         let repeatable = name == "reward_id" || name == "reward_id[]";
+        // No stored text holds a NUL (PostgreSQL's cannot): refused alike on both engines.
+        if value.contains('\0') {
+            p.refuse(
+                name,
+                value,
+                "invalid_value_format",
+                "must not hold a NUL character",
+            );
+            continue;
+        }
         if !repeatable && seen.contains(&name) {
             p.refuse(name, value, "not_allowed_value", "is given more than once");
             continue;
