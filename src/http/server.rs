@@ -254,6 +254,11 @@ fn sweep(shared: &Shared, date: &mut DateCache) {
         match conn.phase {
             Phase::Head { .. } => send_now(&conn.stream, &fault_bytes(&Fault::TIMEOUT, date)),
             Phase::Body(_) => send_now(&conn.stream, &fault_bytes(&Fault::BODY_TIMEOUT, date)),
+            // A reply not taken in time is abandoned, not finished: a reset drops what still
+            // sits in the socket's send buffer, where a plain close would deliver it after all.
+            Phase::Writing(_) => {
+                let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+            }
             _ => {}
         }
     }
