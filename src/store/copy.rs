@@ -135,14 +135,15 @@ const TABLES: &[Table] = &[
     table(
         "webhook_endpoints",
         1,
-        "id, group_id, url, events, secret, created_at, disabled_at, disabled_reason",
+        "id, group_id, url, events, secret, created_at, disabled_at, disabled_reason, \
+         fanned_upto",
     ),
     Table {
         identity: true,
         ..table(
             "webhook_events",
             1,
-            "seq, id, group_id, type, created_at, body",
+            "seq, id, group_id, type, created_at, body, entry_id",
         )
     },
     table(
