@@ -468,7 +468,25 @@ fn the_database_password_appears_in_no_output() {
         .output()
         .expect("run vouchd");
     assert!(!refused.status.success(), "{refused:?}");
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .output()
+            .expect("run vouchd")
+    };
+    let db = s.db.clone();
+    // The demo's report names the database it filled; a wrong copy names what it was given.
+    let demo = run(&["demo", "--db", &db]);
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let copy = run(&["copy", &db, &wrong, "extra"]);
+    assert!(!copy.status.success(), "{copy:?}");
     for (what, text) in [
+        ("demo", format!("{demo:?}")),
+        ("copy with three arguments", format!("{copy:?}")),
         ("serve", s.output()),
         ("client list", format!("{listed:?}")),
         ("a failed revoke", format!("{failed:?}")),
