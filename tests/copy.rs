@@ -259,6 +259,19 @@ fn the_demo_shop_goes_to_postgresql_and_back_whole() {
     let revoked = a.cli(&["client", "revoke", &bookkeeping.0]);
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     let card_before = a.get(&format!("/v1/vouchers/{card_id}"), &token).json;
+    // The deliveries are made by the dispatcher's next round, not by the charge: wait for it.
+    let started = std::time::Instant::now();
+    while a
+        .sql()
+        .query_i64("SELECT COUNT(*) FROM webhook_deliveries", &[])
+        == 0
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no webhook delivery was made"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     drop(a);
     for (table, _) in TABLES {
         if *table != "voucher_comments" {
