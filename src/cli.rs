@@ -370,9 +370,13 @@ fn build(spec: &Spec, pos: Vec<String>, opts: &[(String, String)]) -> Result<Com
                     if pos.is_empty() {
                         "nothing".to_string()
                     } else {
-                        pos.join(" ")
+                        // Each as shown anywhere: a URL without its password.
+                        pos.iter()
+                            .map(|p| crate::store::shown(std::path::Path::new(p)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     }
-                ))
+                ));
             }
         },
         ["export"] => {

@@ -474,12 +474,12 @@ fn demo(db: &Path, listen: &str) -> Result<(), String> {
             return Err(format!(
                 "{} holds {held} vouchers already; demo fills only a database without \
                  vouchers (give it a new file with --db PATH)",
-                db.display()
+                store::shown(db)
             ));
         }
         let admin = create_first_admin(tx)?;
         let filled = crate::demo::fill(tx, new_clients, clock::now())
-            .map_err(|e| format!("cannot fill {}: {e}", db.display()))?;
+            .map_err(|e| format!("cannot fill {}: {e}", store::shown(db)))?;
         Ok((admin, filled))
     })?;
     print!(

@@ -468,7 +468,25 @@ fn the_database_password_appears_in_no_output() {
         .output()
         .expect("run vouchd");
     assert!(!refused.status.success(), "{refused:?}");
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .output()
+            .expect("run vouchd")
+    };
+    let db = s.db.clone();
+    // The demo's report names the database it filled; a wrong copy names what it was given.
+    let demo = run(&["demo", "--db", &db]);
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let copy = run(&["copy", &db, &wrong, "extra"]);
+    assert!(!copy.status.success(), "{copy:?}");
     for (what, text) in [
+        ("demo", format!("{demo:?}")),
+        ("copy with three arguments", format!("{copy:?}")),
         ("serve", s.output()),
         ("client list", format!("{listed:?}")),
         ("a failed revoke", format!("{failed:?}")),
@@ -476,4 +494,37 @@ fn the_database_password_appears_in_no_output() {
     ] {
         assert!(!text.contains(&password), "{what} printed the password");
     }
+}
+
+#[test]
+fn concurrent_logins_on_two_instances_keep_a_clients_live_tokens_bounded() {
+    let (_home, servers) = instances(2);
+    let group = unique("g");
+    servers[0].create_group(&group, &["vouchers:read"]);
+    let (id, secret) = servers[0].create_client(&unique("till"), &group, None);
+    let login = |s: &TestServer| {
+        let r = s.token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, &secret)),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    for n in 0..100 {
+        login(&servers[n % 2]);
+    }
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (s, login) = (&servers[t % 2], &login);
+            scope.spawn(move || {
+                for _ in 0..6 {
+                    login(s);
+                }
+            });
+        }
+    });
+    let live = servers[0].sql().query_i64(
+        "SELECT COUNT(*) FROM tokens WHERE client_id = ?1",
+        &[id.as_str().into()],
+    );
+    assert_eq!(live, 100, "live tokens of one client");
 }

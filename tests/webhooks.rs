@@ -858,3 +858,68 @@ fn a_hanging_receiver_is_given_up_after_the_attempt_timeout_and_charges_go_on_me
         "{oldest}"
     );
 }
+
+#[test]
+fn an_event_that_cannot_be_rendered_holds_up_its_own_endpoint_only() {
+    let s = TestServer::start_with(FAST);
+    let broken = s.tenant(SCOPES);
+    let fine = s.tenant(SCOPES);
+    let broken_receiver = Receiver::start();
+    let fine_receiver = Receiver::start();
+    add_endpoint(&s, &broken.token, &broken_receiver.url, &["*"]);
+    add_endpoint(&s, &fine.token, &fine_receiver.url, &["charge.created"]);
+    // A ledger event whose entry is not there: its body cannot be rendered.
+    let written = s.sql().execute(
+        "INSERT INTO webhook_events (id, group_id, type, created_at, body, entry_id)
+         VALUES ('evt_unrenderable', ?1, 'charge.created', 0, NULL, 'no-such-entry')",
+        &[broken.group_id.as_str().into()],
+    );
+    assert_eq!(written, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let card = gift_card(&s, &fine.token, "20.00");
+    let charged = charge(&s, &fine.token, &card, "2.00");
+    assert_eq!(charged.status, 201, "{}", charged.body);
+    let got = fine_receiver.wait_for(Duration::from_secs(20), |h| !h.is_empty());
+    assert_eq!(got[0].json["data"]["id"], charged.json["id"]);
+    assert!(
+        broken_receiver.hits().is_empty(),
+        "nothing after the broken event is sent"
+    );
+}
+
+#[test]
+fn two_instances_on_one_postgresql_database_send_each_event_once() {
+    if !engine_is_postgres() {
+        return;
+    }
+    let home = Arc::new(TempDir::new_postgres());
+    let a = TestServer::start_in(Arc::clone(&home), FAST, None);
+    let b = TestServer::start_in(
+        Arc::clone(&home),
+        FAST,
+        Some((a.admin_id.clone(), a.admin_secret.clone())),
+    );
+    let t = a.tenant(SCOPES);
+    let receiver = Receiver::start();
+    add_endpoint(&a, &t.token, &receiver.url, &["charge.created"]);
+    let card = gift_card(&a, &t.token, "100.00");
+    let charges: Vec<Value> = (1..=30)
+        .map(|n| {
+            let on = if n % 2 == 0 { &a } else { &b };
+            let r = charge(on, &t.token, &card, "1.00");
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.json["id"].clone()
+        })
+        .collect();
+    let answered = receiver.wait_for(Duration::from_secs(30), |h| h.len() >= charges.len());
+    // Give a second sender the time to show up.
+    std::thread::sleep(Duration::from_secs(1));
+    let hits = receiver.hits();
+    let sent: Vec<Value> = hits.iter().map(|h| h.json["data"]["id"].clone()).collect();
+    assert_eq!(
+        sent,
+        charges,
+        "each charge once, in order ({} answered)",
+        answered.len()
+    );
+}

@@ -68,22 +68,7 @@ fn copy_into(from: &Path, to: &Path) -> Result<Copied, String> {
 
 /// The database's name as shown: a file's path, or a URL without its password.
 fn shown(db: &Path) -> String {
-    match pg_url(db) {
-        Some(url) => without_password(url),
-        None => db.display().to_string(),
-    }
-}
-
-/// `postgres://user:secret@host/db` as `postgres://user@host/db`.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    let user = userinfo.split(':').next().unwrap_or_default();
-    format!("{scheme}://{user}@{host}")
+    store::shown(db)
 }
 
 fn same_database(from: &Path, to: &Path) -> bool {

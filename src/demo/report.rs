@@ -62,7 +62,7 @@ pub fn render(
     let _ = writeln!(
         out,
         "vouchd demo: filled {} in {:.2} s with a small shop's last thirteen months:",
-        db.display(),
+        crate::store::shown(db),
         elapsed.as_secs_f64()
     );
     let owners: Vec<String> = filled
@@ -103,7 +103,8 @@ pub fn render(
     let db_flag = if db == Path::new("./vouchd.db") {
         String::new()
     } else {
-        format!(" --db {}", shell_word(&db.to_string_lossy()))
+        // A PostgreSQL URL without its password (the reader adds theirs).
+        format!(" --db {}", shell_word(&crate::store::shown(db)))
     };
     match admin {
         Some((client, secret)) => client_lines(

@@ -3,11 +3,14 @@
 //! A write records one outbox row per event and nothing more; the dispatcher does the rest in
 //! batches, once a tick: it makes the endpoints' deliveries for the events recorded since the
 //! last tick, and now and then prunes delivered events older than the retention (30 days).
-//! A ledger event's body is rendered when it is read to be sent, outside every write. Each enabled endpoint's oldest pending delivery (its head) is the
-//! only one of it that may be tried, which keeps each endpoint's events in order. A due head gets a thread that POSTs
-//! it (10 s at most), reports the outcome through the writer like any other write, and goes
-//! on with the endpoint's next head while they succeed. A hanging receiver therefore holds
-//! its own thread and nothing else: no lock, no transaction, no other endpoint.
+//! Each enabled endpoint's oldest pending delivery (its head) is the only one of it that may
+//! be tried, which keeps each endpoint's events in order. A due head gets a thread that claims
+//! it in the database (so that of several instances on one PostgreSQL database one sends it),
+//! renders it (a ledger event's body is rendered from its entry, outside every write; a head
+//! that cannot be rendered waits out its claim, holding up its endpoint alone), POSTs it (10 s
+//! at most), reports the outcome through the writer like any other write, and goes on with
+//! the endpoint's next head while they succeed. A hanging receiver therefore holds its own
+//! thread and nothing else: no lock, no transaction, no other endpoint.
 //! The dispatcher also reports expired reservations (they expire by time, with no write).
 
 use crate::domain::clock;
@@ -30,6 +33,9 @@ const TICK: Duration = Duration::from_millis(100);
 const MAX_WORKERS: usize = 32;
 /// How often delivered events past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How long a claimed delivery is left to the instance that claimed it (longer than an
+/// attempt and the write of its outcome); then it is due again, for any instance.
+const CLAIM_LEASE: Duration = Duration::from_secs(20);
 /// The longest error text kept with a delivery.
 const MAX_ERROR_LEN: usize = 300;
 
@@ -180,10 +186,28 @@ fn deliver_while_due(shared: &Shared, head: Head) {
         .redirects(0)
         .user_agent(concat!("vouchd/", env!("CARGO_PKG_VERSION")))
         .build();
-    let reader = shared.store.reader().ok();
-    let mut next = Some(head);
-    while let Some(head) = next.take() {
+    let reader = match shared.store.reader() {
+        Ok(reader) => Some(reader),
+        Err(err) => {
+            eprintln!("vouchd: webhooks: cannot open the database to deliver: {err}");
+            None
+        }
+    };
+    let mut next = reader.as_ref().map(|_| head);
+    while let Some(mut head) = next.take() {
         if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        if !claimed(shared, &head) {
+            break;
+        }
+        let Some(reader) = reader.as_ref() else { break };
+        if let Err(err) = endpoints::render(reader, &mut head) {
+            // This endpoint alone waits (its claim's lease) and is tried again.
+            eprintln!(
+                "vouchd: webhooks: cannot render event {} for endpoint {}: {err}",
+                head.event_id, head.endpoint_id
+            );
             break;
         }
         let at = outbox::now_ms();
@@ -205,14 +229,32 @@ fn deliver_while_due(shared: &Shared, head: Head) {
             break;
         }
         if delivered {
-            next = reader
-                .as_ref()
-                .and_then(|r| endpoints::head_of(r, &endpoint).ok().flatten())
+            next = endpoints::head_of(reader, &endpoint)
+                .ok()
+                .flatten()
                 .filter(|h| h.next_try_at <= outbox::now_ms());
         }
     }
     let mut busy = shared.busy.lock().unwrap_or_else(|e| e.into_inner());
     busy.remove(&endpoint);
+}
+
+/// Claims `head` in the database, so that of several instances sharing it (PostgreSQL) one
+/// sends this attempt; false if another did or it is no longer due.
+fn claimed(shared: &Shared, head: &Head) -> bool {
+    let now = outbox::now_ms();
+    let lease_until = now.saturating_add(CLAIM_LEASE.as_millis() as i64);
+    let (id, seq) = (head.endpoint_id.clone(), head.event_seq);
+    match shared
+        .store
+        .write(move |c| endpoints::claim(c, &id, seq, now, lease_until))
+    {
+        Ok(claimed) => claimed,
+        Err(err) => {
+            eprintln!("vouchd: webhooks: cannot claim a delivery: {err}");
+            false
+        }
+    }
 }
 
 /// One POST of the head's event, signed at this second.

@@ -239,12 +239,14 @@ pub fn insert_token(
         &info.dialect_scopes,
     ];
     let inserted = if conn.locks_rows() {
-        // PostgreSQL: the client's row is locked (shared) while its token goes in, so a
-        // revocation (which updates that row) comes wholly before (no row: refused) or after
-        // (and deletes the token).
+        // PostgreSQL: the client's row is locked while its token goes in, so a revocation
+        // (which updates that row) comes wholly before (no row: refused) or after (and
+        // deletes the token), and so do the client's other logins: each one's trim to
+        // MAX_LIVE_TOKENS below sees the tokens of those before it (a shared lock let two
+        // logins at once both keep one too many).
         let live = conn
             .query_opt(
-                "SELECT 1 FROM clients WHERE id = ?1 AND revoked_at IS NULL FOR SHARE",
+                "SELECT 1 FROM clients WHERE id = ?1 AND revoked_at IS NULL FOR NO KEY UPDATE",
                 &[&info.client_id],
                 |_| Ok(()),
             )?

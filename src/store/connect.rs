@@ -93,6 +93,52 @@ pub fn pg_url(path: &Path) -> Option<&str> {
     path.to_str().filter(|p| super::pg::is_url(p))
 }
 
+/// How a database is named in output: a file's path, or a PostgreSQL URL as
+/// `postgres://user@host:port/dbname`, never with its password (wherever the URL holds it).
+pub fn shown(path: &Path) -> String {
+    match pg_url(path) {
+        Some(url) => shown_url(url),
+        None => path.display().to_string(),
+    }
+}
+
+/// A PostgreSQL URL as `postgres://user@host:port/dbname`: read with `postgres::Config`, so
+/// a password in the user info or in a query parameter is left out alike.
+pub fn shown_url(url: &str) -> String {
+    let Ok(config) = url.parse::<postgres::Config>() else {
+        return "a postgres:// URL that cannot be read".to_string();
+    };
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                // An unescaped `@` in a password ends the user info early for the parser: no
+                // host name holds one, so what comes before it is the password's rest.
+                postgres::config::Host::Tcp(name) if name.contains('@') => {
+                    let name = name.rsplit('@').next().unwrap_or_default();
+                    format!("{name}:{port}")
+                }
+                postgres::config::Host::Tcp(name) if name.contains(':') => {
+                    format!("[{name}]:{port}")
+                }
+                postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                postgres::config::Host::Unix(dir) => format!("{}:{port}", dir.display()),
+            }
+        })
+        .collect();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let db = config.get_dbname().unwrap_or_default();
+    format!("postgres://{user}{}/{db}", hosts.join(","))
+}
+
 /// Runs `op` in one transaction on a direct (CLI) connection: committed when it returns
 /// `Ok`, rolled back otherwise. On SQLite `BEGIN IMMEDIATE` takes the write lock first, so a
 /// running server's writer waits (up to its busy timeout) instead of interleaving with `op`;
@@ -149,3 +195,39 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// database are faster with more cache a reader, and each reader fills its share, so the
 /// budget is part of the RSS under load.
 pub const READER_CACHE_BUDGET_KIB: usize = 24 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::{shown, shown_url};
+    use std::path::Path;
+
+    #[test]
+    fn a_shown_database_never_has_its_password() {
+        for (url, want) in [
+            (
+                "postgres://vouchd:s3cret@db.example:5433/shop",
+                "postgres://vouchd@db.example:5433/shop",
+            ),
+            (
+                "postgresql://vouchd@db.example/shop?password=s3cret&sslmode=disable",
+                "postgres://vouchd@db.example:5432/shop",
+            ),
+            (
+                "postgres://vouchd:p%40ss@w0rd@127.0.0.1:25250/postgres",
+                "postgres://vouchd@127.0.0.1:25250/postgres",
+            ),
+            (
+                "postgres://a:s3cret@h1:1,h2:2/shop",
+                "postgres://a@h1:1,h2:2/shop",
+            ),
+        ] {
+            assert_eq!(shown_url(url), want, "{url}");
+            assert_eq!(shown(Path::new(url)), want, "{url}");
+        }
+        assert!(!shown_url("postgres://u:s3cret@[::1:5432/db").contains("s3cret"));
+        assert_eq!(
+            shown(Path::new("/var/lib/vouchd/v.db")),
+            "/var/lib/vouchd/v.db"
+        );
+    }
+}

@@ -49,7 +49,8 @@ pub(crate) mod webhooks;
 mod writer;
 
 pub use connect::{
-    connect, open_direct, pg_url, write_direct, Db, SyncMode, READER_CACHE_BUDGET_KIB,
+    connect, open_direct, pg_url, shown, shown_url, write_direct, Db, SyncMode,
+    READER_CACHE_BUDGET_KIB,
 };
 pub(crate) use paging::{fetch_page, order_by};
 pub use pg::POOL_SIZE;

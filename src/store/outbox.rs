@@ -112,16 +112,14 @@ pub fn record_wanted(conn: &Db, group_id: &str, event: Event) -> Result<(), Stor
     let Some(kind) = event.kind() else {
         return Ok(());
     };
-    // `fan_out` moves each endpoint's mark to the newest event, so events must commit in
-    // `seq` order: under SQLite's one writer they do; on PostgreSQL, where writes run side by
-    // side, a write with an event holds the outbox's lock from here until it commits (a
-    // `seq` taken earlier but committed later would fall behind a mark and never be sent).
+    // `fan_out` moves each endpoint's mark to the newest event, so no event may commit
+    // behind a mark: under SQLite's one writer none does; on PostgreSQL, where writes run
+    // side by side, a write with an event holds its group's outbox lock from here until it
+    // commits, and `fan_out` moves the marks of a group's endpoints only while it holds that
+    // lock (a `seq` taken earlier but committed later would fall behind a mark and never be
+    // sent). Writes of different groups do not wait for each other.
     if conn.locks_rows() {
-        conn.query_opt(
-            "SELECT pg_advisory_xact_lock(hashtextextended('vouchd outbox', 0))",
-            &[],
-            |_| Ok(()),
-        )?;
+        conn.query_opt(GROUP_LOCK, &[&group_id], |_| Ok(()))?;
     }
     let id = format!("evt_{}", new_id());
     let created_at = clock::now();
@@ -143,6 +141,10 @@ pub fn record_wanted(conn: &Db, group_id: &str, event: Event) -> Result<(), Stor
     )?;
     Ok(())
 }
+
+/// A group's outbox lock on PostgreSQL, held to the end of the transaction.
+const GROUP_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('vouchd outbox ' || ?1, 0))";
 
 fn render(id: &str, kind: EventType, created_at: i64, event: &Event) -> Result<String, StoreError> {
     let renderer = RENDERER
@@ -206,24 +208,66 @@ pub fn fan_out(conn: &Db, endpoint: Option<&str>) -> Result<(), StoreError> {
         "INSERT INTO webhook_deliveries (endpoint_id, event_seq, state, next_try_at)
          SELECT e.id, ev.seq, 'pending', CAST(?1 AS BIGINT)
          FROM webhook_endpoints e JOIN webhook_events ev ON ev.group_id = e.group_id
-         WHERE ev.seq > e.fanned_upto AND ev.seq <= ?3
+         WHERE ev.seq > e.fanned_upto AND ev.seq <= ?3 AND e.group_id = ?4
            AND e.disabled_at IS NULL AND (CAST(?2 AS TEXT) IS NULL OR e.id = ?2)
            AND ' ' || e.events || ' ' LIKE '% ' || ev.type || ' %'
          ORDER BY e.id, ev.seq
          ON CONFLICT DO NOTHING";
     let now = now_ms();
-    // The newest event once, for both statements: on PostgreSQL an event may commit between
-    // them (each statement sees what committed before it), and a mark moved past it would
-    // skip it. Every event up to it has committed: events commit in `seq` order (`record`).
-    let upto: i64 = conn.query_value("SELECT COALESCE(MAX(seq), 0) FROM webhook_events", &[])?;
-    let sql = if conn.is_postgres() { POSTGRES } else { SQLITE };
-    conn.execute(sql, &[&now, &endpoint, &upto])?;
-    conn.execute(
-        "UPDATE webhook_endpoints SET fanned_upto = ?2
+    if !conn.is_postgres() {
+        // One writer: every event up to the newest has committed.
+        let upto: i64 =
+            conn.query_value("SELECT COALESCE(MAX(seq), 0) FROM webhook_events", &[])?;
+        conn.execute(SQLITE, &[&now, &endpoint, &upto])?;
+        conn.execute(
+            "UPDATE webhook_endpoints SET fanned_upto = ?2
+             WHERE disabled_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR id = ?1)
+               AND fanned_upto < ?2",
+            &[&endpoint, &upto],
+        )?;
+        return Ok(());
+    }
+    // PostgreSQL: group by group, under the group's outbox lock (see `record`): while it is
+    // held no event of the group is uncommitted, and none commits before this write does, so
+    // every event of the group up to the newest seq read after taking it has committed and
+    // stays the same for both statements. A group whose lock a write holds right now waits for
+    // the next round (for one endpoint being disabled, its lock is waited for: its events up
+    // to now must be made).
+    let groups: Vec<String> = conn.query_map(
+        "SELECT DISTINCT group_id FROM webhook_endpoints
          WHERE disabled_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR id = ?1)
-           AND fanned_upto < ?2",
-        &[&endpoint, &upto],
+         ORDER BY group_id",
+        &[&endpoint],
+        |r| r.get(0),
     )?;
+    let mut locked = Vec::new();
+    for group in groups {
+        let got = if endpoint.is_some() {
+            conn.query_opt(GROUP_LOCK, &[&group], |_| Ok(()))?;
+            true
+        } else {
+            conn.query_value(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended('vouchd outbox ' || ?1, 0))",
+                &[&group],
+            )?
+        };
+        if got {
+            locked.push(group);
+        }
+    }
+    if locked.is_empty() {
+        return Ok(());
+    }
+    let upto: i64 = conn.query_value("SELECT COALESCE(MAX(seq), 0) FROM webhook_events", &[])?;
+    for group in &locked {
+        conn.execute(POSTGRES, &[&now, &endpoint, &upto, group])?;
+        conn.execute(
+            "UPDATE webhook_endpoints SET fanned_upto = ?2
+             WHERE disabled_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR id = ?1)
+               AND group_id = ?3 AND fanned_upto < ?2",
+            &[&endpoint, &upto, group],
+        )?;
+    }
     Ok(())
 }
 

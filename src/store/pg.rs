@@ -390,8 +390,8 @@ pub(super) fn transaction<T, E: From<StoreError>>(
     match result {
         Ok(value) => match db.batch("COMMIT") {
             Ok(()) => Ok(value),
-            // A serialization failure at the COMMIT: not done, worth a retry (503).
-            Err(err) if err.pg_code().is_some_and(|c| c.starts_with("40")) => {
+            // A serialization failure or deadlock at the COMMIT: not done, worth a retry (503).
+            Err(err) if err.pg_code().is_some_and(commit_not_done) => {
                 Err(E::from(StoreError::Busy))
             }
             // Anything else (the connection lost during the COMMIT): the outcome is unknown,
@@ -405,9 +405,25 @@ pub(super) fn transaction<T, E: From<StoreError>>(
     }
 }
 
+/// Whether a COMMIT that failed with SQLSTATE `code` certainly did not take effect: a
+/// serialization failure (40001) or a deadlock (40P01). Not the rest of class 40: 40003
+/// (statement completion unknown) means the outcome is unknown.
+fn commit_not_done(code: &str) -> bool {
+    matches!(code, "40001" | "40P01")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    #[test]
+    fn only_serialization_failures_and_deadlocks_at_commit_are_not_done() {
+        assert!(super::commit_not_done("40001"));
+        assert!(super::commit_not_done("40P01"));
+        for unknown in ["40003", "40002", "40000", "08006", "57P01", "XX000"] {
+            assert!(!super::commit_not_done(unknown), "{unknown}");
+        }
+    }
 
     /// Each table's columns and each index's name, as a schema file declares them.
     fn declared(schema: &str) -> (BTreeMap<String, Vec<String>>, Vec<String>) {

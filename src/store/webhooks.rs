@@ -207,6 +207,8 @@ pub struct Head {
     pub attempts: i64,
     pub first_failed_at: Option<i64>,
     pub next_try_at: i64,
+    /// What `body` is rendered from by [`render`], for a ledger event (stored without one).
+    from: Option<RenderFrom>,
 }
 
 const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.body, d.attempts,
@@ -217,14 +219,15 @@ const HEAD_SQL: &str = "SELECT e.id, e.url, e.secret, d.event_seq, ev.id, ev.bod
      JOIN webhook_events ev ON ev.seq = d.event_seq
      WHERE e.disabled_at IS NULL";
 
-/// A head as stored: a ledger event's body is rendered from its entry (see `outbox`).
-fn head_from_row(r: &Row) -> Result<(Head, Option<RenderFrom>), DbError> {
+/// A head as stored: a ledger event's body is rendered from its entry (see `outbox`) by
+/// [`render`].
+fn head_from_row(r: &Row) -> Result<Head, DbError> {
     let body: Option<String> = r.get(5)?;
     let from = match body {
         Some(_) => None,
         None => Some((r.get(9)?, r.get(10)?, r.get(11)?)),
     };
-    let head = Head {
+    Ok(Head {
         endpoint_id: r.get(0)?,
         url: r.get(1)?,
         secret: r.get(2)?,
@@ -234,35 +237,53 @@ fn head_from_row(r: &Row) -> Result<(Head, Option<RenderFrom>), DbError> {
         attempts: r.get(6)?,
         first_failed_at: r.get(7)?,
         next_try_at: r.get(8)?,
-    };
-    Ok((head, from))
+        from,
+    })
 }
 
 /// What an unstored body is rendered from: the event's type, time and ledger entry.
 type RenderFrom = (String, i64, Option<String>);
 
-fn rendered(conn: &Db, (mut head, from): (Head, Option<RenderFrom>)) -> Result<Head, StoreError> {
-    if let Some((kind, created_at, entry_id)) = from {
+/// Fills in the body of a head read by [`heads`] or [`head_of`] (a ledger event's body is
+/// rendered from its entry). An error concerns this head alone.
+pub fn render(conn: &Db, head: &mut Head) -> Result<(), StoreError> {
+    if let Some((kind, created_at, entry_id)) = head.from.take() {
         head.body = outbox::render_entry_event(conn, &head.event_id, &kind, created_at, entry_id)?;
     }
-    Ok(head)
+    Ok(())
 }
 
-/// Every enabled endpoint's head delivery, due or not.
+/// Every enabled endpoint's head delivery, due or not, not yet [`render`]ed.
 pub fn heads(conn: &Db) -> Result<Vec<Head>, StoreError> {
-    let rows = conn.query_map(HEAD_SQL, &[], head_from_row)?;
-    rows.into_iter().map(|row| rendered(conn, row)).collect()
+    Ok(conn.query_map(HEAD_SQL, &[], head_from_row)?)
 }
 
-/// One endpoint's head delivery, if it is enabled and has one.
+/// One endpoint's head delivery, if it is enabled and has one, not yet [`render`]ed.
 pub fn head_of(conn: &Db, endpoint_id: &str) -> Result<Option<Head>, StoreError> {
-    conn.query_opt(
+    Ok(conn.query_opt(
         &format!("{HEAD_SQL} AND e.id = ?1"),
         &[&endpoint_id],
         head_from_row,
-    )?
-    .map(|row| rendered(conn, row))
-    .transpose()
+    )?)
+}
+
+/// Claims the delivery of event `event_seq` to `endpoint_id` for one attempt: moves its `next_try_at` to `lease_until` (unix ms) if it is
+/// still pending and due at `now`. Only the instance whose claim changed the row sends the
+/// attempt; the others (and this one, if it stops before writing the outcome) see it due
+/// again once the lease is over.
+pub fn claim(
+    conn: &Db,
+    endpoint_id: &str,
+    event_seq: i64,
+    now: i64,
+    lease_until: i64,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE webhook_deliveries SET next_try_at = ?4
+         WHERE endpoint_id = ?1 AND event_seq = ?2 AND state = 'pending' AND next_try_at <= ?3",
+        &[&endpoint_id, &event_seq, &now, &lease_until],
+    )?;
+    Ok(changed == 1)
 }
 
 /// An attempt's result, written back by the delivery thread through the writer.
