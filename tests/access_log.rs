@@ -72,7 +72,7 @@ fn exercise(s: &TestServer) -> Exercised {
 }
 
 /// No secret, token, Basic credential, raw path or header appears anywhere in the output.
-/// The admin's secret is printed once at start-up by design (SPEC §1), and nowhere else.
+/// The admin's secret is printed once at start-up by design (the README), and nowhere else.
 fn assert_nothing_secret(s: &TestServer, done: &Exercised) {
     let output = s.output();
     for secret in &done.secrets {

@@ -1,4 +1,4 @@
-//! OAuth 2.0 client credentials (SPEC §2), Bearer checks on every `/v1` route, tenancy by
+//! OAuth 2.0 client credentials (docs/api.md), Bearer checks on every `/v1` route, tenancy by
 //! group, the admin API for groups and clients, and the CLI's `group`/`client` commands.
 //! Issue 2 acceptance items 2 and 3.
 
@@ -625,7 +625,7 @@ fn admin_api_creates_groups_and_clients_with_scope_subsets_and_delete_kills_toke
     );
     assert_invalid_field(&over, "scopes");
 
-    // Lists: the shape of SPEC §3, secrets never shown again.
+    // Lists: the shape docs/api.md gives, secrets never shown again.
     let groups = s.get("/v1/client-groups", &admin);
     assert_eq!(groups.status, 200, "{}", groups.body);
     let gdata = groups.json["data"].as_array().expect("data array");

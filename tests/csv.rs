@@ -1,4 +1,4 @@
-//! CSV out and in (SPEC §3 routes `GET /v1/vouchers/export.csv` and `POST /v1/vouchers/import`,
+//! CSV out and in (the routes `GET /v1/vouchers/export.csv` and `POST /v1/vouchers/import`,
 //! and the CLI's `vouchd export` / `vouchd import`): round trips into a fresh server, filters and
 //! tenancy, and files refused whole with a report naming row and field.
 

@@ -1,4 +1,4 @@
-//! SPEC §3's scoped lists and §4's two vendor dialects over the same vouchers: every carecloud
+//! The scoped lists and the two vendor dialects over the same vouchers: every carecloud
 //! parameter narrowing, sorting and paging with the vendor's names and types, the POS routes by
 //! code with their required-but-nullable fields, tenancy in both, and a voucher made in one
 //! shape read back consistently in the other two. Issue 4 acceptance items 1–3; issue 17 moved

@@ -1,4 +1,4 @@
-//! SPEC §5's limits as a stranger meets them: stalled half-requests do not starve a normal
+//! The request limits (docs/http.md) as a stranger meets them: stalled half-requests do not starve a normal
 //! client and are closed after the deadline, threads and descriptors stay bounded, oversized
 //! header lines, header counts, request lines and bodies are refused without being read, and a
 //! request declaring an absurd body length does not take the server down. Issue 5 acceptance

@@ -1,4 +1,4 @@
-//! The list query of SPEC §3 on `GET /v1/vouchers`: every filter narrowing to an exact id set,
+//! The list query (docs/api.md) on `GET /v1/vouchers`: every filter narrowing to an exact id set,
 //! both spellings of `filter[status]`, sorting by several fields, `meta`/`links` on first,
 //! middle, last and past-the-end pages, and a 400 naming each malformed or unknown parameter.
 //! Issue 2 acceptance item 5 (tenancy filters live in `auth.rs`).

@@ -1,4 +1,4 @@
-//! The money path of SPEC §3: charges, uses, refunds, reservations, `Idempotency-Key`,
+//! The money path (docs/api.md): charges, uses, refunds, reservations, `Idempotency-Key`,
 //! validate and the charges list. Issue 3 acceptance items 1, 2, 4 and 5 (the crash test is
 //! in `crash.rs`).
 

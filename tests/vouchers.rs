@@ -1,4 +1,4 @@
-//! Voucher routes of SPEC §3 and the error rules of §5: create (every field, codes, money,
+//! Voucher routes and the error rules of docs/api.md: create (every field, codes, money,
 //! validation), the validity pair and date-only `valid_until` at `--utc-offset`, PATCH,
 //! DELETE, batches up to 100 000, and the HTTP-level refusals (405, 413, 415, bad JSON).
 //! Issue 2 acceptance items 4, 6 and 7.

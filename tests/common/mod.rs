@@ -1149,7 +1149,7 @@ impl Ts {
     }
 }
 
-/// Parses a timestamp of exactly the SPEC's shape (seconds precision, numeric offset).
+/// Parses a timestamp of exactly the API's shape (seconds precision, numeric offset).
 pub fn parse_ts(s: &str) -> Ts {
     let b = s.as_bytes();
     let shape_ok = b.len() == 25
