@@ -292,7 +292,7 @@ binary_mib=$(awk -v b="$(stat -c %s "$bin/vouchd")" 'BEGIN { printf "%.1f", b / 
 # with `vouchd copy`, then look-ups and charges against one instance and against two instances
 # on the same database, the load split over both (one wrk process each, half the connections).
 say "PostgreSQL: a throwaway cluster"
-pg_env=$(tests/pg/cluster.sh start)
+pg_env=$(VOUCHD_TEST_PG_FSYNC=on tests/pg/cluster.sh start)
 pg_dir=$(sed -n 's/^export VOUCHD_TEST_PG_DIR=//p' <<<"$pg_env")
 pg_url=$(sed -n 's/^export VOUCHD_TEST_PG=//p' <<<"$pg_env")
 [[ -n $pg_dir && -n $pg_url ]] || { say "no cluster: $pg_env"; exit 1; }

@@ -20,7 +20,8 @@
 # connection; synchronous_commit stays on), and the suite runs a quarter faster without it.
 #
 # Settings: VOUCHD_TEST_PG_MAX_CONNECTIONS (default 1000: every test server keeps a pool, and
-# servers kept for a whole test binary are many).
+# servers kept for a whole test binary are many); VOUCHD_TEST_PG_FSYNC (default off; the bench
+# sets on, so its commits are durable as shipped).
 set -euo pipefail
 
 # The unprivileged user the cluster runs as when this script runs as root (initdb refuses root).
@@ -111,12 +112,14 @@ start() {
   rm -f "$dir/pwfile"
 
   local max_connections=${VOUCHD_TEST_PG_MAX_CONNECTIONS:-1000}
+  local fsync=${VOUCHD_TEST_PG_FSYNC:-off}
+  case $fsync in on | off) ;; *) echo "cluster.sh: VOUCHD_TEST_PG_FSYNC is on or off, not $fsync" >&2; return 1 ;; esac
   local attempt port started=
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     port=$((20000 + RANDOM % 40000))
     port_taken "$port" && continue
     if as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=$max_connections -c fsync=off" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=$max_connections -c fsync=$fsync" \
       start >&2; then
       started=yes
       break
