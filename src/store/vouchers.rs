@@ -344,10 +344,12 @@ fn insert_rows(
         }
         let at = shared + 2 * i + 1;
         sql.push_str(&format!("(?{at}, ?{}", at + 1));
-        for n in 1..=30 {
+        // The shared values in INSERT's column order: all but the two times, `entries` = 0,
+        // then the two times.
+        for n in 1..=shared - 2 {
             sql.push_str(&format!(", ?{n}"));
         }
-        sql.push_str(", 0, ?31, ?32)");
+        sql.push_str(&format!(", 0, ?{}, ?{shared})", shared - 1));
         params.push(id);
         params.push(code);
     }
