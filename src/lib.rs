@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ops;
+pub mod pace;
 pub mod store;
 pub mod ui;
 pub mod web;

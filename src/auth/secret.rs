@@ -41,17 +41,22 @@ pub fn hash_secret(secret: &str) -> Result<String, String> {
 
 /// [`hash_secret`] under the same cap as verification, for routes a stranger can call.
 pub fn hash_secret_capped(secret: &str) -> Result<String, ApiError> {
-    let _slot = Slot::acquire()?;
-    hash_secret(secret).map_err(|e| ApiError::internal("hash a secret", e))
+    // Tens of milliseconds of one core: a request's turn is not held for that long.
+    crate::pace::waiting(|| {
+        let _slot = Slot::acquire()?;
+        hash_secret(secret).map_err(|e| ApiError::internal("hash a secret", e))
+    })
 }
 
 /// Verifies `secret` against a stored hash, waiting for one of the few verification slots.
 pub fn verify_secret(secret: &str, stored: &str) -> Result<bool, ApiError> {
-    let _slot = Slot::acquire()?;
-    let Ok(hash) = PasswordHash::new(stored) else {
-        return Ok(false);
-    };
-    Ok(argon2().verify_password(secret.as_bytes(), &hash).is_ok())
+    crate::pace::waiting(|| {
+        let _slot = Slot::acquire()?;
+        let Ok(hash) = PasswordHash::new(stored) else {
+            return Ok(false);
+        };
+        Ok(argon2().verify_password(secret.as_bytes(), &hash).is_ok())
+    })
 }
 
 /// Whether `text` is an argon2id hash as [`hash_secret`] writes it (a PHC string), e.g. a

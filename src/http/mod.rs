@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod request;
 pub mod router;
 pub mod server;
+pub mod turns;
 pub mod wire;
 pub mod worker;
 pub mod write;

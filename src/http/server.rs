@@ -14,6 +14,7 @@
 
 use super::conn::{send_now, Conn, Counts, Phase};
 use super::poll::Poller;
+use super::turns::Turns;
 use super::wire::Fault;
 use super::worker::Worker;
 use super::write::{fault_bytes, DateCache};
@@ -50,6 +51,8 @@ pub struct Shared {
     /// Connections waiting for bytes, by key.
     parked: Mutex<HashMap<u64, Conn>>,
     pub stopping: AtomicBool,
+    /// Which workers may run requests at once.
+    pub turns: Arc<Turns>,
     pub idle_timeout: Duration,
     pub trusted_proxies: Vec<IpAddr>,
 }
@@ -124,6 +127,7 @@ impl Running {
         // Ends a pending accept at once; new connections are refused from here on.
         let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
         self.shared.poller.stop();
+        self.shared.turns.stop();
         let shared = Arc::clone(&self.shared);
         self.wait();
         let idle: Vec<Conn> = shared.parked().drain().map(|(_, conn)| conn).collect();
@@ -137,18 +141,24 @@ pub fn start(app: Arc<App>, listener: TcpListener, settings: &Settings) -> io::R
     let addr = listener.local_addr()?;
     app.tokens.watch(&app.store)?;
     let threads = settings.threads.max(1);
+    // As many requests run at once as there are cores (two at least, so that a core the
+    // machine takes away for a moment does not stop every request).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let turns = Turns::new(threads, cores);
+    turns.watch()?;
     let shared = Arc::new(Shared {
         app: Arc::clone(&app),
         poller: Poller::new()?,
         parked: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
+        turns,
         idle_timeout: settings.idle_timeout,
         trusted_proxies: settings.trusted_proxies.clone(),
     });
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
         let db = app.store.worker_reader(threads).map_err(io::Error::other)?;
-        let worker = Worker::new(Arc::clone(&shared), db);
+        let worker = Worker::new(Arc::clone(&shared), i, db);
         workers.push(
             std::thread::Builder::new()
                 .name(format!("vouchd-worker-{i}"))

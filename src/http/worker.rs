@@ -9,6 +9,7 @@ use super::proxy::client_address;
 use super::request::MAX_BODY;
 use super::router;
 use super::server::Shared;
+use super::turns::Seat;
 use super::wire::{self, Fault, Framing, HeadScan, Parsed};
 use super::write::Answered;
 use super::write::{fault_bytes, send_some, DateCache, Exchange, Outgoing, Progress, MIN_RATE};
@@ -35,6 +36,8 @@ const KEEP_BUFFER: usize = 256 * 1024;
 
 pub struct Worker {
     shared: Arc<Shared>,
+    /// This worker's number among the turns.
+    me: usize,
     db: crate::store::Db,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -49,9 +52,10 @@ enum Next {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, db: crate::store::Db) -> Worker {
+    pub fn new(shared: Arc<Shared>, me: usize, db: crate::store::Db) -> Worker {
         Worker {
             shared,
+            me,
             db,
             buf: Vec::new(),
             out: Vec::new(),
@@ -59,9 +63,20 @@ impl Worker {
         }
     }
 
-    /// Serves ready connections until the server stops.
+    /// Serves ready connections until the server stops: waits for a turn, then for a
+    /// connection with bytes, and serves it.
     pub fn run(mut self) {
+        let turns = Arc::clone(&self.shared.turns);
+        crate::pace::join(Arc::new(Seat {
+            turns: Arc::clone(&turns),
+            me: self.me,
+        }));
+        let mut served: u64 = 0;
         loop {
+            if !turns.take(self.me) {
+                self.finish_replies();
+                return;
+            }
             let key = match self.shared.poller.wait() {
                 Ok(key) => key,
                 Err(err) => {
@@ -74,9 +89,12 @@ impl Worker {
                 return;
             }
             if let Some(conn) = self.shared.take(key) {
+                served += 1;
+                turns.running(self.me, Some(served));
                 if let Some(conn) = self.serve(conn) {
                     self.shared.park(conn);
                 }
+                turns.running(self.me, None);
             }
         }
     }

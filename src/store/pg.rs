@@ -255,14 +255,18 @@ impl PgDb {
         &self.pool
     }
 
+    /// Runs `f` on the held connection, else on one from the pool; the thread waits on the
+    /// server meanwhile.
     fn with<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T, DbError>) -> Result<T, DbError> {
-        let mut held = self.held.borrow_mut();
-        if let Some(pooled) = held.as_mut() {
-            return f(pooled.conn());
-        }
-        drop(held);
-        let mut pooled = self.pool.get()?;
-        f(pooled.conn())
+        crate::pace::waiting(|| {
+            let mut held = self.held.borrow_mut();
+            if let Some(pooled) = held.as_mut() {
+                return f(pooled.conn());
+            }
+            drop(held);
+            let mut pooled = self.pool.get()?;
+            f(pooled.conn())
+        })
     }
 
     pub(super) fn execute(&self, sql: &str, params: &[&dyn ToArg]) -> Result<usize, DbError> {
@@ -281,6 +285,10 @@ impl PgDb {
     /// (`BEGIN` takes one and holds it; `COMMIT`/`ROLLBACK` give it back unless it was held
     /// from the start).
     pub(super) fn batch(&self, sql: &str) -> Result<(), DbError> {
+        crate::pace::waiting(|| self.batch_now(sql))
+    }
+
+    fn batch_now(&self, sql: &str) -> Result<(), DbError> {
         let mut held = self.held.borrow_mut();
         match held.as_mut() {
             Some(pooled) => {
@@ -302,6 +310,10 @@ impl PgDb {
 
     /// A REPEATABLE READ snapshot on a connection held until [`PgDb::end_read`].
     pub(super) fn begin_read(&self) -> Result<(), DbError> {
+        crate::pace::waiting(|| self.begin_read_now())
+    }
+
+    fn begin_read_now(&self) -> Result<(), DbError> {
         let mut pooled = self.pool.get()?;
         pooled
             .conn()
@@ -313,6 +325,10 @@ impl PgDb {
     }
 
     pub(super) fn end_read(&self) -> Result<(), DbError> {
+        crate::pace::waiting(|| self.end_read_now())
+    }
+
+    fn end_read_now(&self) -> Result<(), DbError> {
         let Some(mut pooled) = self.held.borrow_mut().take() else {
             return Ok(());
         };

@@ -262,6 +262,16 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
     {
+        // The writer's commit (or PostgreSQL) is waited for: a request's turn goes meanwhile.
+        crate::pace::waiting(|| self.write_now(op))
+    }
+
+    fn write_now<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
+    {
         if let Some((pool, observer)) = &self.pg {
             let result = super::pg::transaction(pool, op);
             observer.group_committed(1);
