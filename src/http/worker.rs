@@ -251,6 +251,16 @@ impl Worker {
             if start > 0 {
                 buf.drain(..start);
                 start = 0;
+                // A request was answered and nothing of another one is here: the client most
+                // likely waits for that reply, so back to epoll without a read that would only
+                // find nothing (rearming reports bytes that came meanwhile at once).
+                if buf.is_empty() && matches!(conn.phase, Phase::Idle) {
+                    if self.shared.stopping.load(Ordering::SeqCst) {
+                        return Next::Close;
+                    }
+                    conn.deadline = Instant::now() + self.shared.idle_timeout;
+                    return Next::Park;
+                }
             }
             match recv_now(&conn.stream, buf) {
                 Ok(0) => return Next::Close,
