@@ -85,6 +85,21 @@ impl Poller {
         }
     }
 
+    /// The key of a descriptor ready now, if there is one, without waiting.
+    pub fn ready_now(&self) -> io::Result<Option<u64>> {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        loop {
+            // SAFETY: room for exactly the one event asked for.
+            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, 0) };
+            match check(n) {
+                Ok(1) => return Ok(Some(event.u64)),
+                Ok(_) => return Ok(None),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     /// Wakes every waiter, now and later, with [`STOP`].
     pub fn stop(&self) {
         let one: u64 = 1;

@@ -57,8 +57,8 @@ impl Turns {
 
     /// Worker `me` waits until it may take a turn and takes it; `false` once the server stops.
     /// A worker that still holds its turn keeps it unless more than `max` hold one (some came
-    /// back from waits meanwhile).
-    pub fn take(&self, me: usize) -> bool {
+    /// back from waits meanwhile). `before_waiting` runs (outside the lock) if it has to wait.
+    pub fn take(&self, me: usize, before_waiting: impl Fn()) -> bool {
         let mut state = self.state();
         if state.holds[me] {
             if state.held <= self.max {
@@ -66,6 +66,11 @@ impl Turns {
             }
             state.holds[me] = false;
             state.held -= 1;
+        }
+        if state.held >= self.max {
+            drop(state);
+            before_waiting();
+            state = self.state();
         }
         while state.held >= self.max {
             if self.stopping.load(Ordering::SeqCst) {
@@ -144,6 +149,8 @@ pub struct Seat {
 
 impl crate::pace::Turns for Seat {
     fn step_aside(&self) {
+        // The thread is about to wait: its held access lines go out first.
+        crate::ops::log::write_held();
         self.turns.give(self.me);
     }
 
@@ -159,11 +166,11 @@ mod tests {
     #[test]
     fn at_most_max_hold_a_turn_and_a_wait_lets_another_in() {
         let turns = Turns::new(3, 2);
-        assert!(turns.take(0));
-        assert!(turns.take(1));
+        assert!(turns.take(0, || ()));
+        assert!(turns.take(1, || ()));
         let third = {
             let turns = Arc::clone(&turns);
-            std::thread::spawn(move || turns.take(2))
+            std::thread::spawn(move || turns.take(2, || ()))
         };
         std::thread::sleep(Duration::from_millis(50));
         assert!(
@@ -177,7 +184,7 @@ mod tests {
         assert_eq!(turns.state().held, 3);
         let again = {
             let turns = Arc::clone(&turns);
-            std::thread::spawn(move || turns.take(0))
+            std::thread::spawn(move || turns.take(0, || ()))
         };
         std::thread::sleep(Duration::from_millis(50));
         assert!(!again.is_finished());
@@ -193,11 +200,11 @@ mod tests {
     fn a_request_running_for_long_gives_its_turn_away() {
         let turns = Turns::new(2, 1);
         turns.watch().expect("watcher");
-        assert!(turns.take(0));
+        assert!(turns.take(0, || ()));
         turns.running(0, Some(7));
         let other = {
             let turns = Arc::clone(&turns);
-            std::thread::spawn(move || turns.take(1))
+            std::thread::spawn(move || turns.take(1, || ()))
         };
         assert!(other.join().expect("other"), "the watcher freed the turn");
         turns.running(0, None);

@@ -15,6 +15,7 @@ use super::write::Answered;
 use super::write::{fault_bytes, send_some, DateCache, Exchange, Outgoing, Progress, MIN_RATE};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::ops::log;
 use crate::ops::Trace;
 use crate::web::request::{Method, Request};
 use crate::web::response::Reply;
@@ -71,20 +72,26 @@ impl Worker {
             turns: Arc::clone(&turns),
             me: self.me,
         }));
+        // Access lines are written when this worker is about to wait, a few dozen at a time
+        // under load.
+        log::hold_lines();
         let mut served: u64 = 0;
         loop {
-            if !turns.take(self.me) {
+            if !turns.take(self.me, log::write_held) {
+                log::write_held();
                 self.finish_replies();
                 return;
             }
-            let key = match self.shared.poller.wait() {
+            let key = match self.next_ready() {
                 Ok(key) => key,
                 Err(err) => {
+                    log::write_held();
                     eprintln!("vouchd: a worker cannot wait for connections: {err}");
                     return;
                 }
             };
             if key == super::poll::STOP {
+                log::write_held();
                 self.finish_replies();
                 return;
             }
@@ -97,6 +104,19 @@ impl Worker {
                 turns.running(self.me, None);
             }
         }
+    }
+
+    /// The key of the next connection ready to be served; the lines this worker holds are
+    /// written first if it has to wait for one.
+    fn next_ready(&self) -> std::io::Result<u64> {
+        let poller = &self.shared.poller;
+        if log::holding() {
+            if let Some(key) = poller.ready_now()? {
+                return Ok(key);
+            }
+            log::write_held();
+        }
+        poller.wait()
     }
 
     /// At the stop: sends the replies still waiting for their clients' sockets, each until it

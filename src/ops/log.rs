@@ -5,10 +5,17 @@
 //! one it forwards, parsed as an IP address), the method, the route template, the status, the
 //! duration (until the last byte of the reply went out) and the client id. It is built only
 //! from values the server made or checked: never the raw path (ids and voucher codes), never a
-//! header's text, a token, a secret or a body. Each line is written with one `write` call, so
+//! header's text, a token, a secret or a body. Lines are written whole, under stderr's lock, so
 //! lines from different workers do not interleave.
+//!
+//! A server worker holds its lines ([`hold_lines`]) while requests keep coming to it back to
+//! back, and writes them in one call when it is about to wait (for bytes, for a turn, on the
+//! writer) or once they fill [`HOLD_MAX`]: under load that is one `write` per few dozen
+//! requests instead of one each, and when the server is not busy a line is written as soon as
+//! its request is done.
 
 use super::Trace;
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
@@ -50,8 +57,8 @@ impl AccessLog {
         AccessLog { format }
     }
 
-    /// Writes the line for one answered request to stderr. A failed write is dropped: the log
-    /// must never stop the server.
+    /// Writes the line for one answered request to stderr, or holds it with the thread's other
+    /// lines (see [`hold_lines`]). A failed write is dropped: the log must never stop the server.
     pub fn write(&self, trace: &Trace, status: u16, elapsed: Duration) {
         let line = render(
             self.format,
@@ -60,8 +67,60 @@ impl AccessLog {
             status,
             elapsed,
         );
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let held = HELD.with(|held| match held.borrow_mut().as_mut() {
+            Some(lines) => {
+                lines.extend_from_slice(line.as_bytes());
+                if lines.len() >= HOLD_MAX {
+                    write_out(lines);
+                }
+                true
+            }
+            None => false,
+        });
+        if !held {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
     }
+}
+
+/// Held lines are written once they reach this size: at most a pipe's atomic write, so that
+/// whatever reads stderr gets them in one piece.
+pub const HOLD_MAX: usize = 4096;
+
+thread_local! {
+    /// The calling thread's lines not yet written, once it holds them.
+    static HELD: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// From now on the calling thread holds its access lines until [`write_held`] (or until they
+/// fill [`HOLD_MAX`]).
+pub fn hold_lines() {
+    HELD.with(|held| *held.borrow_mut() = Some(Vec::with_capacity(HOLD_MAX * 2)));
+}
+
+/// Writes the lines the calling thread holds, if any.
+pub fn write_held() {
+    HELD.with(|held| {
+        if let Some(lines) = held.borrow_mut().as_mut() {
+            if !lines.is_empty() {
+                write_out(lines);
+            }
+        }
+    });
+}
+
+/// Whether the calling thread holds lines not yet written.
+pub fn holding() -> bool {
+    HELD.with(|held| {
+        held.borrow()
+            .as_ref()
+            .is_some_and(|lines| !lines.is_empty())
+    })
+}
+
+fn write_out(lines: &mut Vec<u8>) {
+    let _ = std::io::stderr().lock().write_all(lines);
+    lines.clear();
 }
 
 /// One line, with its `\n`.
@@ -126,6 +185,31 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_that_holds_its_lines_keeps_them_until_it_writes_them_or_they_fill_up() {
+        std::thread::spawn(|| {
+            let log = AccessLog::new(LogFormat::Text);
+            log.write(&trace(None), 200, Duration::from_millis(1));
+            assert!(!holding(), "a thread that does not hold writes at once");
+            hold_lines();
+            log.write(&trace(None), 200, Duration::from_millis(1));
+            assert!(holding());
+            write_held();
+            assert!(!holding());
+            // (The lines written here go to the test run's stderr.)
+            let filled = (0..HOLD_MAX).any(|_| {
+                log.write(&trace(Some("c")), 200, Duration::from_millis(1));
+                !holding()
+            });
+            assert!(
+                filled,
+                "full lines are written without waiting for the thread"
+            );
+        })
+        .join()
+        .expect("thread");
+    }
 
     fn trace(client: Option<&str>) -> Trace {
         Trace {
