@@ -138,6 +138,8 @@ measure() {
     for _ in $(seq "$repeats"); do runs+=("$(wrk_once "$@")"); done
     printf '%s\n' "${runs[@]}" | sort -n -k1 | sed -n "$(( (repeats + 1) / 2 ))p"
 }
+# median_run RUN...: of runs ("req/s p50 p99 errors"), the one with the median req/s.
+median_run() { printf '%s\n' "$@" | sort -n -k1 | sed -n "$(( ($# + 1) / 2 ))p"; }
 # measure_pair CONNS URL1 URL2 [ENV...]: wrk_pair $repeats times, the run with the median req/s.
 measure_pair() {
     local runs=()
@@ -203,9 +205,8 @@ say "HTTP floor: bare tiny_http, $threads threads"
 "$ex/bench-http-floor" "$threads" >"$tmp/floor.log" &
 floor_pid=$!; pids+=("$floor_pid")
 floor_base=$(wait_for "$tmp/floor.log" "listening on" | grep -o 'http://[0-9.:]*')
-row[http_floor]=$(measure "$conns" "$floor_base/" MODE=floor)
-stop "$floor_pid"
-http_floor=${row[http_floor]%% *}
+# The floor server stays up (idle) while vouchd starts: its runs and vouchd's look-ups take
+# turns below, so a machine that slows down or speeds up during the run moves both alike.
 
 # --- vouchd, --sync full ------------------------------------------------------------------------
 say "vouchd, --sync full"
@@ -225,12 +226,21 @@ id_at() { sed -n "${1}p" "$tmp/ids.txt"; }
 mid=$((vouchers / 2 + 7))
 
 row[healthz]=$(measure "$conns" "$base/healthz" MODE=fixed)
-row[lookup]=$(measure "$conns" "$base" MODE=lookup "${auth[@]}")
+floor_runs=(); lookup_runs=()
+for _ in $(seq "$repeats"); do
+    floor_runs+=("$(wrk_once "$conns" "$floor_base/" MODE=floor)")
+    lookup_runs+=("$(wrk_once "$conns" "$base" MODE=lookup "${auth[@]}")")
+done
+row[http_floor]=$(median_run "${floor_runs[@]}")
+row[lookup]=$(median_run "${lookup_runs[@]}")
+stop "$floor_pid"
+http_floor=${row[http_floor]%% *}
 row[get]=$(measure "$conns" "$base" MODE=get "${auth[@]}")
-row[charge_full]=$(measure "$conns" "$base" MODE=charge "${auth[@]}")
-# The same charges with a webhook endpoint that accepts connections and never answers: every
-# charge now writes its event in the outbox and a delivery thread sits in its 10 s timeout.
-say "charges with a hanging webhook receiver"
+# Charges, and the same charges with a webhook endpoint that accepts connections and never
+# answers: every charge then writes its event in the outbox and a delivery thread sits in its
+# 10 s timeout. The two take turns (the endpoint added before each hooked run and removed
+# after it), so their ratio does not take in the machine's drift between them.
+say "charges, and charges with a hanging webhook receiver"
 python3 -c 'import socket, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1024)
 print("port", s.getsockname()[1], flush=True)
@@ -238,10 +248,16 @@ held = []
 while True: held.append(s.accept()[0])' >"$tmp/hang.log" &
 hang_pid=$!; pids+=("$hang_pid")
 hang_port=$(wait_for "$tmp/hang.log" "port" | cut -d' ' -f2)
-hook=$("$bin/vouchd" webhook add "http://127.0.0.1:$hang_port/hook" --group bench \
-    --events charge.created --db "$tmp/vouchd.db" | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
-row[charge_hook]=$(measure "$conns" "$base" MODE=charge "${auth[@]}")
-"$bin/vouchd" webhook remove "$hook" --db "$tmp/vouchd.db" 2>/dev/null
+charge_runs=(); hook_runs=()
+for _ in $(seq "$repeats"); do
+    charge_runs+=("$(wrk_once "$conns" "$base" MODE=charge "${auth[@]}")")
+    hook=$("$bin/vouchd" webhook add "http://127.0.0.1:$hang_port/hook" --group bench \
+        --events charge.created --db "$tmp/vouchd.db" | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+    hook_runs+=("$(wrk_once "$conns" "$base" MODE=charge "${auth[@]}")")
+    "$bin/vouchd" webhook remove "$hook" --db "$tmp/vouchd.db" 2>/dev/null
+done
+row[charge_full]=$(median_run "${charge_runs[@]}")
+row[charge_hook]=$(median_run "${hook_runs[@]}")
 stop "$hang_pid"
 row[mix]=$(measure "$conns" "$base" MODE=mix "${auth[@]}")
 # List pages: one connection, so p50 is the page's own time, not a queue's.
@@ -483,7 +499,7 @@ dirty=$(git diff --quiet -- . ":(exclude)$results" 2>/dev/null || echo ', with u
     echo "Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)."
     echo "Load: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2) in its own process on 127.0.0.1, 2 threads, keep-alive, ${seconds} s per scenario, the median of $repeats runs (by req/s)."
     echo "Server: \`vouchd serve --threads $threads --rate-limit 0\` on a $vouchers-voucher database ($db_mib MiB) built by \`bench-seed\`."
-    echo "Floors: \`bench-floor\` on the same database before the server starts, the median of $repeats runs ($floor_n charges per mode, $((floor_n * 10)) look-ups); \`bench-http-floor\` measured like the server's scenarios."
+    echo "Floors: \`bench-floor\` on the same database before the server starts, the median of $repeats runs ($floor_n charges per mode, $((floor_n * 10)) look-ups); \`bench-http-floor\` measured like the server's scenarios, its runs taking turns with vouchd's look-ups (as the charges with and without a hanging webhook endpoint take turns), so that the machine's drift moves both sides of a ratio alike."
     echo "PostgreSQL: $pg_version from Debian's packages, a throwaway cluster on this machine (\`tests/pg/cluster.sh\`: settings as shipped, \`synchronous_commit=on\`), $pg_vouchers vouchers copied in with \`vouchd copy\` from the seeded file, \`VACUUM ANALYZE\` after; \`vouchd serve --threads $threads --rate-limit 0\` (16 pooled connections an instance); two instances get one wrk process each (1 thread, half the connections), req/s summed, the higher p50/p99 shown."
     echo "Peer: $peer_pkg from npm (better-sqlite3 8.7.0, WAL with its build's default \`synchronous=NORMAL\`, open mode without auth), on a copy of the same vouchers table, bound to 127.0.0.1."
     echo
