@@ -123,7 +123,14 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<PgConn, DbError> {
-        let mut client = self.config.connect(NoTls)?;
+        // The client's runtime needs descriptors of its own, and `postgres` unwraps its build:
+        // out of descriptors, it would panic (and kill the thread asking, or leak the pool's
+        // count). Checked first; a panic all the same (another thread took the last ones in
+        // between) is caught.
+        descriptors_free(CONNECT_DESCRIPTORS)
+            .map_err(|e| DbError::Resources(format!("no free descriptors ({e})")))?;
+        let mut client = catch_unwind(AssertUnwindSafe(|| self.config.connect(NoTls)))
+            .map_err(|_| DbError::Resources("the client's runtime could not start".into()))??;
         client.batch_execute(&session())?;
         Ok(PgConn {
             client,
@@ -176,6 +183,30 @@ impl Pool {
         }
         self.freed.notify_one();
     }
+}
+
+/// Descriptors a new connection takes: the socket and its runtime's (an epoll instance and
+/// its waker), with one to spare.
+const CONNECT_DESCRIPTORS: usize = 4;
+
+/// Whether the process can open `n` more descriptors now (opened and closed again).
+fn descriptors_free(n: usize) -> std::io::Result<()> {
+    let mut opened = Vec::with_capacity(n);
+    let mut result = Ok(());
+    for _ in 0..n {
+        // SAFETY: eventfd takes no pointers; each descriptor it returns is closed below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            result = Err(std::io::Error::last_os_error());
+            break;
+        }
+        opened.push(fd);
+    }
+    for fd in opened {
+        // SAFETY: a descriptor opened above and used by nothing else.
+        unsafe { libc::close(fd) };
+    }
+    result
 }
 
 /// A connection taken from the pool; given back when dropped (closed if it broke, or if a

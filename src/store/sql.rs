@@ -167,6 +167,9 @@ pub enum DbError {
     Postgres(postgres::Error),
     /// No connection could be had from the pool in time.
     PoolTimeout,
+    /// A new connection could not be opened for want of something of this process's own
+    /// (descriptors): worth a retry once some are free.
+    Resources(String),
     /// A statement expected one row and found none.
     NoRow,
     /// A column's value that does not read as what it should be, at its index.
@@ -197,7 +200,7 @@ impl DbError {
                 e.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
-            DbError::PoolTimeout => true,
+            DbError::PoolTimeout | DbError::Resources(_) => true,
             // The connection broke (the server restarted): the transaction did not commit.
             DbError::Postgres(e) if e.is_closed() => true,
             _ => matches!(self.pg_code(), Some("40001" | "40P01" | "55P03" | "57014")),
@@ -214,6 +217,7 @@ impl fmt::Display for DbError {
                 None => write!(f, "{e}"),
             },
             DbError::PoolTimeout => f.write_str("no database connection was free in time"),
+            DbError::Resources(what) => write!(f, "cannot open a database connection: {what}"),
             DbError::NoRow => f.write_str("the statement returned no row"),
             DbError::Column(idx, what) => write!(f, "column {idx}: {what}"),
             DbError::Schema(what) => f.write_str(what),
