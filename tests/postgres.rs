@@ -3,7 +3,8 @@
 //! balance, one Idempotency-Key sent to all three has one effect, a client revoked with the CLI
 //! is refused by every instance within a second, SIGKILL of one instance during charges loses
 //! no acknowledged charge, and two instances starting at once on an empty database both come
-//! up with the database set up once.
+//! up with the database set up once. A database that refuses connections gets 503s that change
+//! nothing, then 200s again.
 //!
 //! These tests need a PostgreSQL cluster whatever the engine of the run: `VOUCHD_TEST_PG`, an
 //! admin URL (`./test.sh` starts a throwaway cluster; `tests/pg/cluster.sh start` starts one by
@@ -527,4 +528,73 @@ fn concurrent_logins_on_two_instances_keep_a_clients_live_tokens_bounded() {
         &[id.as_str().into()],
     );
     assert_eq!(live, 100, "live tokens of one client");
+}
+
+#[test]
+fn a_database_refusing_connections_gets_503s_that_change_nothing_then_200s_again() {
+    let (home, servers) = instances(1);
+    let s = &servers[0];
+    let t = s.tenant(CASHIER);
+    let card = s.create_voucher(&t.token, &json!({"amount": "10.00"}));
+    let id = id_of(&card["id"]);
+    let path = format!("/v1/vouchers/{id}/charges");
+    let r = s.post(
+        &path,
+        &t.token,
+        &json!({"type": "charge", "amount": "1.00"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The database stops taking connections and the instance's own are ended: its pooled
+    // connections break and new ones are refused.
+    let mut own = postgres::Client::connect(&home.db(), postgres::NoTls).expect("connect");
+    let name: String = own
+        .query_one("SELECT current_database()", &[])
+        .expect("name")
+        .get(0);
+    drop(own);
+    let mut admin = postgres::Client::connect(&pg_admin_url(), postgres::NoTls).expect("admin");
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .expect("refuse connections");
+    for _ in 0..3 {
+        let r = s.get("/v1/vouchers", &t.token);
+        assert_problem(&r, 503, "unavailable");
+        assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+        let r = s.post(
+            &path,
+            &t.token,
+            &json!({"type": "charge", "amount": "1.00"}),
+        );
+        assert_problem(&r, 503, "unavailable");
+    }
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"))
+        .expect("take connections again");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.get("/v1/vouchers", &t.token);
+        if r.status == 200 {
+            break;
+        }
+        assert_problem(&r, 503, "unavailable");
+        assert!(
+            Instant::now() < deadline,
+            "still 503 after the database came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Only the charge acknowledged before happened.
+    assert_eq!(cents(&voucher(s, &t.token, &id)["remaining_amount"]), 900);
+    assert_eq!(assert_balance_is_ledger(s, &t.token, &id).len(), 1);
+    let output = s.output();
+    assert!(
+        output.contains("cannot open a PostgreSQL connection"),
+        "{output}"
+    );
+    assert!(!output.contains("panicked"), "{output}");
+    assert!(!output.contains(&password_of(&home.db())), "{output}");
 }

@@ -88,6 +88,8 @@ pub struct Pool {
     config: Config,
     state: Mutex<PoolState>,
     freed: Condvar,
+    /// When a failure to connect was last logged.
+    failure_logged: Mutex<Option<Instant>>,
 }
 
 struct PoolState {
@@ -111,8 +113,11 @@ impl Pool {
                 open: 0,
             }),
             freed: Condvar::new(),
+            failure_logged: Mutex::new(None),
         });
-        let mut first = pool.connect().map_err(|e| format!("cannot connect: {e}"))?;
+        let mut first = pool
+            .connect_now()
+            .map_err(|e| format!("cannot connect: {e}"))?;
         prepare_schema(&mut first.client)
             .map_err(|e| format!("cannot prepare the database: {e}"))?;
         let mut state = pool.state.lock().map_err(|_| "the pool is poisoned")?;
@@ -122,16 +127,35 @@ impl Pool {
         Ok(pool)
     }
 
+    /// A new connection. A failure is logged (once a second at most: every request may try)
+    /// and comes back as [`DbError::Connect`], a 503 to retry.
     fn connect(&self) -> Result<PgConn, DbError> {
+        self.connect_now().inspect_err(|err| {
+            let now = Instant::now();
+            let mut logged = self
+                .failure_logged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if logged.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+                *logged = Some(now);
+                eprintln!("vouchd: cannot open a PostgreSQL connection: {err}");
+            }
+        })
+    }
+
+    fn connect_now(&self) -> Result<PgConn, DbError> {
         // The client's runtime needs descriptors of its own, and `postgres` unwraps its build:
         // out of descriptors, it would panic (and kill the thread asking, or leak the pool's
         // count). Checked first; a panic all the same (another thread took the last ones in
         // between) is caught.
         descriptors_free(CONNECT_DESCRIPTORS)
-            .map_err(|e| DbError::Resources(format!("no free descriptors ({e})")))?;
+            .map_err(|e| DbError::Connect(format!("no free descriptors ({e})")))?;
         let mut client = catch_unwind(AssertUnwindSafe(|| self.config.connect(NoTls)))
-            .map_err(|_| DbError::Resources("the client's runtime could not start".into()))??;
-        client.batch_execute(&session())?;
+            .map_err(|_| DbError::Connect("the client's runtime could not start".into()))?
+            .map_err(|e| DbError::Connect(DbError::from(e).to_string()))?;
+        client
+            .batch_execute(&session())
+            .map_err(|e| DbError::Connect(DbError::from(e).to_string()))?;
         Ok(PgConn {
             client,
             statements: HashMap::new(),

@@ -167,9 +167,9 @@ pub enum DbError {
     Postgres(postgres::Error),
     /// No connection could be had from the pool in time.
     PoolTimeout,
-    /// A new connection could not be opened for want of something of this process's own
-    /// (descriptors): worth a retry once some are free.
-    Resources(String),
+    /// A new connection could not be opened: the server refused or could not be reached, or
+    /// this process is out of descriptors. Nothing ran: worth a retry shortly.
+    Connect(String),
     /// A statement expected one row and found none.
     NoRow,
     /// A column's value that does not read as what it should be, at its index.
@@ -200,10 +200,16 @@ impl DbError {
                 e.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
-            DbError::PoolTimeout | DbError::Resources(_) => true,
-            // The connection broke (the server restarted): the transaction did not commit.
+            DbError::PoolTimeout | DbError::Connect(_) => true,
+            // The connection broke or the server ended it (a restart, an administrator):
+            // the statement, and the transaction around it, did not commit.
             DbError::Postgres(e) if e.is_closed() => true,
-            _ => matches!(self.pg_code(), Some("40001" | "40P01" | "55P03" | "57014")),
+            _ => {
+                matches!(
+                    self.pg_code(),
+                    Some("40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03")
+                ) || self.pg_code().is_some_and(|code| code.starts_with("08"))
+            }
         }
     }
 }
@@ -217,7 +223,7 @@ impl fmt::Display for DbError {
                 None => write!(f, "{e}"),
             },
             DbError::PoolTimeout => f.write_str("no database connection was free in time"),
-            DbError::Resources(what) => write!(f, "cannot open a database connection: {what}"),
+            DbError::Connect(what) => f.write_str(what),
             DbError::NoRow => f.write_str("the statement returned no row"),
             DbError::Column(idx, what) => write!(f, "column {idx}: {what}"),
             DbError::Schema(what) => f.write_str(what),
