@@ -19,6 +19,7 @@ use super::wire::Fault;
 use super::worker::Worker;
 use super::write::{fault_bytes, DateCache};
 use crate::app::App;
+use crate::store::Readers;
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener};
@@ -53,6 +54,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Which workers may run requests at once.
     pub turns: Arc<Turns>,
+    /// The database readers the workers borrow for a request.
+    pub readers: Readers,
     pub idle_timeout: Duration,
     pub trusted_proxies: Vec<IpAddr>,
 }
@@ -152,13 +155,13 @@ pub fn start(app: Arc<App>, listener: TcpListener, settings: &Settings) -> io::R
         parked: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
         turns,
+        readers: Readers::new(threads),
         idle_timeout: settings.idle_timeout,
         trusted_proxies: settings.trusted_proxies.clone(),
     });
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
-        let db = app.store.worker_reader(threads).map_err(io::Error::other)?;
-        let worker = Worker::new(Arc::clone(&shared), i, db);
+        let worker = Worker::new(Arc::clone(&shared), i);
         workers.push(
             std::thread::Builder::new()
                 .name(format!("vouchd-worker-{i}"))

@@ -39,7 +39,6 @@ pub struct Worker {
     shared: Arc<Shared>,
     /// This worker's number among the turns.
     me: usize,
-    db: crate::store::Db,
     buf: Vec<u8>,
     out: Vec<u8>,
     date: DateCache,
@@ -53,11 +52,10 @@ enum Next {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, me: usize, db: crate::store::Db) -> Worker {
+    pub fn new(shared: Arc<Shared>, me: usize) -> Worker {
         Worker {
             shared,
             me,
-            db,
             buf: Vec::new(),
             out: Vec::new(),
             date: DateCache::default(),
@@ -354,16 +352,19 @@ impl Worker {
         };
         let mut trace = Trace::new(head.method.as_str(), router::template(&head.target), client);
         let reply = match super::request::decode(head, body, remote) {
-            Ok(request) => catch_unwind(AssertUnwindSafe(|| {
-                handle(app, &self.db, &request, &mut trace)
-            }))
-            .unwrap_or_else(|_| {
-                eprintln!(
-                    "vouchd: a request handler panicked: {} {}",
-                    trace.method, trace.route
-                );
-                ApiError::Internal("panic".into()).to_reply()
-            }),
+            Ok(request) => {
+                catch_unwind(AssertUnwindSafe(|| match shared.readers.lend(&app.store) {
+                    Ok(db) => handle(app, &db, &request, &mut trace),
+                    Err(err) => ApiError::from(err).to_reply(),
+                }))
+                .unwrap_or_else(|_| {
+                    eprintln!(
+                        "vouchd: a request handler panicked: {} {}",
+                        trace.method, trace.route
+                    );
+                    ApiError::Internal("panic".into()).to_reply()
+                })
+            }
             Err(err) => err.to_reply(),
         };
         let status = reply.status;

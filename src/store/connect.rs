@@ -45,8 +45,7 @@ pub fn connect(path: &Path, sync: SyncMode, read_only: bool) -> rusqlite::Result
     conn.pragma_update(None, "synchronous", sync.pragma())?;
     conn.set_prepared_statement_cache_capacity(64);
     if read_only {
-        // Many workers each hold a reader, and every commit empties their caches anyway;
-        // `Store::worker_reader` gives each its share of a budget instead.
+        // A small cache by default: the workers' readers get theirs from `store::Readers`.
         conn.pragma_update(None, "cache_size", -1024)?;
         conn.pragma_update(None, "query_only", "ON")?;
     }
@@ -191,9 +190,9 @@ impl Failed {
 /// How long a connection waits on a lock held by another process (the CLI, a backup).
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The page cache all worker readers share out between them, in KiB: look-ups on a large
-/// database are faster with more cache a reader, and each reader fills its share, so the
-/// budget is part of the RSS under load.
+/// The page cache all worker readers share out between them, in KiB (`store::Readers`):
+/// look-ups on a large database are faster with more cache a reader, and each reader fills
+/// its share, so the budget is part of the RSS under load.
 pub const READER_CACHE_BUDGET_KIB: usize = 24 * 1024;
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub(crate) mod outbox;
 mod paging;
 mod pg;
 pub(crate) mod pins;
+mod readers;
 mod sql;
 pub(crate) mod stats;
 #[cfg(test)]
@@ -54,6 +55,7 @@ pub use connect::{
 };
 pub(crate) use paging::{fetch_page, order_by};
 pub use pg::POOL_SIZE;
+pub use readers::{Lent, Readers};
 pub use writer::in_savepoint;
 
 use checkpoint::run_checkpointer;
@@ -236,18 +238,6 @@ impl Store {
             return Ok(Db::pooled(Arc::clone(pool)));
         }
         Ok(Db::new(connect(&self.path, self.sync, true)?))
-    }
-
-    /// A reader for one of `workers` worker threads, its page cache a share of
-    /// [`READER_CACHE_BUDGET_KIB`] (between 256 KiB and 4 MiB), so the readers together stay
-    /// within the budget however many there are.
-    pub fn worker_reader(&self, workers: usize) -> Result<Db, StoreError> {
-        let db = self.reader()?;
-        if let Some(conn) = db.sqlite() {
-            let kib = (READER_CACHE_BUDGET_KIB / workers.max(1)).clamp(256, 4096);
-            conn.pragma_update(None, "cache_size", -(kib as i64))?;
-        }
-        Ok(db)
     }
 
     /// Stops taking writes, lets the writer finish what is queued, and waits for it.
