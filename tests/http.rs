@@ -54,6 +54,19 @@ impl Wire {
         }
     }
 
+    /// `n` keep-alive connections, each answered one `GET /healthz` (so the server holds
+    /// them open, idle).
+    pub fn idle_ones(addr: &str, n: usize) -> Vec<Wire> {
+        (0..n)
+            .map(|_| {
+                let mut wire = Wire::connect(addr);
+                wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+                assert_eq!(wire.answer(false).expect("a reply").status, 200);
+                wire
+            })
+            .collect()
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
     }
@@ -694,14 +707,7 @@ fn the_server_depends_on_no_tiny_http_and_the_repository_vendors_nothing() {
 #[test]
 fn sigterm_closes_idle_keep_alive_connections_and_exits_0() {
     let mut s = TestServer::start();
-    let mut idle: Vec<Wire> = (0..5)
-        .map(|_| {
-            let mut wire = Wire::connect(s.host());
-            wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-            assert_eq!(wire.answer(false).expect("a reply").status, 200);
-            wire
-        })
-        .collect();
+    let mut idle = Wire::idle_ones(s.host(), 5);
     s.signal("TERM");
     // Idle connections do not hold the stop up: well inside the idle timeout.
     let status = s.wait_exit(Duration::from_secs(5));

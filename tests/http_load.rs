@@ -288,14 +288,7 @@ fn idle_keep_alive_connections_hold_no_worker_so_new_ones_are_answered_at_once()
     // Two workers, eight idle keep-alive connections: were a connection to hold a worker, the
     // new clients would wait for the idle timeout.
     let s = TestServer::start_with(&["--threads", "2"]);
-    let mut idle: Vec<Wire> = (0..8)
-        .map(|_| {
-            let mut wire = Wire::connect(s.host());
-            wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-            assert_eq!(wire.answer(false).expect("a reply").status, 200);
-            wire
-        })
-        .collect();
+    let mut idle = Wire::idle_ones(s.host(), 8);
     let started = Instant::now();
     let statuses: Vec<u16> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..16)
@@ -348,14 +341,7 @@ fn the_accept_loop_survives_running_out_of_descriptors() {
         "GET /v1/vouchers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
         t.token
     );
-    let mut kept: Vec<Wire> = (0..8)
-        .map(|_| {
-            let mut wire = Wire::connect(s.host());
-            wire.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-            assert_eq!(wire.answer(false).expect("a reply").status, 200);
-            wire
-        })
-        .collect();
+    let mut kept = Wire::idle_ones(s.host(), 8);
     let pid = s.pid();
     let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("proc fd")
