@@ -279,21 +279,26 @@ fn metrics_count_requests_by_route_template_and_status() {
     // The test server runs `--sync full`: that write was answered after a sync of the WAL.
     assert!(delta("vouchd_wal_syncs_total") >= 1.0);
     assert_eq!(after.value("vouchd_http_requests_in_flight"), 1.0);
-    // Open connections are the server's own count: five more idle sockets are five more.
+    // Open connections are the server's own count: five idle keep-alive connections (each
+    // answered once, so surely accepted) count five, and are five fewer once closed. Compared
+    // that way round, since connections of earlier requests may still be closing meanwhile.
     let open = after.value("vouchd_http_connections_open");
     assert!(open >= 1.0, "{open}");
-    let held: Vec<_> = (0..5)
-        .map(|_| std::net::TcpStream::connect(s.host()).expect("connect"))
-        .collect();
-    // Accepted a moment later (longer while the rest of the suite loads the machine).
-    let waited = std::time::Instant::now();
-    let mut with_held = scrape(&s).value("vouchd_http_connections_open");
-    while with_held < open + 5.0 && waited.elapsed() < std::time::Duration::from_secs(5) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        with_held = scrape(&s).value("vouchd_http_connections_open");
-    }
-    assert!(with_held >= open + 5.0, "{open} then {with_held}");
+    let held = crate::http::Wire::idle_ones(s.host(), 5);
+    let with_held = scrape(&s).value("vouchd_http_connections_open");
+    assert!(with_held >= 6.0, "{with_held}");
     drop(held);
+    // Closed a moment later (longer while the rest of the suite loads the machine).
+    let waited = std::time::Instant::now();
+    let mut without = scrape(&s).value("vouchd_http_connections_open");
+    while with_held - without < 5.0 && waited.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        without = scrape(&s).value("vouchd_http_connections_open");
+    }
+    assert!(
+        with_held - without >= 5.0,
+        "{with_held} with five idle connections, then {without}"
+    );
     // Templates only: no id, code or unknown path ever becomes a label.
     for raw in [id.as_str(), code.as_str(), "ZZZZZZZZZZZZZZZZ", "nowhere"] {
         assert!(!after.text.contains(raw), "{raw} leaked into the metrics");
