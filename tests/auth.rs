@@ -740,16 +740,21 @@ fn cli_group_and_client_commands_work_beside_the_server_and_revoke_kills_tokens_
     let out = s.cli(&["client", "revoke", &till_id]);
     assert!(out.status.success(), "client revoke: {out:?}");
     let revoked_at = Instant::now();
-    let mut last = s.get("/v1/vouchers", &till_token);
-    while last.status == 200 && revoked_at.elapsed() < Duration::from_millis(1500) {
-        std::thread::sleep(Duration::from_millis(50));
+    // Refused once 1.5 s have passed: measured when each request is sent, so how long a busy
+    // machine takes to answer it does not count.
+    let (mut sent, mut last);
+    loop {
+        sent = revoked_at.elapsed();
         last = s.get("/v1/vouchers", &till_token);
+        if last.status != 200 || sent > Duration::from_secs(10) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     assert_problem(&last, 401, "invalid_token");
     assert!(
-        revoked_at.elapsed() <= Duration::from_millis(1600),
-        "revocation took {:?}",
-        revoked_at.elapsed()
+        sent <= Duration::from_millis(1500),
+        "a request sent {sent:?} after the revocation was still taken"
     );
 
     let r = s.token_request(

@@ -250,20 +250,22 @@ fn a_client_revoked_with_the_cli_is_refused_by_every_instance_within_a_second() 
         String::from_utf8_lossy(&out.stderr)
     );
     let mut refused_after = Vec::new();
+    // A request sent more than a second after the revocation is refused (the time is taken
+    // when it is sent: how long a busy machine takes to answer does not count).
     for s in &servers {
         loop {
+            let sent = revoked.elapsed();
             let r = s.get("/v1/vouchers", &t.token);
             if r.status == 401 {
                 assert_problem(&r, 401, "invalid_token");
-                refused_after.push(revoked.elapsed());
+                refused_after.push(sent);
                 break;
             }
             assert_eq!(r.status, 200, "{}", r.body);
             assert!(
-                revoked.elapsed() <= Duration::from_secs(1),
-                "{} still takes the revoked client's token after {:?}",
+                sent <= Duration::from_secs(1),
+                "{} still takes the revoked client's token {sent:?} after the revocation",
                 s.base,
-                revoked.elapsed()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
