@@ -1,6 +1,6 @@
 //! The readers the server's workers share. A worker borrows one for a request and gives it
-//! back after; a reader is opened when none is free, so there are never more than workers
-//! that read at once. The few readers most in use get the large page caches: only about one
+//! back after; a reader is opened only when none is free, so there are never more readers
+//! than workers. The few readers most in use get the large page caches: only about one
 //! worker per core runs requests at a time (`crate::http::turns`), and SQLite's page cache is
 //! per connection, so a look-up finds the b-trees' inner pages in memory only if the same
 //! few connections serve the look-ups. Readers beyond those few (workers waiting on a commit
@@ -92,7 +92,7 @@ impl Readers {
         }
     }
 
-    /// How many readers are open (free ones), large-cache and small-cache.
+    /// How many readers are free, large-cache and small-cache.
     #[cfg(test)]
     fn free(&self) -> (usize, usize) {
         let idle = self.idle();
