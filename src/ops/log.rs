@@ -83,8 +83,8 @@ impl AccessLog {
     }
 }
 
-/// Held lines are written once they reach this size: at most a pipe's atomic write, so that
-/// whatever reads stderr gets them in one piece.
+/// Held lines are written once they reach this size (so a write is this plus at most one line:
+/// about a pipe's atomic write; whole lines either way, under stderr's lock).
 pub const HOLD_MAX: usize = 4096;
 
 thread_local! {
