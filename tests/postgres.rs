@@ -562,8 +562,25 @@ fn a_database_refusing_connections_gets_503s_that_change_nothing_then_200s_again
              WHERE datname = '{name}' AND pid <> pg_backend_pid()"
         ))
         .expect("refuse connections");
+    // pg_terminate_backend only signals: the backends end when next scheduled. Waited for, so
+    // that no request here meets one still alive (a COMMIT it ends would have an unknown
+    // outcome, a 500 by design).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while admin
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .expect("backends")
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the backends did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for _ in 0..3 {
         let r = s.get("/v1/vouchers", &t.token);
+        assert_eq!(r.status, 503, "{}\n{}", r.body, s.output());
         assert_problem(&r, 503, "unavailable");
         assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
         let r = s.post(
@@ -571,6 +588,7 @@ fn a_database_refusing_connections_gets_503s_that_change_nothing_then_200s_again
             &t.token,
             &json!({"type": "charge", "amount": "1.00"}),
         );
+        assert_eq!(r.status, 503, "{}\n{}", r.body, s.output());
         assert_problem(&r, 503, "unavailable");
     }
     admin

@@ -202,8 +202,9 @@ impl DbError {
             ),
             DbError::PoolTimeout | DbError::Connect(_) => true,
             // The connection broke or the server ended it (a restart, an administrator):
-            // the statement, and the transaction around it, did not commit.
-            DbError::Postgres(e) if e.is_closed() => true,
+            // the statement, and the transaction around it, did not commit. (A COMMIT's own
+            // errors are judged apart: there the outcome is unknown.)
+            DbError::Postgres(e) if e.is_closed() || connection_lost(e) => true,
             _ => {
                 matches!(
                     self.pg_code(),
@@ -212,6 +213,12 @@ impl DbError {
             }
         }
     }
+}
+
+/// Whether `e` is the socket's failure (a reset, a broken pipe) rather than the server's answer.
+fn connection_lost(e: &postgres::Error) -> bool {
+    e.as_db_error().is_none()
+        && std::error::Error::source(e).is_some_and(|source| source.is::<std::io::Error>())
 }
 
 impl fmt::Display for DbError {
