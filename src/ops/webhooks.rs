@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one attempt may take, connecting included.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,26 +110,62 @@ pub fn start(
 }
 
 fn dispatch(conn: &Db, shared: &Arc<Shared>) {
-    let mut pruned_at: Option<std::time::Instant> = None;
+    let mut pruned_at: Option<Instant> = None;
+    let mut complaints = Complaints::default();
     while !shared.stop.load(Ordering::Acquire) {
-        if let Err(err) = sweep_expired(conn, &shared.store) {
-            eprintln!("vouchd: webhooks: cannot look for expired reservations: {err}");
-        }
-        if let Err(err) = fan_out(conn, &shared.store) {
-            eprintln!("vouchd: webhooks: cannot queue deliveries: {err}");
-        }
-        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            pruned_at = Some(std::time::Instant::now());
-            let cutoff = clock::now() - outbox::RETENTION_SECS;
-            if let Err(err) = shared.store.write(move |c| outbox::prune(c, cutoff)) {
-                eprintln!("vouchd: webhooks: cannot prune delivered events: {err}");
-            }
-        }
-        match endpoints::heads(conn) {
-            Ok(heads) => start_due(shared, heads),
-            Err(err) => eprintln!("vouchd: webhooks: cannot read the outbox: {err}"),
+        if let Err(failed) = tick(conn, shared, &mut pruned_at) {
+            complaints.complain(&failed, Instant::now());
         }
         std::thread::sleep(TICK);
+    }
+}
+
+/// One round of the dispatcher; the first step that fails ends it (the rest would fail alike
+/// while the database is away), naming what it could not do.
+fn tick(conn: &Db, shared: &Arc<Shared>, pruned_at: &mut Option<Instant>) -> Result<(), String> {
+    sweep_expired(conn, &shared.store)
+        .map_err(|e| format!("cannot look for expired reservations: {e}"))?;
+    fan_out(conn, &shared.store).map_err(|e| format!("cannot queue deliveries: {e}"))?;
+    if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+        *pruned_at = Some(Instant::now());
+        let cutoff = clock::now() - outbox::RETENTION_SECS;
+        shared
+            .store
+            .write(move |c| outbox::prune(c, cutoff))
+            .map_err(|e| format!("cannot prune delivered events: {e}"))?;
+    }
+    let heads = endpoints::heads(conn).map_err(|e| format!("cannot read the outbox: {e}"))?;
+    start_due(shared, heads);
+    Ok(())
+}
+
+/// How often the dispatcher's failures are logged at most: it ticks ten times a second.
+const COMPLAINT_EVERY: Duration = Duration::from_secs(10);
+
+/// The dispatcher's failed ticks, logged once per [`COMPLAINT_EVERY`] with a count of the
+/// ones left out.
+#[derive(Default)]
+struct Complaints {
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Complaints {
+    /// Logs `what` unless a line went out less than [`COMPLAINT_EVERY`] before `now`.
+    fn complain(&mut self, what: &str, now: Instant) -> bool {
+        if self
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) < COMPLAINT_EVERY)
+        {
+            self.unlogged += 1;
+            return false;
+        }
+        match std::mem::take(&mut self.unlogged) {
+            0 => eprintln!("vouchd: webhooks: {what}"),
+            n => eprintln!("vouchd: webhooks: {what} ({n} more failed rounds not logged)"),
+        }
+        self.logged_at = Some(now);
+        true
     }
 }
 
@@ -318,5 +354,24 @@ fn failed(
         error,
         next_try_at: at.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
         disable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Complaints, COMPLAINT_EVERY};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn failed_rounds_are_logged_once_per_spell_with_a_count_of_the_rest() {
+        let mut complaints = Complaints::default();
+        let start = Instant::now();
+        assert!(complaints.complain("first", start));
+        for ms in (100..10_000).step_by(100) {
+            assert!(!complaints.complain("again", start + Duration::from_millis(ms)));
+        }
+        assert_eq!(complaints.unlogged, 99);
+        assert!(complaints.complain("later", start + COMPLAINT_EVERY));
+        assert_eq!(complaints.unlogged, 0);
     }
 }
