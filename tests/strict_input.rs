@@ -434,3 +434,114 @@ fn serve_refuses_a_public_url_without_http_scheme_host_or_with_a_query() {
         assert!(!err.contains("listening"), "{url}: {err}");
     }
 }
+
+#[test]
+fn a_nul_in_a_path_query_or_credentials_is_refused_or_names_nothing_never_a_500() {
+    let s = server();
+    let t = s.tenant(ALL_SCOPES);
+    let card = s.create_voucher(&t.token, &json!({"amount": "10.00"}));
+    let id = id_of(&card["id"]);
+    // Query values: 400 naming the parameter (PostgreSQL's text cannot hold a NUL; it must not
+    // get there, and SQLite must answer alike).
+    for (path, field) in [
+        (
+            "/v1/vouchers?filter[code]=A%00B".to_string(),
+            "filter[code]",
+        ),
+        (
+            "/v1/vouchers?filter[customer_id]=A%00B".into(),
+            "filter[customer_id]",
+        ),
+        (
+            "/v1/vouchers?filter[purchase_id]=A%00B".into(),
+            "filter[purchase_id]",
+        ),
+        ("/v1/vouchers?sort=%00".into(), "sort"),
+        (
+            "/v1/vouchers/export.csv?filter[customer_id]=%00".into(),
+            "filter[customer_id]",
+        ),
+        (
+            format!("/v1/vouchers/{id}/charges?filter[note]=A%00"),
+            "filter[note]",
+        ),
+        ("/jtl/v1/vouchers?filter[sku]=A%00B".into(), "filter[sku]"),
+    ] {
+        let r = s.get(&path, &t.token);
+        // JTL's dialect answers its invalid lists with 422 in its own shape.
+        let status = if path.starts_with("/jtl/") { 422 } else { 400 };
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert!(
+            r.body.contains(field) && r.body.contains("NUL"),
+            "{path}: {}",
+            r.body
+        );
+    }
+    // Path segments: no id or code holds a NUL, so such a path names nothing: each route's
+    // own 404 (or an empty list of what belongs to it).
+    for (method, path) in [
+        ("GET", "/v1/vouchers/A%00B"),
+        ("PATCH", "/v1/vouchers/A%00B"),
+        ("DELETE", "/v1/vouchers/A%00B"),
+        ("GET", "/v1/vouchers/A%00B/charges"),
+        ("POST", "/v1/vouchers/A%00B/charges"),
+        ("GET", "/v1/vouchers/A%00B/qr.svg"),
+        ("GET", "/pos/v1/vouchers/A%00B"),
+        ("DELETE", "/pos/v1/vouchers/A%00B"),
+        ("GET", "/v1/webhooks/A%00B"),
+        ("GET", "/v1/webhooks/A%00B/deliveries"),
+        ("POST", "/v1/webhook-events/A%00B/redeliver"),
+        ("DELETE", "/v1/clients/A%00B"),
+        ("GET", "/jtl/v1/vouchers/A%00B"),
+    ] {
+        let body = match method {
+            "PATCH" => Some(json!({"status": "inactive"})),
+            "POST" => Some(json!({"type": "charge", "amount": "1.00"})),
+            _ => None,
+        };
+        let r = s.call(method, path, Some(&t.token), body.as_ref());
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+    }
+    for path in [
+        "/v1/customers/A%00B/vouchers",
+        "/v1/purchases/A%00B/vouchers",
+    ] {
+        let r = s.get(path, &t.token);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.json["data"], json!([]), "{path}");
+    }
+    // A CSV import's cells: 422 naming the row and column, nothing imported.
+    let batch = unique("nul");
+    let text = format!(
+        "code,amount,batch,customer_id\n{c}A,10.00,{batch},\n{c}B,10.00,{batch},a\u{0}b\n",
+        c = code_stem()
+    );
+    let r = s.send(
+        "POST",
+        "/v1/vouchers/import",
+        &[("Authorization", &format!("Bearer {}", t.token))],
+        Some(("text/csv", text.as_bytes())),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json["errors"][0]["field"], "customer_id", "{}", r.body);
+    assert_eq!(r.json["errors"][0]["row"], 2, "{}", r.body);
+    let r = s.get(&format!("/v1/vouchers?filter[batch]={batch}"), &t.token);
+    assert_eq!(r.json["data"], json!([]), "{}", r.body);
+    // Credentials: a client id with a NUL is no client.
+    let basic = base64(b"A\0B:secret");
+    let r = s.raw(&format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\
+         Connection: close\r\n\r\ngrant_type=client_credentials"
+    ));
+    assert_eq!(r.status, 401, "{}", r.body);
+    let form = "grant_type=client_credentials&client_id=A%00B&client_secret=x";
+    let r = s.raw(&format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{form}",
+        form.len()
+    ));
+    assert!(matches!(r.status, 400 | 401), "{}", r.body);
+    assert!(!s.output().contains("22021"), "{}", s.output());
+}

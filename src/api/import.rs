@@ -189,8 +189,14 @@ pub fn read_row<'a>(
     let mut body = Map::new();
     let mut carried = Map::new();
     let mut discount = Map::new();
+    let mut refused = Vec::new();
     let cells = cells.map(|(column, cell)| (column, unescape_cell(cell)));
     for (column, cell) in cells.filter(|(_, cell)| !cell.is_empty()) {
+        // No stored text holds a NUL (PostgreSQL's cannot): refused alike on both engines.
+        if cell.contains('\0') {
+            refused.push(FieldError::new(column, "must not hold a NUL character"));
+            continue;
+        }
         let value = cell_value(column, cell);
         match column {
             "discount_type" => discount.insert("type".into(), value),
@@ -248,6 +254,7 @@ pub fn read_row<'a>(
         v
     });
     errors.splice(0..0, c.errors);
+    errors.splice(0..0, refused);
     match voucher {
         Some(v) if errors.is_empty() => (Ok(v), code_generated),
         _ => (Err(errors), code_generated),
@@ -514,6 +521,10 @@ mod tests {
             ["created_at"]
         );
         assert_eq!(fields_of(one("code,amount\nno!,5\n")), ["code"]);
+        assert_eq!(
+            fields_of(one("amount,customer_id,batch\n5,a\0b,\0\n")),
+            ["customer_id", "batch"]
+        );
         assert_eq!(
             fields_of(one("amount,discount_type,discount_value\n5,money,1\n")),
             ["amount"]

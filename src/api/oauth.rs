@@ -156,8 +156,9 @@ fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
         }
     };
     // Every client id is 16 characters: a longer one is refused before it becomes a key of
-    // the throttle, whose memory would otherwise grow with whatever a stranger sends.
-    if client_id.len() > ID_LEN {
+    // the throttle, whose memory would otherwise grow with whatever a stranger sends. None
+    // holds a NUL, which PostgreSQL's text cannot take.
+    if client_id.len() > ID_LEN || client_id.contains('\0') {
         return Err(oauth_error(
             401,
             "invalid_client",

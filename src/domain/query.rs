@@ -175,6 +175,10 @@ pub fn parse_list(
     let mut statuses: Vec<Status> = Vec::new();
     for (name, value) in pairs {
         let name = name.as_str();
+        // No stored text holds a NUL (PostgreSQL's cannot): refused alike on both engines.
+        if value.contains('\0') {
+            return Err(bad(name, "must not hold a NUL character"));
+        }
         // Repeatable: sort and the status list. Anything else given twice is ambiguous.
         let repeatable = name == "sort" || name.starts_with("filter[status]");
         if !repeatable {

@@ -89,13 +89,18 @@ impl Request {
 }
 
 /// `path` split on `/`, empty segments dropped, each percent-decoded (borrowed when it holds
-/// no escape, as nearly every segment does); an undecodable segment is empty.
+/// no escape, as nearly every segment does); an undecodable segment is empty, and so is one
+/// holding a NUL: no id or code has one (PostgreSQL's text cannot), so it names nothing.
 pub fn path_segments(path: &str) -> Vec<Cow<'_, str>> {
     path.split('/')
         .filter(|s| !s.is_empty())
         .map(|s| {
             if s.contains('%') {
-                Cow::Owned(percent_decode(s, false).unwrap_or_default())
+                Cow::Owned(
+                    percent_decode(s, false)
+                        .filter(|d| !d.contains('\0'))
+                        .unwrap_or_default(),
+                )
             } else {
                 Cow::Borrowed(s)
             }
