@@ -55,7 +55,7 @@ pub use connect::{
 };
 pub(crate) use paging::{fetch_page, order_by};
 pub use pg::POOL_SIZE;
-pub use readers::{Lent, Readers};
+pub use readers::Readers;
 pub use writer::in_savepoint;
 
 use checkpoint::run_checkpointer;

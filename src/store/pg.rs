@@ -262,7 +262,9 @@ impl Drop for Pooled {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        if self.in_transaction && conn.client.batch_execute("ROLLBACK").is_err() {
+        if self.in_transaction
+            && crate::pace::waiting(|| conn.client.batch_execute("ROLLBACK")).is_err()
+        {
             self.pool.forget();
             return;
         }
