@@ -215,10 +215,20 @@ impl DbError {
     }
 }
 
-/// Whether `e` is the socket's failure (a reset, a broken pipe) rather than the server's answer.
+/// Whether `e` is the socket's failure (a reset, a broken pipe) rather than the server's
+/// answer; not an encoding or parsing error that also carries an `io::Error` (those would
+/// fail again, so a retry would not help).
 fn connection_lost(e: &postgres::Error) -> bool {
+    use std::io::ErrorKind::*;
     e.as_db_error().is_none()
-        && std::error::Error::source(e).is_some_and(|source| source.is::<std::io::Error>())
+        && std::error::Error::source(e)
+            .and_then(|source| source.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof
+                )
+            })
 }
 
 impl fmt::Display for DbError {
