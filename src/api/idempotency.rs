@@ -66,18 +66,30 @@ pub fn run(
     // A streamed reply is not kept (no POST streams today); it cannot be replayed byte for byte.
     let saved = reply.try_clone().filter(|r| r.status < 500);
     if let Some(saved_reply) = saved {
-        if idempotency::find(ctx.conn, &key)?.is_none() {
-            let saved_key = key;
-            ctx.app.store.write(move |conn| {
-                // Kept already by another vouchd on the same database: that one stands.
-                if idempotency::claim(conn, &saved_key)?.is_some() {
-                    return Ok(());
-                }
-                save(conn, &saved_key, &saved_reply)
-            })?;
+        // The handler's effect, if any, is committed: its reply goes out even if it cannot be
+        // kept now (a retry with the key then runs again, and finds what committed).
+        if let Err(err) = keep(ctx, key, saved_reply) {
+            eprintln!(
+                "vouchd: a reply could not be kept for its Idempotency-Key: {}",
+                err.log_message().unwrap_or(err.code())
+            );
         }
     }
     Ok(reply)
+}
+
+/// Saves a reply the handler made without saving it itself (one that wrote nothing).
+fn keep(ctx: &Ctx, key: Key, reply: Reply) -> Result<(), ApiError> {
+    if idempotency::find(ctx.conn, &key)?.is_some() {
+        return Ok(());
+    }
+    ctx.app.store.write(move |conn| {
+        // Kept already by another vouchd on the same database: that one stands.
+        if idempotency::claim(conn, &key)?.is_some() {
+            return Ok(());
+        }
+        save(conn, &key, &reply)
+    })
 }
 
 fn replay(ctx: &Ctx, key: &Key) -> Result<Option<Reply>, ApiError> {
