@@ -936,3 +936,42 @@ fn two_instances_on_one_postgresql_database_send_each_event_once() {
         answered.len()
     );
 }
+
+#[test]
+fn a_receivers_answer_with_a_nul_is_recorded_as_a_failed_attempt_with_it_escaped() {
+    let s = TestServer::start_with(FAST);
+    let t = s.tenant(SCOPES);
+    // A receiver whose status line holds a NUL: the sender's error quotes it.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 2\x000 OK\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let endpoint = add_endpoint(&s, &t.token, &url, &["voucher.created"]);
+    let path = format!("/v1/webhooks/{}/deliveries", id_of(&endpoint["id"]));
+    gift_card(&s, &t.token, "1.00");
+    let started = Instant::now();
+    let delivery = loop {
+        let r = s.get(&path, &t.token);
+        let d = r.json["data"][0].clone();
+        if d["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no attempt recorded: {}\n{}",
+            r.body,
+            s.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(delivery["state"], json!("pending"), "{delivery}");
+    let error = delivery["last_error"].as_str().expect("last_error");
+    assert!(!error.contains('\0') && error.contains("\\u{0}"), "{error}");
+}

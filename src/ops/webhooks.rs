@@ -113,37 +113,48 @@ fn dispatch(conn: &Db, shared: &Arc<Shared>) {
     let mut pruned_at: Option<Instant> = None;
     let mut complaints = Complaints::default();
     while !shared.stop.load(Ordering::Acquire) {
-        if let Err(failed) = tick(conn, shared, &mut pruned_at) {
-            complaints.complain(&failed, Instant::now());
-        }
+        let failed = tick(conn, shared, &mut pruned_at);
+        complaints.round(&failed, Instant::now());
         std::thread::sleep(TICK);
     }
 }
 
-/// One round of the dispatcher; the first step that fails ends it (the rest would fail alike
-/// while the database is away), naming what it could not do.
-fn tick(conn: &Db, shared: &Arc<Shared>, pruned_at: &mut Option<Instant>) -> Result<(), String> {
-    sweep_expired(conn, &shared.store)
-        .map_err(|e| format!("cannot look for expired reservations: {e}"))?;
-    fan_out(conn, &shared.store).map_err(|e| format!("cannot queue deliveries: {e}"))?;
+/// One round of the dispatcher: each step runs whatever another failed (one bad row holds up
+/// its own step only); says what it could not do.
+fn tick(conn: &Db, shared: &Arc<Shared>, pruned_at: &mut Option<Instant>) -> Vec<String> {
+    let mut failed = Vec::new();
+    if let Err(e) = sweep_expired(conn, &shared.store) {
+        failed.push(format!("cannot look for expired reservations: {e}"));
+    }
+    if let Err(e) = fan_out(conn, &shared.store) {
+        failed.push(format!("cannot queue deliveries: {e}"));
+    }
     if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
         *pruned_at = Some(Instant::now());
         let cutoff = clock::now() - outbox::RETENTION_SECS;
-        shared
-            .store
-            .write(move |c| outbox::prune(c, cutoff))
-            .map_err(|e| format!("cannot prune delivered events: {e}"))?;
+        if let Err(e) = shared.store.write(move |c| outbox::prune(c, cutoff)) {
+            failed.push(format!("cannot prune delivered events: {e}"));
+        }
     }
-    let heads = endpoints::heads(conn).map_err(|e| format!("cannot read the outbox: {e}"))?;
-    start_due(shared, heads);
-    Ok(())
+    match endpoints::heads(conn) {
+        Ok(heads) => start_due(shared, heads),
+        Err(e) => failed.push(format!("cannot read the outbox: {e}")),
+    }
+    failed
+}
+
+fn rounds(n: u64) -> String {
+    match n {
+        1 => "1 failed round".into(),
+        n => format!("{n} failed rounds"),
+    }
 }
 
 /// How often the dispatcher's failures are logged at most: it ticks ten times a second.
 const COMPLAINT_EVERY: Duration = Duration::from_secs(10);
 
-/// The dispatcher's failed ticks, logged once per [`COMPLAINT_EVERY`] with a count of the
-/// ones left out.
+/// The dispatcher's failed rounds, logged once per [`COMPLAINT_EVERY`] with a count of the
+/// ones left out; the first good round after some left out says so.
 #[derive(Default)]
 struct Complaints {
     logged_at: Option<Instant>,
@@ -151,21 +162,29 @@ struct Complaints {
 }
 
 impl Complaints {
-    /// Logs `what` unless a line went out less than [`COMPLAINT_EVERY`] before `now`.
-    fn complain(&mut self, what: &str, now: Instant) -> bool {
-        if self
+    /// Takes a round's failures (none: it went well); returns the line it logged, if any.
+    fn round(&mut self, failed: &[String], now: Instant) -> Option<String> {
+        let line = if failed.is_empty() {
+            match std::mem::take(&mut self.unlogged) {
+                0 => return None,
+                n => format!("working again ({} not logged)", rounds(n)),
+            }
+        } else if self
             .logged_at
             .is_some_and(|at| now.duration_since(at) < COMPLAINT_EVERY)
         {
             self.unlogged += 1;
-            return false;
-        }
-        match std::mem::take(&mut self.unlogged) {
-            0 => eprintln!("vouchd: webhooks: {what}"),
-            n => eprintln!("vouchd: webhooks: {what} ({n} more failed rounds not logged)"),
-        }
-        self.logged_at = Some(now);
-        true
+            return None;
+        } else {
+            let what = failed.join("; ");
+            match std::mem::take(&mut self.unlogged) {
+                0 => what,
+                n => format!("{what} (and {} not logged)", rounds(n)),
+            }
+        };
+        eprintln!("vouchd: webhooks: {line}");
+        self.logged_at = if failed.is_empty() { None } else { Some(now) };
+        Some(line)
     }
 }
 
@@ -323,6 +342,19 @@ fn attempt(agent: &ureq::Agent, head: &Head, settings: &Settings, at: i64) -> Ou
 
 /// The outcome of a failed attempt: when to try again, or that the endpoint is disabled
 /// because every attempt for `retry_for` failed.
+/// `text` with its control characters escaped (`\u{0}`).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn failed(
     head: &Head,
     settings: &Settings,
@@ -330,7 +362,9 @@ fn failed(
     status: Option<i64>,
     error: String,
 ) -> Outcome {
-    let mut error = error;
+    // The receiver's bytes can be in it (ureq quotes a bad status line): control characters
+    // escaped, so a NUL cannot keep the outcome from being stored (PostgreSQL's text).
+    let mut error = printable(&error);
     if error.len() > MAX_ERROR_LEN {
         let mut cut = MAX_ERROR_LEN;
         while !error.is_char_boundary(cut) {
@@ -359,19 +393,44 @@ fn failed(
 
 #[cfg(test)]
 mod tests {
-    use super::{Complaints, COMPLAINT_EVERY};
+    use super::{printable, Complaints, COMPLAINT_EVERY};
     use std::time::{Duration, Instant};
 
     #[test]
     fn failed_rounds_are_logged_once_per_spell_with_a_count_of_the_rest() {
         let mut complaints = Complaints::default();
         let start = Instant::now();
-        assert!(complaints.complain("first", start));
+        let down = ["cannot read the outbox: busy".to_string()];
+        assert_eq!(
+            complaints.round(&down, start).as_deref(),
+            Some("cannot read the outbox: busy")
+        );
         for ms in (100..10_000).step_by(100) {
-            assert!(!complaints.complain("again", start + Duration::from_millis(ms)));
+            let at = start + Duration::from_millis(ms);
+            assert_eq!(complaints.round(&down, at), None);
         }
-        assert_eq!(complaints.unlogged, 99);
-        assert!(complaints.complain("later", start + COMPLAINT_EVERY));
-        assert_eq!(complaints.unlogged, 0);
+        let later = start + COMPLAINT_EVERY;
+        assert_eq!(
+            complaints.round(&down, later).as_deref(),
+            Some("cannot read the outbox: busy (and 99 failed rounds not logged)")
+        );
+        let at = later + Duration::from_millis(100);
+        assert_eq!(complaints.round(&down, at), None);
+        assert_eq!(
+            complaints.round(&[], at).as_deref(),
+            Some("working again (1 failed round not logged)")
+        );
+        assert_eq!(complaints.round(&[], at), None);
+        // A new failure after the recovery is logged at once.
+        assert!(complaints.round(&down, at).is_some());
+    }
+
+    #[test]
+    fn a_receivers_control_characters_are_escaped_in_the_stored_error() {
+        assert_eq!(
+            printable("bad status (2\0 0)\r\n"),
+            "bad status (2\\u{0} 0)\\r\\n"
+        );
+        assert_eq!(printable("Zeitüberschreitung"), "Zeitüberschreitung");
     }
 }
