@@ -543,5 +543,16 @@ fn a_nul_in_a_path_query_or_credentials_is_refused_or_names_nothing_never_a_500(
         form.len()
     ));
     assert!(matches!(r.status, 400 | 401), "{}", r.body);
+    // With good credentials, a client_type with one is refused, naming it.
+    let r = s.token_request(
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_type", "a\0b"),
+        ],
+        Some((&t.client_id, &t.secret)),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json["error"], "invalid_request", "{}", r.body);
+    assert!(r.body.contains("client_type"), "{}", r.body);
     assert!(!s.output().contains("22021"), "{}", s.output());
 }

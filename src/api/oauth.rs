@@ -125,6 +125,11 @@ fn issue(ctx: &Ctx, rule: &GrantRule) -> Result<Reply, Reply> {
     if client_type.is_some_and(|t| t.chars().count() > MAX_CLIENT_TYPE) {
         return Err(invalid_request("client_type is at most 32 characters."));
     }
+    if client_type.is_some_and(|t| t.contains('\0')) {
+        return Err(invalid_request(
+            "client_type must not hold a NUL character.",
+        ));
+    }
     let from_header = req
         .header("authorization")
         .map(|h| basic_credentials(h).ok_or(()));
