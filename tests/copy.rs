@@ -528,3 +528,35 @@ fn a_copy_whose_check_fails_names_the_voucher_and_leaves_the_target_empty() {
     assert_eq!(copy.query_i64("SELECT COUNT(*) FROM ledger", &[]), 0);
     assert!(Path::new(&target).exists());
 }
+
+#[test]
+fn a_nul_an_older_vouchd_stored_in_sqlite_is_named_and_leaves_the_postgresql_target_empty() {
+    pg_admin_url();
+    let (home_a, _) = demo_home();
+    TestDb::open(&home_a.db()).batch(
+        "UPDATE vouchers SET label = 'a' || char(0) || 'b'
+         WHERE id = (SELECT id FROM vouchers ORDER BY id LIMIT 1 OFFSET 7)",
+    );
+    let home_p = TempDir::new_postgres();
+    let text = copy_refused(&home_a.db(), &home_p.db());
+    let named = text
+        .split_once("vouchers: the row with id = ")
+        .unwrap_or_else(|| panic!("no row named: {text}"))
+        .1
+        .split_whitespace()
+        .next()
+        .expect("an id")
+        .to_string();
+    assert!(text.contains("holds a NUL character in label"), "{text}");
+    let mut source = TestDb::open(&home_a.db());
+    assert_eq!(
+        source.query_i64(
+            "SELECT COUNT(*) FROM vouchers WHERE id = ?1 AND instr(label, char(0)) > 0",
+            &[Param::from(&named)]
+        ),
+        1,
+        "{named} is not the row with the NUL"
+    );
+    let mut copy = TestDb::open(&home_p.db());
+    assert_eq!(copy.query_i64("SELECT COUNT(*) FROM vouchers", &[]), 0);
+}

@@ -358,6 +358,9 @@ fn copy_table(
                 "cannot read {} from the source",
                 table.name
             )))?;
+        if target.is_postgres() {
+            refuse_nul(table, &rows)?;
+        }
         for chunk in rows.chunks(per_insert) {
             insert(target, table, chunk)?;
         }
@@ -374,6 +377,45 @@ fn copy_table(
             _ => return Ok(done),
         }
     }
+}
+
+/// PostgreSQL's text cannot hold a NUL, which an older vouchd may have stored in SQLite (a
+/// CSV cell, a receiver's error text): named, so that it can be mended on the source.
+fn refuse_nul(table: &Table, rows: &[Vec<Cell>]) -> Result<(), String> {
+    let columns: Vec<&str> = table.columns.split(", ").collect();
+    for row in rows {
+        let held = row
+            .iter()
+            .position(|cell| matches!(cell, Cell::Text(t) if t.contains('\0')));
+        if let Some(at) = held {
+            // Named by its id where it has one (a voucher's key is its sequence number).
+            let named: Vec<usize> = match columns.iter().position(|c| *c == "id") {
+                Some(id) => vec![id],
+                None => (0..table.key).collect(),
+            };
+            let shown: Vec<String> = named
+                .iter()
+                .map(|&i| {
+                    let value = match &row[i] {
+                        Cell::Int(n) => n.to_string(),
+                        Cell::Text(t) => t.escape_default().to_string(),
+                        Cell::Null => "NULL".into(),
+                        Cell::Blob(_) => "(bytes)".into(),
+                    };
+                    format!("{} = {value}", columns[i])
+                })
+                .collect();
+            return Err(format!(
+                "{}: the row with {} holds a NUL character in {}, which PostgreSQL's text \
+                 cannot hold; mend it on the source (sqlite3's replace(…, char(0), '')) \
+                 and copy again",
+                table.name,
+                shown.join(", "),
+                columns.get(at).copied().unwrap_or("a column"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn select(table: &Table, columns: &str, key: &str, conditions: &[String]) -> String {
