@@ -143,6 +143,7 @@ fn tick(conn: &Db, shared: &Arc<Shared>, pruned_at: &mut Option<Instant>) -> Vec
     failed
 }
 
+/// "1 failed round", "2 failed rounds".
 fn rounds(n: u64) -> String {
     match n {
         1 => "1 failed round".into(),
@@ -340,8 +341,6 @@ fn attempt(agent: &ureq::Agent, head: &Head, settings: &Settings, at: i64) -> Ou
     failed(head, settings, at, status.map(i64::from), error)
 }
 
-/// The outcome of a failed attempt: when to try again, or that the endpoint is disabled
-/// because every attempt for `retry_for` failed.
 /// `text` with its control characters escaped (`\u{0}`).
 fn printable(text: &str) -> String {
     text.chars()
@@ -355,6 +354,8 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// The outcome of a failed attempt: when to try again, or that the endpoint is disabled
+/// because every attempt for `retry_for` failed.
 fn failed(
     head: &Head,
     settings: &Settings,
