@@ -184,6 +184,13 @@ mod tests {
     }
 
     #[test]
+    fn a_path_segment_that_does_not_decode_or_holds_a_nul_is_empty() {
+        let segments = path_segments("/v1//vouchers/A%20B/%ZZ/A%00B/plain");
+        let segments: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+        assert_eq!(segments, ["v1", "vouchers", "A B", "", "", "plain"]);
+    }
+
+    #[test]
     fn encoding_round_trips() {
         for text in ["filter[code]", "a b&c=d", "€uro", "-_.~"] {
             assert_eq!(
