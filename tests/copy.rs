@@ -59,6 +59,14 @@ fn copy(from: &str, to: &str) -> String {
     text
 }
 
+/// The word that follows `before` in `text` (an id a message names).
+fn word_after(text: &str, before: &str) -> String {
+    text.split_once(before)
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("nothing named after {before:?}: {text}"))
+        .to_string()
+}
+
 /// `vouchd copy FROM TO`, asserting that it fails; its stderr.
 fn copy_refused(from: &str, to: &str) -> String {
     let out = vouchd(&["copy", from, to]);
@@ -505,14 +513,7 @@ fn a_copy_whose_check_fails_names_the_voucher_and_leaves_the_target_empty() {
          END;",
     );
     let text = copy_refused(&home_a.db(), &target);
-    let named = text
-        .split_once("check failed: voucher ")
-        .unwrap_or_else(|| panic!("no voucher named: {text}"))
-        .1
-        .split_whitespace()
-        .next()
-        .expect("an id")
-        .to_string();
+    let named = word_after(&text, "check failed: voucher ");
     assert!(text.contains("but its remaining is"), "{text}");
     let mut source = TestDb::open(&home_a.db());
     assert_eq!(
@@ -539,14 +540,7 @@ fn a_nul_an_older_vouchd_stored_in_sqlite_is_named_and_leaves_the_postgresql_tar
     );
     let home_p = TempDir::new_postgres();
     let text = copy_refused(&home_a.db(), &home_p.db());
-    let named = text
-        .split_once("vouchers: the row with id = ")
-        .unwrap_or_else(|| panic!("no row named: {text}"))
-        .1
-        .split_whitespace()
-        .next()
-        .expect("an id")
-        .to_string();
+    let named = word_after(&text, "vouchers: the row with id = ");
     assert!(text.contains("holds a NUL character in label"), "{text}");
     let mut source = TestDb::open(&home_a.db());
     assert_eq!(
