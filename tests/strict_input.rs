@@ -556,3 +556,47 @@ fn a_nul_in_a_path_query_or_credentials_is_refused_or_names_nothing_never_a_500(
     assert!(r.body.contains("client_type"), "{}", r.body);
     assert!(!s.output().contains("22021"), "{}", s.output());
 }
+
+#[test]
+fn a_query_that_does_not_decode_or_a_bad_host_is_refused_in_each_dialects_shape() {
+    let s = server();
+    let token = s.admin_token();
+    let care = format!("{CARE}/customers/someone/vouchers");
+    for (path, host) in [
+        ("/v1/vouchers?filter%5Bcode%5D=%ZZ", "x"),
+        ("/jtl/v1/vouchers?filter[sku]=%FF", "x"),
+        (care.as_str(), "x"),
+        (&*format!("{care}?sort_field=%C3%28"), "x"),
+        ("/v1/vouchers", "evil.example/path"),
+        ("/jtl/v1/vouchers", "evil.example/path"),
+    ] {
+        // The CareCloud path without a bad query gets the bad host instead.
+        let host = if path == care {
+            "evil.example/path"
+        } else {
+            host
+        };
+        let r = get_with_hosts(s, path, &token, &[host]);
+        assert_eq!(r.status, 400, "{path} {host}: {}", r.body);
+        if path.starts_with("/jtl/") {
+            assert_eq!(r.json["status"], 400, "{path}: {}", r.body);
+            assert!(
+                r.json["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("REQUEST."),
+                "{path}: {}",
+                r.body
+            );
+            assert!(r.json["message"].is_string(), "{path}: {}", r.body);
+        } else if path.starts_with(CARE) {
+            assert_eq!(
+                r.json["error"]["exception"], "bad_request_exception",
+                "{path}: {}",
+                r.body
+            );
+        } else {
+            assert_problem(&r, 400, "malformed_request");
+        }
+    }
+}

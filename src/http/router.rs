@@ -22,12 +22,21 @@ pub fn route(
     trace: &mut Trace,
 ) -> Result<Reply, ApiError> {
     use Method::*;
-    check_host(req)?;
     let segments = req.segments();
     let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     // Every path's methods come from one place: a path the table knows with a method it does
     // not route is 405 with the path's `Allow`, never another route's answer.
     let (template, allow) = resource(&segs).unwrap_or((UNMATCHED, ""));
+    // A request refused before any route runs is refused in its dialect's shape all the same.
+    if let Err(err) = check_host(req).and_then(|()| check_query(req)) {
+        return match segs.first() {
+            Some(&"jtl") => Ok(jtl::refuse(err)),
+            _ if carecloud::serves(&segs) => {
+                Ok(carecloud::in_vendor_shape(Err(err), req, template))
+            }
+            _ => Err(err),
+        };
+    }
     let method = if req.method == Head { Get } else { req.method };
     let mut ctx = Ctx::new(app, conn, req);
     let ctx = &mut ctx;
@@ -106,6 +115,16 @@ fn check_host(req: &Request) -> Result<(), ApiError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A query string that did not decode is a 400.
+fn check_query(req: &Request) -> Result<(), ApiError> {
+    if req.query_malformed {
+        return Err(ApiError::Malformed(
+            "The query string is not valid UTF-8 percent-encoding.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The label of a path no route knows, in the metrics and the access log.

@@ -351,22 +351,18 @@ impl Worker {
             client.to_string()
         };
         let mut trace = Trace::new(head.method.as_str(), router::template(&head.target), client);
-        let reply = match super::request::decode(head, body, remote) {
-            Ok(request) => {
-                catch_unwind(AssertUnwindSafe(|| match shared.readers.lend(&app.store) {
-                    Ok(db) => handle(app, &db, &request, &mut trace),
-                    Err(err) => ApiError::from(err).to_reply(),
-                }))
-                .unwrap_or_else(|_| {
-                    eprintln!(
-                        "vouchd: a request handler panicked: {} {}",
-                        trace.method, trace.route
-                    );
-                    ApiError::Internal("panic".into()).to_reply()
-                })
-            }
-            Err(err) => err.to_reply(),
-        };
+        let request = super::request::decode(head, body, remote);
+        let reply = catch_unwind(AssertUnwindSafe(|| match shared.readers.lend(&app.store) {
+            Ok(db) => handle(app, &db, &request, &mut trace),
+            Err(err) => ApiError::from(err).to_reply(),
+        }))
+        .unwrap_or_else(|_| {
+            eprintln!(
+                "vouchd: a request handler panicked: {} {}",
+                trace.method, trace.route
+            );
+            ApiError::Internal("panic".into()).to_reply()
+        });
         let status = reply.status;
         let mut out = Outgoing::reply(
             std::mem::take(&mut self.out),

@@ -52,7 +52,11 @@ pub struct Request {
     /// The raw path, without the query.
     pub path: String,
     pub raw_query: String,
+    /// The query, decoded; empty when it does not decode (see `query_malformed`).
     pub query: Vec<(String, String)>,
+    /// The query string is not UTF-8 percent-encoding: the router refuses the request in its
+    /// dialect's shape.
+    pub query_malformed: bool,
     pub headers: Vec<(String, String)>,
     pub remote: String,
     pub body: Vec<u8>,

@@ -20,6 +20,12 @@ use crate::web::request::Method;
 use crate::web::response::Reply;
 use error::JtlError;
 
+/// A request refused before any route ran (a bad `Host`, a query that does not decode), in
+/// JTL's error body.
+pub fn refuse(err: ApiError) -> Reply {
+    JtlError::from_api(err, "").to_reply()
+}
+
 /// Runs the JTL route for `segments` (the path after `/jtl`), answering every failure in
 /// JTL's error body; `template` is the path's template, what a logged failure names.
 pub fn route(ctx: &mut Ctx, method: Method, segments: &[&str], template: &str) -> Reply {
